@@ -1,0 +1,3 @@
+from k8stars.cli import main
+
+main()
