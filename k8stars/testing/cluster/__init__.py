@@ -1,0 +1,23 @@
+"""A real Kubernetes control plane on 127.0.0.1 for tests (etcd, kube-apiserver, KCM, scheduler,
+kwok), built from pinned upstream Go modules by tools/k8s/build.sh.
+
+    python -m k8stars.testing.cluster build|up|env|status|down
+    eval "$(python -m k8stars.testing.cluster env)"
+
+Tests use the session fixture `k8s_cluster` from `k8stars.testing.cluster.pytest_plugin`.
+"""
+
+from .certs import CertAuthority, WebhookTLS, make_webhook_tls
+from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, node_manifest, start_cluster
+
+__all__ = [
+    "CertAuthority",
+    "Cluster",
+    "ClusterError",
+    "ClusterOptions",
+    "WebhookTLS",
+    "ensure_binaries",
+    "make_webhook_tls",
+    "node_manifest",
+    "start_cluster",
+]

@@ -1,0 +1,115 @@
+"""Starting control-plane processes detached, and stopping them by PID (never by name)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One started component: enough to find, check and stop it from another process later."""
+
+    name: str
+    pid: int
+    exe: str
+    log: str
+
+
+def spawn(name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Proc:
+    """Start `argv` in its own session with output to `<log_dir>/<name>.log`.
+
+    Its own session so that a Ctrl-C meant for the launcher (or pytest) does not reach the
+    control plane half-way through; teardown stops it deliberately, in order. Popen rather
+    than asyncio's subprocess transport: that one kills the child when the loop closes, and
+    `up` must leave the cluster running after the launcher exits.
+    """
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    return Proc(name=name, pid=popen.pid, exe=str(argv[0]), log=str(log))
+
+
+def is_ours(proc: Proc) -> bool:
+    """True while `proc.pid` is alive and still runs our binary (PIDs get reused)."""
+    try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie (our own unreaped child) is dead for every purpose here.
+    state = stat.rpartition(")")[2].split()[0]
+    return state != "Z" and cmdline.split(b"\0", 1)[0].decode(errors="replace") == proc.exe
+
+
+def exit_status(proc: Proc) -> int | None:
+    """Reap `proc` if it is our child and has exited; its exit code, else None."""
+    try:
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if is_ours(proc) else -1
+    if pid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def log_tail(proc: Proc, lines: int = 25) -> str:
+    try:
+        text = Path(proc.log).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop(proc: Proc, grace: float = 10.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL; only if the PID is still ours."""
+    if not is_ours(proc):
+        exit_status(proc)
+        return
+    _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        exit_status(proc)
+        if not is_ours(proc):
+            return
+        time.sleep(0.05)
+    _signal(proc, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and is_ours(proc):
+        exit_status(proc)
+        time.sleep(0.05)
+
+
+async def stop_async(proc: Proc, grace: float = 10.0) -> None:
+    await asyncio.to_thread(stop, proc, grace)
+
+
+def _signal(proc: Proc, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process, 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,550 @@
+"""Start and stop a real control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok (fake nodes whose pods get 127.64.N.x IPs).
+
+Every listener binds 127.0.0.1 and every address the cluster hands out is inside 127.0.0.0/8,
+because tests may send traffic to loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _http, _proc, certs
+from ._paths import Layout, resolve_layout
+from ._stages import STAGES
+
+STATE_FILE = "state.json"
+FAKE_NODE_LABEL = "k8stars.io/fake-node"
+# kwok takes charge only of nodes carrying this annotation.
+KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+# Pod IPs: kwok hands out addresses from each node's podCIDR 127.64.N.0/24 (falling back to this
+# range); node IPs are 127.63.0.N. All loopback, so a test process can stand in for a pod.
+POD_CIDR = "127.64.0.0/16"
+NODE_IP_PREFIX = "127.63.0."
+# Only data: no kube-proxy, so nothing ever routes to a ClusterIP.
+SERVICE_CIDR = "10.96.0.0/16"
+
+# The endpoint controllers reject loopback pod IPs and retry forever; k8stars reads pods and
+# TEndpoints instead. node-ipam would hand out podCIDRs from --cluster-cidr; ours are preset.
+KCM_CONTROLLERS = (
+    "*,-node-ipam-controller,-endpoints-controller,-endpointslice-controller,"
+    "-endpointslice-mirroring-controller"
+)
+
+Log = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be built, started or reached."""
+
+
+@dataclass
+class ClusterOptions:
+    nodes: int = 2
+    # None: a fresh temporary directory, removed again by stop().
+    workdir: Path | None = None
+    timeout: float = 90.0
+    extra_apiserver_args: Sequence[str] = ()
+    extra_kcm_args: Sequence[str] = ()
+
+
+@dataclass
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    kcm: int
+    scheduler: int
+
+
+@dataclass
+class Cluster:
+    """A running control plane: what tests need to reach it, and the PIDs to stop it by."""
+
+    workdir: Path
+    api_url: str
+    kubeconfig: Path
+    ca_file: Path
+    client_cert_file: Path
+    client_key_file: Path
+    ports: Ports
+    procs: list[_proc.Proc] = field(default_factory=list)
+    node_names: list[str] = field(default_factory=list)
+    owns_workdir: bool = False
+    startup_seconds: float = 0.0
+
+    # ---- reaching it -------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig), "K8STARS_API_URL": self.api_url}
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Client TLS as the cluster admin (group system:masters)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx.load_cert_chain(self.client_cert_file, self.client_key_file)
+        return ctx
+
+    async def api(self, method: str, path: str, body: Any = None, *, ok: Sequence[int] = ()) -> Any:
+        """One admin call to the apiserver; JSON in and out. Raises unless 2xx (or in `ok`)."""
+        response = await _http.request(method, self.api_url + path, ssl_context=self.ssl_context(), body=body)
+        if not (200 <= response.status < 300 or response.status in ok):
+            raise _http.HTTPError(method, path, response)
+        return response.json() if response.body else None
+
+    def webhook_tls(
+        self, name: str = "webhook", hosts: Sequence[str] = ("127.0.0.1", "localhost")
+    ) -> certs.WebhookTLS:
+        """Serving TLS for a webhook on 127.0.0.1, signed by the cluster CA (caBundle = that CA)."""
+        ca = certs.CertAuthority.load(self.workdir / "pki" / "ca.crt", self.workdir / "pki" / "ca.key")
+        return certs.make_webhook_tls(self.workdir / "webhooks", ca=ca, name=name, hosts=hosts)
+
+    # ---- health and size ---------------------------------------------------------------------
+
+    def alive(self) -> list[str]:
+        return [p.name for p in self.procs if _proc.is_ours(p)]
+
+    def rss_bytes(self) -> dict[str, int]:
+        return {p.name: _proc.rss_bytes(p.pid) for p in self.procs if _proc.is_ours(p)}
+
+    # ---- stopping ----------------------------------------------------------------------------
+
+    async def stop(self, *, remove_workdir: bool | None = None) -> None:
+        """Stop in reverse start order (clients before the apiserver before etcd)."""
+        for proc in reversed(self.procs):
+            await _proc.stop_async(proc)
+        remove = self.owns_workdir if remove_workdir is None else remove_workdir
+        if remove:
+            await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    # ---- persisting (for `up` in one process and `down` in another) --------------------------
+
+    def save(self) -> Path:
+        path = self.workdir / STATE_FILE
+        data = asdict(self)
+        path.write_text(json.dumps(data, default=str, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, workdir: Path) -> Cluster:
+        data = json.loads((workdir / STATE_FILE).read_text())
+        return cls(
+            workdir=Path(data["workdir"]),
+            api_url=data["api_url"],
+            kubeconfig=Path(data["kubeconfig"]),
+            ca_file=Path(data["ca_file"]),
+            client_cert_file=Path(data["client_cert_file"]),
+            client_key_file=Path(data["client_key_file"]),
+            ports=Ports(**data["ports"]),
+            procs=[_proc.Proc(**p) for p in data["procs"]],
+            node_names=list(data["node_names"]),
+            owns_workdir=bool(data["owns_workdir"]),
+            startup_seconds=float(data["startup_seconds"]),
+        )
+
+
+# ---- building --------------------------------------------------------------------------------
+
+
+async def ensure_binaries(layout: Layout | None = None, log: Log | None = None) -> Layout:
+    """Run tools/k8s/build.sh (a no-op on a warm cache) or check that the binaries exist."""
+    layout = layout or resolve_layout()
+    if layout.tools is None:
+        if missing := layout.missing_binaries():
+            raise ClusterError(
+                f"binaries {missing} missing in {layout.bin_dir} and no tools/k8s/build.sh found "
+                "(run from the source tree or set K8STARS_K8S_TOOLS / K8STARS_K8S_BIN)"
+            )
+        return layout
+    if "K8STARS_K8S_BIN" in os.environ:
+        if missing := layout.missing_binaries():
+            raise ClusterError(f"K8STARS_K8S_BIN={layout.bin_dir} lacks {missing}")
+        return layout
+    await _run_build(layout.tools / "build.sh", log or _stderr)
+    if missing := layout.missing_binaries():
+        raise ClusterError(f"build.sh finished but {missing} are missing in {layout.bin_dir}")
+    return layout
+
+
+async def _run_build(script: Path, log: Log) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "bash", str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    async for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        tail = [*tail[-40:], line]
+        log(line)
+    if await proc.wait() != 0:
+        raise ClusterError(f"{script} failed (exit {proc.returncode}):\n" + "\n".join(tail))
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ---- starting --------------------------------------------------------------------------------
+
+
+async def start_cluster(
+    options: ClusterOptions | None = None, layout: Layout | None = None, log: Log | None = None
+) -> Cluster:
+    """Start etcd -> kube-apiserver -> KCM + scheduler + kwok, create fake nodes, wait for Ready.
+
+    On any failure everything already started is stopped again and ClusterError says which
+    component failed, with the end of its log.
+    """
+    options = options or ClusterOptions()
+    layout = layout or resolve_layout()
+    say = log or _stderr
+    if missing := layout.missing_binaries():
+        raise ClusterError(f"missing binaries {missing} in {layout.bin_dir}: run tools/k8s/build.sh")
+    t0 = time.monotonic()
+    cluster = _prepare(options, layout)
+    try:
+        await asyncio.wait_for(_bring_up(cluster, layout, options, say, t0), options.timeout)
+    except BaseException as exc:
+        await cluster.stop(remove_workdir=False)
+        if isinstance(exc, TimeoutError):
+            raise ClusterError(
+                f"control plane not ready within {options.timeout:.0f} s; logs in {cluster.workdir}/logs"
+            ) from exc
+        raise
+    cluster.startup_seconds = round(time.monotonic() - t0, 2)
+    cluster.save()
+    say(f"cluster: ready in {cluster.startup_seconds:.1f} s at {cluster.api_url} ({cluster.workdir})")
+    return cluster
+
+
+def _prepare(options: ClusterOptions, layout: Layout) -> Cluster:
+    """Directories, ports, certificates, kubeconfig: everything before the first process."""
+    owns = options.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="k8stars-cluster-")) if owns else Path(options.workdir or "")
+    for sub in ("pki", "logs", "etcd"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    ports = Ports(*_free_ports(5))
+    pki = workdir / "pki"
+    ca = certs.CertAuthority.create("k8stars-test-ca")
+    ca.write(pki / "ca.crt", pki / "ca.key")
+    certs.write_leaf(
+        pki,
+        "apiserver",
+        ca.issue(
+            "kube-apiserver",
+            server=True,
+            dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+            ips=["127.0.0.1"],
+        ),
+    )
+    admin_crt, admin_key = certs.write_leaf(
+        pki, "admin", ca.issue("k8stars-admin", organization="system:masters", client=True)
+    )
+    certs.write_service_account_keys(pki)
+    api_url = f"https://127.0.0.1:{ports.apiserver}"
+    kubeconfig = workdir / "kubeconfig"
+    _write_kubeconfig(kubeconfig, api_url, ca.pem, admin_crt, admin_key)
+    (workdir / "kwok-stages.yaml").write_text(STAGES)
+    return Cluster(
+        workdir=workdir,
+        api_url=api_url,
+        kubeconfig=kubeconfig,
+        ca_file=pki / "ca.crt",
+        client_cert_file=admin_crt,
+        client_key_file=admin_key,
+        ports=ports,
+        owns_workdir=owns,
+    )
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the kernel considers free on 127.0.0.1; all held open until all are picked."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _write_kubeconfig(path: Path, server: str, ca_pem: bytes, crt: Path, key: Path) -> None:
+    """Self-contained (data inlined) so it can be copied or mounted elsewhere. JSON is valid YAML."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "k8stars", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}
+        ],
+        "users": [
+            {
+                "name": "k8stars-admin",
+                "user": {
+                    "client-certificate-data": b64(crt.read_bytes()),
+                    "client-key-data": b64(key.read_bytes()),
+                },
+            }
+        ],
+        "contexts": [{"name": "k8stars", "context": {"cluster": "k8stars", "user": "k8stars-admin"}}],
+        "current-context": "k8stars",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+
+
+async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, say: Log, t0: float) -> None:
+    logs = cluster.workdir / "logs"
+    etcd = _start(cluster, "etcd", _etcd_argv(cluster, layout), logs)
+    await _wait_for(cluster, etcd, lambda: _etcd_healthy(cluster), "etcd /health")
+    apiserver = _start(cluster, "kube-apiserver", _apiserver_argv(cluster, layout, options), logs)
+    await _wait_for(cluster, apiserver, lambda: _api_ok(cluster, "/readyz"), "kube-apiserver /readyz")
+    say(f"cluster: etcd and kube-apiserver ready after {time.monotonic() - t0:.1f} s")
+    # The rest only need the apiserver, so they start together and are awaited together.
+    kcm = _start(cluster, "kube-controller-manager", _kcm_argv(cluster, layout, options), logs)
+    sched = _start(cluster, "kube-scheduler", _scheduler_argv(cluster, layout), logs)
+    kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs)
+    cluster.node_names = await _create_nodes(cluster, options.nodes)
+    await asyncio.gather(
+        _wait_for(
+            cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"
+        ),
+        _wait_for(
+            cluster, sched, lambda: _component_healthy(cluster.ports.scheduler), "kube-scheduler /healthz"
+        ),
+        _wait_for(cluster, kcm, lambda: _default_service_account(cluster), "default ServiceAccount"),
+        _wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"),
+    )
+
+
+def _start(cluster: Cluster, name: str, argv: list[str], logs: Path) -> _proc.Proc:
+    proc = _proc.spawn(name, argv, logs)
+    cluster.procs.append(proc)
+    # Saved after every start so `down` (or a human) can find the PIDs even if we die here.
+    cluster.save()
+    return proc
+
+
+async def _wait_for(
+    cluster: Cluster, proc: _proc.Proc, check: Callable[[], Awaitable[bool]], what: str
+) -> None:
+    """Poll `check` until True; fail at once (with its log) if `proc` exits meanwhile.
+
+    Bounded by the caller's overall timeout (asyncio.wait_for around the whole start-up).
+    """
+    delay = 0.05
+    while True:
+        if _proc.exit_status(proc) is not None or not _proc.is_ours(proc):
+            raise ClusterError(
+                f"{proc.name} exited while waiting for {what}; end of {proc.log}:\n{_proc.log_tail(proc)}"
+            )
+        try:
+            if await check():
+                return
+        except (OSError, ssl.SSLError, TimeoutError, ValueError, _http.HTTPError):
+            pass  # not listening or not ready yet
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+async def _etcd_healthy(cluster: Cluster) -> bool:
+    response = await _http.request("GET", f"http://127.0.0.1:{cluster.ports.etcd_client}/health", timeout=2)
+    return response.status == 200 and '"true"' in response.text
+
+
+async def _api_ok(cluster: Cluster, path: str) -> bool:
+    response = await _http.request(
+        "GET", cluster.api_url + path, ssl_context=cluster.ssl_context(), timeout=3
+    )
+    return response.status == 200
+
+
+async def _component_healthy(port: int) -> bool:
+    # KCM and the scheduler serve /healthz with a self-signed certificate they make in memory;
+    # there is nothing to verify it against, and the address is our own loopback port.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    response = await _http.request("GET", f"https://127.0.0.1:{port}/healthz", ssl_context=ctx, timeout=2)
+    return response.status == 200
+
+
+async def _default_service_account(cluster: Cluster) -> bool:
+    """KCM's controllers really run once they made the default SA and the root CA ConfigMap."""
+    sa = await cluster.api("GET", "/api/v1/namespaces/default/serviceaccounts/default", ok=(404,))
+    cm = await cluster.api("GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt", ok=(404,))
+    return bool(sa and sa.get("kind") == "ServiceAccount" and cm and cm.get("kind") == "ConfigMap")
+
+
+async def _nodes_ready(cluster: Cluster) -> bool:
+    nodes = await cluster.api("GET", f"/api/v1/nodes?labelSelector={FAKE_NODE_LABEL}%3Dtrue")
+    ready = [n for n in nodes["items"] if _condition(n, "Ready") == "True"]
+    return len(ready) >= len(cluster.node_names)
+
+
+def _condition(obj: dict[str, Any], kind: str) -> str | None:
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return str(cond.get("status"))
+    return None
+
+
+def node_manifest(index: int) -> dict[str, Any]:
+    """Fake node N: podCIDR 127.64.N.0/24 and InternalIP 127.63.0.N (1 <= N <= 254)."""
+    name = f"k8stars-node-{index}"
+    resources = {"cpu": "32", "memory": "64Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]},
+            "labels": {
+                FAKE_NODE_LABEL: "true",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "spec": {"podCIDR": f"127.64.{index}.0/24", "podCIDRs": [f"127.64.{index}.0/24"]},
+        # Kept on create (as a kubelet's registration is); kwok's stage only adds conditions.
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": f"{NODE_IP_PREFIX}{index}"},
+                {"type": "Hostname", "address": name},
+            ],
+            "allocatable": resources,
+            "capacity": resources,
+        },
+    }
+
+
+async def _create_nodes(cluster: Cluster, count: int) -> list[str]:
+    if not 1 <= count <= 254:
+        raise ClusterError(f"nodes must be 1..254, not {count}")
+    names = []
+    for index in range(1, count + 1):
+        manifest = node_manifest(index)
+        await cluster.api("POST", "/api/v1/nodes", manifest, ok=(409,))
+        names.append(manifest["metadata"]["name"])
+    return names
+
+
+# ---- command lines ---------------------------------------------------------------------------
+
+
+def _etcd_argv(cluster: Cluster, layout: Layout) -> list[str]:
+    client = f"http://127.0.0.1:{cluster.ports.etcd_client}"
+    peer = f"http://127.0.0.1:{cluster.ports.etcd_peer}"
+    return [
+        str(layout.binary("etcd")),
+        "--name=k8stars",
+        f"--data-dir={cluster.workdir / 'etcd'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=k8stars={peer}",
+        # Test data is throwaway: skipping fsync makes every write much cheaper.
+        "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=2147483648",
+        "--log-level=warn",
+    ]
+
+
+def _apiserver_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list[str]:
+    pki = cluster.workdir / "pki"
+    return [
+        str(layout.binary("kube-apiserver")),
+        f"--etcd-servers=http://127.0.0.1:{cluster.ports.etcd_client}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={cluster.ports.apiserver}",
+        # Loopback is accepted as advertise address only with no endpoint reconciler; otherwise the
+        # apiserver would advertise (and publish) the machine's default-route address.
+        "--advertise-address=127.0.0.1",
+        "--endpoint-reconciler-type=none",
+        f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+        "--profiling=false",
+        f"--cert-dir={pki}",
+        *options.extra_apiserver_args,
+    ]
+
+
+def _kcm_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list[str]:
+    pki = cluster.workdir / "pki"
+    kc = cluster.kubeconfig
+    return [
+        str(layout.binary("kube-controller-manager")),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={cluster.ports.kcm}",
+        f"--controllers={KCM_CONTROLLERS}",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        # Lets CSR-based tests get certificates signed by the cluster CA.
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+        f"--cluster-signing-key-file={pki / 'ca.key'}",
+        "--use-service-account-credentials=false",
+        # Tests create and delete in bursts; the default 20 QPS makes controllers lag behind.
+        "--kube-api-qps=100",
+        "--kube-api-burst=200",
+        *options.extra_kcm_args,
+    ]
+
+
+def _scheduler_argv(cluster: Cluster, layout: Layout) -> list[str]:
+    kc = cluster.kubeconfig
+    return [
+        str(layout.binary("kube-scheduler")),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={cluster.ports.scheduler}",
+    ]
+
+
+def _kwok_argv(cluster: Cluster, layout: Layout) -> list[str]:
+    # No --server-address: kwok then opens no listener at all.
+    return [
+        str(layout.binary("kwok")),
+        f"--kubeconfig={cluster.kubeconfig}",
+        f"--config={cluster.workdir / 'kwok-stages.yaml'}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
+        f"--cidr={POD_CIDR}",
+        f"--node-ip={NODE_IP_PREFIX}1",
+        "--node-lease-duration-seconds=40",
+    ]

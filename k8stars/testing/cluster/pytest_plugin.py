@@ -1,0 +1,71 @@
+"""pytest fixture `k8s_cluster`: one real control plane for the whole test session.
+
+Use it from a conftest.py with `from k8stars.testing.cluster.pytest_plugin import k8s_cluster`
+(re-exporting the fixture), or load this module as a plugin: `-p k8stars.testing.cluster.pytest_plugin`.
+
+- K8STARS_SKIP_CLUSTER=1  skip every test that needs the cluster (the only way to skip: a failed
+                          build or start-up is an error, never a silent skip).
+- K8STARS_CLUSTER_REUSE=1 use the cluster of `python -m k8stars.testing.cluster up` if it runs
+                          (fast local iterations; it is not stopped afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ._paths import cache_root
+from .launcher import Cluster, ClusterOptions, ensure_binaries, start_cluster
+
+SKIP_ENV = "K8STARS_SKIP_CLUSTER"
+REUSE_ENV = "K8STARS_CLUSTER_REUSE"
+
+
+def _reusable() -> Cluster | None:
+    if os.environ.get(REUSE_ENV) != "1":
+        return None
+    workdir = cache_root() / "cluster"
+    if not (workdir / "state.json").is_file():
+        return None
+    cluster = Cluster.load(workdir)
+    return cluster if cluster.procs and len(cluster.alive()) == len(cluster.procs) else None
+
+
+@contextlib.contextmanager
+def _visible_output(config: pytest.Config) -> Iterator[None]:
+    """Let a (possibly minutes-long) build print progress instead of pytest looking hung."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        yield
+        return
+    with capture.global_and_fixture_disabled():
+        yield
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def k8s_cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running control plane: `.kubeconfig`, `.api_url`, `.webhook_tls()`, `.api()`."""
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1: Kubernetes control-plane tests skipped on request")
+    if reused := _reusable():
+        yield reused
+        return
+    workdir: Path = tmp_path_factory.mktemp("k8s-cluster")
+    with _visible_output(pytestconfig):
+        layout = asyncio.run(ensure_binaries(log=_say))
+        cluster = asyncio.run(start_cluster(ClusterOptions(workdir=workdir), layout, log=_say))
+    try:
+        yield cluster
+    finally:
+        # The workdir (logs, etcd data) stays with pytest's other temporary files for post-mortems.
+        asyncio.run(cluster.stop(remove_workdir=False))
