@@ -60,9 +60,7 @@ async def request(
     if payload is not None:
         head += [f"Content-Type: {content_type}", f"Content-Length: {len(payload)}"]
     raw = ("\r\n".join(head) + "\r\n\r\n").encode() + (payload or b"")
-    return await asyncio.wait_for(
-        _exchange(parts.hostname, port, ssl_context if secure else None, raw), timeout
-    )
+    return await asyncio.wait_for(_exchange(parts.hostname, port, ssl_context if secure else None, raw), timeout)
 
 
 async def _exchange(host: str, port: int, ctx: ssl.SSLContext | None, raw: bytes) -> Response:

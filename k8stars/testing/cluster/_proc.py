@@ -19,7 +19,9 @@ class Proc:
 
     name: str
     pid: int
-    exe: str
+    # Kernel start time of the process (clock ticks since boot): with the PID it identifies this
+    # very process, so a stop never hits an unrelated process that got the PID later.
+    start_ticks: int
     log: str
 
 
@@ -42,19 +44,25 @@ def spawn(name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | N
             env=env,
             close_fds=True,
         )
-    return Proc(name=name, pid=popen.pid, exe=str(argv[0]), log=str(log))
+    ticks = _stat_fields(popen.pid)
+    return Proc(name=name, pid=popen.pid, start_ticks=int(ticks[19]) if ticks else -1, log=str(log))
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state is [0], starttime is [19])."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    return stat.rpartition(")")[2].split()
 
 
 def is_ours(proc: Proc) -> bool:
-    """True while `proc.pid` is alive and still runs our binary (PIDs get reused)."""
-    try:
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return False
+    """True while `proc.pid` is alive and is still the process we started (PIDs get reused)."""
+    fields = _stat_fields(proc.pid)
     # A zombie (our own unreaped child) is dead for every purpose here.
-    state = stat.rpartition(")")[2].split()[0]
-    return state != "Z" and cmdline.split(b"\0", 1)[0].decode(errors="replace") == proc.exe
+    return fields is not None and fields[0] != "Z" and int(fields[19]) == proc.start_ticks
 
 
 def exit_status(proc: Proc) -> int | None:

@@ -210,10 +210,7 @@ _POD_GATES_UNMET = _gate_stage(
     "k8stars-pod-gates-unmet",
     ready_now="True",
     unmet_op="NotIn",
-    patch=(
-        '{type: Ready, status: "False", reason: ReadinessGatesNotReady,'
-        " lastTransitionTime: {{ Now | Quote }}}"
-    ),
+    patch=('{type: Ready, status: "False", reason: ReadinessGatesNotReady, lastTransitionTime: {{ Now | Quote }}}'),
 )
 
 # Pods owned by a Job finish successfully right away, so Jobs complete.

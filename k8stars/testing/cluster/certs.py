@@ -136,9 +136,7 @@ class CertAuthority:
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -164,9 +162,7 @@ def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
     private, public = directory / "sa.key", directory / "sa.pub"
     _write_private(private, key_pem(key))
     public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return private, public
 
@@ -207,9 +203,7 @@ def make_webhook_tls(
     authority = ca or CertAuthority.create(f"{name}-ca")
     ips = [h for h in hosts if _is_ip(h)]
     dns = [h for h in hosts if not _is_ip(h)]
-    cert_file, key_file = write_leaf(
-        directory, name, authority.issue(name, server=True, dns_names=dns, ips=ips)
-    )
+    cert_file, key_file = write_leaf(directory, name, authority.issue(name, server=True, dns_names=dns, ips=ips))
     return WebhookTLS(cert_file=cert_file, key_file=key_file, ca_pem=authority.pem)
 
 

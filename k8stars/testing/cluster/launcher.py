@@ -40,8 +40,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 # The endpoint controllers reject loopback pod IPs and retry forever; k8stars reads pods and
 # TEndpoints instead. node-ipam would hand out podCIDRs from --cluster-cidr; ours are preset.
 KCM_CONTROLLERS = (
-    "*,-node-ipam-controller,-endpoints-controller,-endpointslice-controller,"
-    "-endpointslice-mirroring-controller"
+    "*,-node-ipam-controller,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
 )
 
 Log = Callable[[str], None]
@@ -104,9 +103,7 @@ class Cluster:
             raise _http.HTTPError(method, path, response)
         return response.json() if response.body else None
 
-    def webhook_tls(
-        self, name: str = "webhook", hosts: Sequence[str] = ("127.0.0.1", "localhost")
-    ) -> certs.WebhookTLS:
+    def webhook_tls(self, name: str = "webhook", hosts: Sequence[str] = ("127.0.0.1", "localhost")) -> certs.WebhookTLS:
         """Serving TLS for a webhook on 127.0.0.1, signed by the cluster CA (caBundle = that CA)."""
         ca = certs.CertAuthority.load(self.workdir / "pki" / "ca.crt", self.workdir / "pki" / "ca.key")
         return certs.make_webhook_tls(self.workdir / "webhooks", ca=ca, name=name, hosts=hosts)
@@ -292,9 +289,7 @@ def _write_kubeconfig(path: Path, server: str, ca_pem: bytes, crt: Path, key: Pa
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "k8stars", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}
-        ],
+        "clusters": [{"name": "k8stars", "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
         "users": [
             {
                 "name": "k8stars-admin",
@@ -324,12 +319,8 @@ async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, s
     kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs)
     cluster.node_names = await _create_nodes(cluster, options.nodes)
     await asyncio.gather(
-        _wait_for(
-            cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"
-        ),
-        _wait_for(
-            cluster, sched, lambda: _component_healthy(cluster.ports.scheduler), "kube-scheduler /healthz"
-        ),
+        _wait_for(cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"),
+        _wait_for(cluster, sched, lambda: _component_healthy(cluster.ports.scheduler), "kube-scheduler /healthz"),
         _wait_for(cluster, kcm, lambda: _default_service_account(cluster), "default ServiceAccount"),
         _wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"),
     )
@@ -343,18 +334,18 @@ def _start(cluster: Cluster, name: str, argv: list[str], logs: Path) -> _proc.Pr
     return proc
 
 
-async def _wait_for(
-    cluster: Cluster, proc: _proc.Proc, check: Callable[[], Awaitable[bool]], what: str
-) -> None:
+async def _wait_for(cluster: Cluster, proc: _proc.Proc, check: Callable[[], Awaitable[bool]], what: str) -> None:
     """Poll `check` until True; fail at once (with its log) if `proc` exits meanwhile.
 
     Bounded by the caller's overall timeout (asyncio.wait_for around the whole start-up).
     """
     delay = 0.05
     while True:
-        if _proc.exit_status(proc) is not None or not _proc.is_ours(proc):
+        code = _proc.exit_status(proc)
+        if code is not None or not _proc.is_ours(proc):
             raise ClusterError(
-                f"{proc.name} exited while waiting for {what}; end of {proc.log}:\n{_proc.log_tail(proc)}"
+                f"{proc.name} (pid {proc.pid}) exited with {code} while waiting for {what}; "
+                f"end of {proc.log}:\n{_proc.log_tail(proc)}"
             )
         try:
             if await check():
@@ -371,9 +362,7 @@ async def _etcd_healthy(cluster: Cluster) -> bool:
 
 
 async def _api_ok(cluster: Cluster, path: str) -> bool:
-    response = await _http.request(
-        "GET", cluster.api_url + path, ssl_context=cluster.ssl_context(), timeout=3
-    )
+    response = await _http.request("GET", cluster.api_url + path, ssl_context=cluster.ssl_context(), timeout=3)
     return response.status == 200
 
 
