@@ -9,6 +9,7 @@ Tests use the session fixture `k8s_cluster` from `k8stars.testing.cluster.pytest
 
 from .certs import CertAuthority, WebhookTLS, make_webhook_tls
 from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, node_manifest, start_cluster
+from .waiting import eventually
 
 __all__ = [
     "CertAuthority",
@@ -17,6 +18,7 @@ __all__ = [
     "ClusterOptions",
     "WebhookTLS",
     "ensure_binaries",
+    "eventually",
     "make_webhook_tls",
     "node_manifest",
     "start_cluster",

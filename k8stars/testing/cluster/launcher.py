@@ -34,8 +34,9 @@ KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # range); node IPs are 127.63.0.N. All loopback, so a test process can stand in for a pod.
 POD_CIDR = "127.64.0.0/16"
 NODE_IP_PREFIX = "127.63.0."
-# Only data: no kube-proxy, so nothing ever routes to a ClusterIP.
-SERVICE_CIDR = "10.96.0.0/16"
+# Only data (no kube-proxy routes it), but loopback too, so that even a client dialing a
+# ClusterIP by mistake stays on this machine. The apiserver accepts a loopback range.
+SERVICE_CIDR = "127.96.0.0/16"
 
 # The endpoint controllers reject loopback pod IPs and retry forever; k8stars reads pods and
 # TEndpoints instead. node-ipam would hand out podCIDRs from --cluster-cidr; ours are preset.
@@ -243,7 +244,8 @@ def _prepare(options: ClusterOptions, layout: Layout) -> Cluster:
             "kube-apiserver",
             server=True,
             dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            ips=["127.0.0.1"],
+            # 127.96.0.1: the `kubernetes` Service ClusterIP, for clients that use it.
+            ips=["127.0.0.1", "127.96.0.1"],
         ),
     )
     admin_crt, admin_key = certs.write_leaf(
