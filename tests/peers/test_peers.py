@@ -458,6 +458,7 @@ def running_server(peer: peers.Peer, mode: str, tmp_path: Path) -> Iterator[int]
             env["TARS_CONFIG"] = str(conf)  # the @tars/rpc convention
         else:
             argv += ["--config", str(conf)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     with open(tmp_path / "server.log", "wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         try:
@@ -512,3 +513,39 @@ def test_echo_client_error(client: peers.Peer) -> None:
     assert "echo failed" in res.stderr
     assert res.stdout.strip() == ""
     assert time.monotonic() - t0 < 20
+
+
+def test_echo_via_locator(tmp_path: Path) -> None:
+    """Both clients resolve both servers through a QueryObj (findObjectByIdInSameGroup)."""
+    reg_port = free_port()
+    with (
+        running_server("node", "endpoint", tmp_path / "n") as node_port,
+        running_server("go", "endpoint", tmp_path / "g") as go_port,
+    ):
+        argv = [
+            *peers.node_script("fake_registry"),
+            "--endpoint", f"tcp -h 127.0.0.1 -p {reg_port} -t 60000",
+            "--object", f"Test.NodeServer.EchoObj=tcp -h 127.0.0.1 -p {node_port} -t 60000",
+            "--object", f"Test.GoServer.EchoObj=tcp -h 127.0.0.1 -p {go_port} -t 60000",
+        ]  # fmt: skip
+        reg = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            wait_port(reg_port, reg)
+            locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {reg_port}"
+            for client in PEERS:
+                for server in ("Test.NodeServer.EchoObj", "Test.GoServer.EchoObj"):
+                    res = run_client(client, [server, "--locator", locator, "--once", f"{client}->{server}"])
+                    assert res.returncode == 0, res.stderr
+                    assert json.loads(res.stdout) == {"ret": 0, "r": f"{client}->{server}"}
+                res = run_client(
+                    client, ["Test.Unknown.EchoObj", "--locator", locator, "--timeout", "1000", "--once", "x"]
+                )
+                assert res.returncode != 0 and res.stdout.strip() == ""
+        finally:
+            stop(reg)
+        assert reg.stdout is not None
+        lookups = [json.loads(line) for line in reg.stdout.read().decode().splitlines()]
+    assert {(q["func"], q["id"]) for q in lookups} >= {
+        ("findObjectByIdInSameGroup", "Test.NodeServer.EchoObj"),
+        ("findObjectByIdInSameGroup", "Test.GoServer.EchoObj"),
+    }

@@ -8,7 +8,8 @@ builds them once into a cache directory and hands out command lines:
   (the returned directory; Node finds ``node_modules`` in its parent).
 * :func:`go_binary` - ``go generate`` + ``go build`` of ``go/`` into
   ``<cache>/go-<hash of sources>/tarspeer``.
-* :func:`node_script`, :func:`peer_command` - argv prefixes.
+* :func:`node_script`, :func:`peer_command` - argv prefixes (``node_script("fake_registry")``
+  is a static QueryObj for exercising ``--locator``).
 * :func:`run_codec` / :func:`run_codec_async` - one ``encode|decode|bench`` round trip.
 
 ``<cache>`` is ``$K8STARS_PEERS_CACHE`` or ``~/.cache/k8stars/peers``. Builds are guarded
@@ -54,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 NODE_SRC = HERE / "node"
 GO_SRC = HERE / "go"
 
-NODE_SCRIPTS = ("codec.js", "echo_common.js", "echo_server.js", "echo_client.js")
+NODE_SCRIPTS = ("codec.js", "echo_common.js", "echo_server.js", "echo_client.js", "fake_registry.js")
 _NODE_PROGRAMS = {"codec": "codec.js", "echo-server": "echo_server.js", "echo-client": "echo_client.js"}
 
 NPM_TIMEOUT_S = 600.0

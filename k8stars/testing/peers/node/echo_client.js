@@ -10,7 +10,9 @@
 // --bench prints {"qps", "p50_ms", "p99_ms", "errors", ...}.
 'use strict';
 
-const { EchoProxy, enableNoDelay, parseArgs, errorText } = require('./echo_common.js');
+const { EchoProxy, consoleToStderr, enableNoDelay, parseArgs, errorText } = require('./echo_common.js');
+
+consoleToStderr();
 
 function usage(msg) {
   process.stderr.write(`echo_client.js: ${msg}\n`);

@@ -25,6 +25,16 @@ function enableNoDelay() {
   return true;
 }
 
+// @tars/rpc prints diagnostics with console.log; keep stdout for the JSON result.
+function consoleToStderr() {
+  const util = require('util');
+  const write = (...args) => process.stderr.write(util.format(...args) + '\n');
+  console.log = write;
+  console.info = write;
+  console.warn = write;
+  console.debug = write;
+}
+
 // Server side: a servant class as @tars/rpc's BindAdapter expects it.
 class EchoImp {
   initialize() {}
@@ -98,4 +108,4 @@ function errorText(e) {
   return e && e.message ? e.message : String(e);
 }
 
-module.exports = { EchoImp, EchoProxy, enableNoDelay, parseArgs, errorText };
+module.exports = { EchoImp, EchoProxy, consoleToStderr, enableNoDelay, parseArgs, errorText };
