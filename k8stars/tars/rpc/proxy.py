@@ -1,17 +1,327 @@
-"""Client proxies: the caller's side of an IDL interface."""
+"""Client proxies: the caller's side of an IDL interface, and the communicator that owns connections and
+resolves servant names through the locator (the registry's QueryF)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import asyncio
+import itertools
+import logging
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeVar
 
+from k8stars.tars.config import TarsConfig
+from k8stars.tars.endpoint import Endpoint, parse_proxy
+from k8stars.tars.errors import (
+    AdapterNullError,
+    ClientDecodeError,
+    ConnectError,
+    DecodeError,
+    InvokeTimeoutError,
+    TarsRpcError,
+    rpc_error,
+)
 from k8stars.tars.interface import Interface
+from k8stars.tars.packet import (
+    PING_FUNC,
+    TARSMESSAGETYPEHASH,
+    TARSNORMAL,
+    TARSONEWAY,
+    TARSVERSION,
+    RequestPacket,
+    ResponsePacket,
+    encode_request,
+)
+from k8stars.tars.rpc.transport import Connection
+
+log = logging.getLogger("k8stars.tars.rpc")
+
+P = TypeVar("P", bound="ServantProxy")
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    timeout_ms: int | None = None  # None: the communicator's sync-invoke-timeout
+    context: dict[str, str] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    oneway: bool = False
+    hash_code: int | None = None  # route by hash instead of round robin
 
 
 class ServantProxy:
-    """Base of generated proxy classes; generated methods call :meth:`tars_invoke`."""
+    """Base of generated proxy classes; generated methods call :meth:`tars_invoke`. Every name a proxy adds
+    starts with ``tars`` so that it cannot collide with an IDL operation."""
 
     __tars_interface__: ClassVar[Interface]
 
-    async def tars_invoke(self, func: str, args: Sequence[Any]) -> Any:
-        raise NotImplementedError
+    def __init__(self, target: ObjectProxy, options: CallOptions | None = None, interface: Interface | None = None):
+        self._target = target
+        self._options = options or CallOptions()
+        self._interface = interface or type(self).__tars_interface__
+
+    @property
+    def tars_name(self) -> str:
+        return self._target.name
+
+    @property
+    def tars_interface(self) -> Interface:
+        return self._interface
+
+    def tars_options(self: P, **changes: Any) -> P:
+        """A proxy to the same servant with other call options (timeout_ms, context, status, oneway, hash_code)."""
+        clone = type(self).__new__(type(self))
+        ServantProxy.__init__(clone, self._target, replace(self._options, **changes), self._interface)
+        return clone
+
+    async def tars_invoke(self, func: str, args: Any) -> Any:
+        op = self._interface.operations[func]
+        body = op.encode_args(args)
+        rsp = await self._target.invoke(func, body, self._options)
+        if rsp is None:
+            return None
+        try:
+            return op.decode_result(rsp.sBuffer)
+        except DecodeError as e:
+            raise ClientDecodeError(f"{self.tars_name}.{func}: {e}") from None
+
+    async def tars_invoke_raw(self, func: str, body: bytes) -> ResponsePacket | None:
+        """Send an already encoded parameter body; returns the ResponsePacket (None for one-way calls)."""
+        return await self._target.invoke(func, body, self._options)
+
+    async def tars_ping(self) -> None:
+        await self._target.invoke(PING_FUNC, b"", self._options)
+
+    async def tars_endpoints(self) -> list[Endpoint]:
+        """The active endpoints calls go to (resolving through the locator if needed)."""
+        await self._target.resolve()
+        return list(self._target.endpoints)
+
+
+@dataclass
+class CommunicatorConfig:
+    """The ``<tars><application><client>`` settings a client honours (times in ms, as in the config file)."""
+
+    locator: str = ""
+    sync_invoke_timeout: int = 3000
+    async_invoke_timeout: int = 5000
+    refresh_endpoint_interval: int = 60000
+    connect_timeout: int = 3000
+    enable_set: bool = False
+    set_division: str = ""
+    node_name: str = ""
+    module_name: str = ""
+    max_frame_size: int = 10 << 20
+
+    @classmethod
+    def from_config(cls, conf: TarsConfig) -> CommunicatorConfig:
+        c = conf.domain("/tars/application/client")
+        p = c.params if c else {}
+        app = conf.domain("/tars/application")
+        ap = app.params if app else {}
+
+        def num(key: str, default: int) -> int:
+            try:
+                return int(p.get(key, default))
+            except ValueError:
+                return default
+
+        return cls(
+            locator=p.get("locator", ""),
+            sync_invoke_timeout=num("sync-invoke-timeout", 3000),
+            async_invoke_timeout=num("async-invoke-timeout", 5000),
+            refresh_endpoint_interval=num("refresh-endpoint-interval", 60000),
+            enable_set=ap.get("enableset", "n").lower() in ("y", "yes", "true", "1"),
+            set_division=ap.get("setdivision", ""),
+            node_name=conf.get("/tars/application/server<node_name>") or conf.get("/tars/application/server<localip>"),
+            module_name=p.get("modulename", ""),
+        )
+
+
+class Communicator:
+    """Owns the connections and name resolution of a process's proxies."""
+
+    def __init__(self, config: CommunicatorConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or CommunicatorConfig(), **overrides)
+        self._ids = itertools.count(1)
+        self._objects: dict[str, ObjectProxy] = {}
+        self._connections: dict[Endpoint, Connection] = {}
+        if not self.config.node_name:
+            self.config.node_name = _local_ip()
+
+    def next_request_id(self) -> int:
+        rid = next(self._ids)
+        if rid >= 2**31 - 1:
+            self._ids = itertools.count(1)
+            rid = next(self._ids)
+        return rid
+
+    def string_to_proxy(self, cls: type[P], text: str, interface: Interface | None = None) -> P:
+        """A proxy for ``App.Server.Obj@tcp -h H -p P`` (direct) or ``App.Server.Obj`` (through the locator)."""
+        key = text.strip()
+        target = self._objects.get(key)
+        if target is None:
+            name, endpoints = parse_proxy(key)
+            if not endpoints and not self.config.locator:
+                raise ValueError(f"{name}: no endpoints and no locator is configured (locator is not valid)")
+            target = ObjectProxy(self, name, endpoints)
+            self._objects[key] = target
+        return cls(target, None, interface)
+
+    def connection(self, ep: Endpoint) -> Connection:
+        conn = self._connections.get(ep)
+        if conn is None:
+            conn = Connection(ep, self.config.connect_timeout / 1000, self.config.max_frame_size)
+            self._connections[ep] = conn
+        return conn
+
+    def locator_proxy(self) -> Any:
+        from k8stars.tars.protocol.queryf import QueryFProxy
+
+        return self.string_to_proxy(QueryFProxy, self.config.locator)
+
+    async def close(self) -> None:
+        for obj in self._objects.values():
+            obj.stop_refresh()
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+        self._objects.clear()
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Communicator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _local_ip() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+# Resolution timing of TarsCpp/TarsGo/Node (seconds): retry an empty answer after 10 s, a failed lookup after
+# 2 s, and after 3 failures in a row every 30 s.
+EMPTY_RETRY = 10.0
+FAIL_RETRY = 2.0
+FAIL_RETRY_SLOW = 30.0
+
+
+class ObjectProxy:
+    """One servant name: its endpoints (fixed, or from the locator), round-robin/hash choice, and calls."""
+
+    def __init__(self, comm: Communicator, name: str, endpoints: list[Endpoint]) -> None:
+        self.comm = comm
+        self.name = name
+        self.direct = bool(endpoints)
+        self.endpoints: list[Endpoint] = endpoints
+        self.inactive: list[Endpoint] = []
+        self._rr = 0
+        self._next_refresh = 0.0
+        self._failures = 0
+        self._resolving: asyncio.Task[None] | None = None
+
+    # -- resolution -----------------------------------------------------------------------------------------------
+    async def resolve(self) -> None:
+        if self.direct:
+            return
+        now = time.monotonic()
+        if self.endpoints and now < self._next_refresh:
+            return
+        if self._resolving is None or self._resolving.done():
+            self._resolving = asyncio.create_task(self._refresh())
+        if not self.endpoints:
+            await asyncio.shield(self._resolving)
+
+    async def _refresh(self) -> None:
+        cfg = self.comm.config
+        locator = self.comm.locator_proxy().tars_options(
+            context={"node_name": cfg.node_name}, timeout_ms=min(cfg.sync_invoke_timeout, 5000)
+        )
+        try:
+            if cfg.enable_set and cfg.set_division:
+                res = await locator.findObjectByIdInSameSet(self.name, cfg.set_division)
+            else:
+                res = await locator.findObjectByIdInSameGroup(self.name)
+        except TarsRpcError as e:
+            self._failures += 1
+            delay = FAIL_RETRY if self._failures < 3 else FAIL_RETRY_SLOW
+            self._next_refresh = time.monotonic() + delay
+            log.warning("locator lookup of %s failed (%s); retry in %.0f s", self.name, e, delay)
+            return
+        self._failures = 0
+        active = [Endpoint.from_endpointf(e) for e in res.activeEp]
+        if not active:
+            self._next_refresh = time.monotonic() + EMPTY_RETRY
+            if self.endpoints:
+                log.warning("locator has no active endpoint for %s; keeping the last known ones", self.name)
+            return
+        self.endpoints = active
+        self.inactive = [Endpoint.from_endpointf(e) for e in res.inactiveEp]
+        self._next_refresh = time.monotonic() + cfg.refresh_endpoint_interval / 1000
+
+    def stop_refresh(self) -> None:
+        if self._resolving is not None:
+            self._resolving.cancel()
+
+    def _pick(self, opts: CallOptions, exclude: set[Endpoint]) -> Endpoint | None:
+        eps = [e for e in self.endpoints if e not in exclude]
+        if not eps:
+            return None
+        if opts.hash_code is not None:
+            return eps[opts.hash_code % len(eps)]
+        now = time.monotonic()
+        healthy = [e for e in eps if self.comm.connection(e).failed_until <= now] or eps
+        self._rr = (self._rr + 1) % len(healthy)
+        return healthy[self._rr]
+
+    # -- calls --------------------------------------------------------------------------------------------------
+    async def invoke(self, func: str, body: bytes, opts: CallOptions) -> ResponsePacket | None:
+        await self.resolve()
+        cfg = self.comm.config
+        timeout_ms = opts.timeout_ms if opts.timeout_ms is not None else cfg.sync_invoke_timeout
+        rid = self.comm.next_request_id()
+        req = RequestPacket(
+            iVersion=TARSVERSION,
+            cPacketType=TARSONEWAY if opts.oneway else TARSNORMAL,
+            iMessageType=TARSMESSAGETYPEHASH if opts.hash_code is not None else 0,
+            iRequestId=rid,
+            sServantName=self.name,
+            sFuncName=func,
+            sBuffer=body,
+            iTimeout=timeout_ms,
+            context=opts.context,
+            status=opts.status,
+        )
+        frame = encode_request(req)
+        tried: set[Endpoint] = set()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            ep = self._pick(opts, tried)
+            if ep is None:
+                if tried:
+                    raise ConnectError(f"{self.name}: no endpoint reachable (tried {len(tried)})")
+                raise AdapterNullError(f"no active endpoint for {self.name}")
+            conn = self.comm.connection(ep)
+            try:
+                await asyncio.wait_for(conn.ensure_connected(), max(deadline - time.monotonic(), 0.001))
+            except ConnectError:
+                tried.add(ep)  # nothing was sent: another endpoint may take the call
+                continue
+            except TimeoutError:
+                raise InvokeTimeoutError(f"{self.name}.{func}: connect to {ep} timed out") from None
+            fut = conn.send(rid, frame, opts.oneway)
+            break
+        if fut is None:
+            return None
+        try:
+            rsp = await asyncio.wait_for(fut, max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            conn.forget(rid)
+            raise InvokeTimeoutError(f"{self.name}.{func} got no answer from {ep} in {timeout_ms} ms") from None
+        if rsp.iRet != 0:
+            raise rpc_error(rsp.iRet, rsp.sResultDesc or f"{self.name}.{func} failed")
+        return rsp

@@ -1,0 +1,268 @@
+"""A TARS server process: its config file, adapters, servants, AdminObj on ``local``, and node heartbeats.
+
+app = Application.from_config("HelloServer.conf")
+app.add_servant(HelloImp(), "TestApp.HelloServer.HelloObj")   # servant name of one of the config's adapters
+await app.run()                                                 # until AdminObj.shutdown or SIGTERM
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k8stars import __version__
+from k8stars.tars.config import Domain, TarsConfig
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.adminf import AdminFServant
+from k8stars.tars.protocol.nodef import ServerFProxy, ServerInfo
+from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
+from k8stars.tars.rpc.servant import Servant
+from k8stars.tars.rpc.server import AdapterConfig, Server
+
+log = logging.getLogger("k8stars.tars.rpc")
+
+AdminCommand = Callable[[str, str], Awaitable[str] | str]  # (command, params) -> reply text
+HEARTBEAT_INTERVAL = 10.0  # seconds between ServerF.keepAlive calls, as TarsCpp and TarsGo do
+
+_LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERROR": logging.ERROR, "WARN": logging.WARNING,
+               "INFO": logging.INFO, "DEBUG": logging.DEBUG, "TARS": logging.DEBUG}  # fmt: skip
+
+
+@dataclass
+class ServerSettings:
+    """The ``<tars><application><server>`` values an application uses."""
+
+    app: str = ""
+    server: str = ""
+    local: str = ""
+    node: str = ""
+    localip: str = "127.0.0.1"
+    basepath: str = ""
+    datapath: str = ""
+    logpath: str = ""
+    log_level: str = "DEBUG"
+    adapters: list[AdapterConfig] = field(default_factory=list)
+
+
+def _int(d: Domain, key: str, default: int) -> int:
+    try:
+        return int(d.params.get(key, default))
+    except ValueError:
+        return default
+
+
+def settings_from_config(conf: TarsConfig) -> ServerSettings:
+    server = conf.domain("/tars/application/server")
+    if server is None:
+        raise ValueError("config has no <tars><application><server> domain")
+    p = server.params
+    s = ServerSettings(
+        app=p.get("app", ""),
+        server=p.get("server", ""),
+        local=p.get("local", ""),
+        node=p.get("node", ""),
+        localip=p.get("localip", "127.0.0.1"),
+        basepath=p.get("basepath", ""),
+        datapath=p.get("datapath", ""),
+        logpath=p.get("logpath", ""),
+        log_level=p.get("logLevel", p.get("loglevel", "DEBUG")),
+    )
+    for name, d in server.domains.items():
+        if "endpoint" not in d.params:
+            continue
+        s.adapters.append(
+            AdapterConfig(
+                name=name,
+                endpoint=Endpoint.parse(d.params["endpoint"]),
+                servant=d.params.get("servant", ""),
+                protocol=d.params.get("protocol", "tars"),
+                threads=_int(d, "threads", 1),
+                max_conns=_int(d, "maxconns", 200000),
+                queue_cap=_int(d, "queuecap", 10000),
+                queue_timeout_ms=_int(d, "queuetimeout", 60000),
+            )
+        )
+    return s
+
+
+class Application:
+    """A TARS server with its AdminObj, a communicator for its own calls, and heartbeats to its node."""
+
+    def __init__(self, settings: ServerSettings, comm: Communicator | None = None, config_path: str = "") -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.comm = comm or Communicator()
+        self.server = Server()
+        self.admin_commands: dict[str, tuple[AdminCommand, str]] = {}
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        for cfg in settings.adapters:
+            self.server.add_adapter(cfg)
+        if settings.local:
+            self.server.add_servant(AdminServant(self), "AdminObj", settings.local)
+        self._builtin_commands()
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Application:
+        conf = TarsConfig.load(path)
+        return cls(settings_from_config(conf), Communicator(CommunicatorConfig.from_config(conf)), str(path))
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings.app}.{self.settings.server}"
+
+    def add_servant(self, servant: Servant, name: str) -> None:
+        """Serve ``servant`` on the config's adapter whose ``servant=`` is ``name``."""
+        for adapter in self.server.adapters.values():
+            if adapter.config.servant == name:
+                adapter.add_servant(name, servant)
+                return
+        known = ", ".join(a.config.servant for a in self.server.adapters.values()) or "none"
+        raise ValueError(f"no adapter serves {name} (configured: {known})")
+
+    def register_admin_command(self, command: str, handler: AdminCommand, help_text: str = "") -> None:
+        self.admin_commands[command] = (handler, help_text)
+
+    def adapter_endpoint(self, servant: str) -> Endpoint:
+        for a in self.server.adapters.values():
+            if a.config.servant == servant:
+                return a.endpoint
+        raise KeyError(servant)
+
+    async def start(self) -> None:
+        for a in self.server.adapters.values():
+            if not a.dispatchers:
+                raise ValueError(f"adapter {a.config.name} has no servant: add_servant({a.config.servant!r})")
+        _set_log_level(self.settings.log_level)
+        await self.server.start()
+        if self.settings.node:
+            self._tasks.append(asyncio.create_task(self._heartbeat()))
+
+    async def run(self) -> None:
+        """Start, serve until shutdown (AdminObj.shutdown, SIGTERM or SIGINT), then stop gracefully."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self._stop.wait()
+        await self.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self.server.stop()
+        await self.comm.close()
+
+    async def _heartbeat(self) -> None:
+        """keepAlive per adapter every 10 s and reportVersion once, to the node agent (tarsnode or tarscli)."""
+        node = self.comm.string_to_proxy(ServerFProxy, self.settings.node)
+        pid = os.getpid()
+        reported = False
+        while True:
+            try:
+                if not reported:
+                    await node.reportVersion(self.settings.app, self.settings.server, __version__)
+                    reported = True
+                for adapter in [*self.server.adapters.values()]:
+                    name = adapter.config.name
+                    await node.keepAlive(ServerInfo(self.settings.app, self.settings.server, pid, name))
+            except TarsRpcError as e:
+                log.debug("keepAlive to node failed: %s", e)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    # -- admin commands -------------------------------------------------------------------------------------
+    def _builtin_commands(self) -> None:
+        self.register_admin_command("tars.help", self._cmd_help, "list the commands")
+        self.register_admin_command("tars.viewstatus", self._cmd_viewstatus, "server status")
+        self.register_admin_command("tars.setloglevel", self._cmd_setloglevel, "NONE|ERROR|WARN|INFO|DEBUG|TARS")
+        self.register_admin_command("tars.connection", self._cmd_connection, "connections per adapter")
+        self.register_admin_command("tars.viewversion", self._cmd_viewversion, "framework version")
+        self.register_admin_command("tars.loadconfig", self._cmd_loadconfig, "reload the server config file")
+
+    def _cmd_help(self, cmd: str, params: str) -> str:
+        return "\n".join(f"{name}: {h}" for name, (_, h) in sorted(self.admin_commands.items()))
+
+    def _cmd_viewstatus(self, cmd: str, params: str) -> str:
+        lines = [f"server: {self.name}", f"pid: {os.getpid()}", f"uptime: {time.time() - self.started_at:.0f}s"]
+        for a in self.server.adapters.values():
+            st = a.stats
+            lines.append(
+                f"{a.config.name}: endpoint={a.endpoint} servant={a.config.servant} conns={len(a.connections)}"
+                f" requests={st.requests} inflight={st.inflight} errors={st.errors} overloads={st.overloads}"
+                f" queuetimeouts={st.queue_timeouts} queuecap={a.config.queue_cap}"
+                f" queuetimeout={a.config.queue_timeout_ms} maxconns={a.config.max_conns}"
+            )
+        return "\n".join(lines)
+
+    def _cmd_setloglevel(self, cmd: str, params: str) -> str:
+        level = params.strip().upper()
+        if level not in _LOG_LEVELS:
+            return f"{cmd} {params}: unknown level (NONE|ERROR|WARN|INFO|DEBUG|TARS)"
+        _set_log_level(level)
+        self.settings.log_level = level
+        return f"{cmd} {level} succ"
+
+    def _cmd_connection(self, cmd: str, params: str) -> str:
+        lines = []
+        for a in self.server.adapters.values():
+            lines.append(f"{a.config.name} ({len(a.connections)} connections)")
+            lines += [f"  {c.peer[0]}:{c.peer[1]}" for c in a.connections if c.peer]
+        return "\n".join(lines)
+
+    def _cmd_viewversion(self, cmd: str, params: str) -> str:
+        return f"k8stars {__version__} (TARS protocol 1/2/3/5)"
+
+    def _cmd_loadconfig(self, cmd: str, params: str) -> str:
+        path = params.strip() or self.config_path
+        if not path:
+            return f"{cmd}: no config file"
+        try:
+            TarsConfig.load(path)
+        except (OSError, ValueError) as e:
+            return f"{cmd} {path} failed: {e}"
+        return f"{cmd} {path} succ"
+
+    async def notify(self, command: str) -> str:
+        cmd, _, params = command.strip().partition(" ")
+        entry = self.admin_commands.get(cmd)
+        if entry is None:
+            return ""
+        result = entry[0](cmd, params)
+        if not isinstance(result, str):
+            result = await result
+        return result
+
+
+def _set_log_level(level: str) -> None:
+    logging.getLogger().setLevel(_LOG_LEVELS.get(level.upper(), logging.DEBUG))
+
+
+class AdminServant(AdminFServant):
+    """AdminObj: shutdown, notify (admin commands), getPid."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    async def shutdown(self) -> None:
+        # answer first, stop after: the caller must get its reply
+        asyncio.get_running_loop().call_later(0.05, self.app.request_stop)
+
+    async def notify(self, command: str) -> str:
+        return await self.app.notify(command)
+
+    async def getPid(self) -> int:
+        return os.getpid()

@@ -1,0 +1,353 @@
+"""The asyncio TARS server: adapters listening on endpoints, each serving one or more servants.
+
+An adapter honours the request's iTimeout and its own queuetimeout (answering -6 without running the handler),
+its queuecap (-9 when more calls are in flight), maxconns, the maximum frame size, and the endpoint's ``-t`` idle
+timeout. One-way calls are never answered. A graceful stop tells clients to reconnect elsewhere (the ``_reconnect_``
+push TarsGo servers send), refuses new calls and drains the ones in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8stars.tars import errors
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.errors import DecodeError, FrameError
+from k8stars.tars.packet import (
+    JSONVERSION,
+    MAX_FRAME_SIZE,
+    PING_FUNC,
+    RECONNECT_DESC,
+    TARSONEWAY,
+    TUPVERSION,
+    TUPVERSION2,
+    FrameDecoder,
+    RequestPacket,
+    ResponsePacket,
+    decode_request,
+    encode_request,
+    encode_response,
+)
+from k8stars.tars.rpc.current import Current, set_current
+from k8stars.tars.rpc.servant import Dispatcher, Reply, Servant, tup_status
+
+log = logging.getLogger("k8stars.tars.rpc")
+
+
+@dataclass
+class AdapterConfig:
+    """One ``<App.Server.ObjAdapter>`` of a server config; defaults are those of K8STARS's templates."""
+
+    name: str
+    endpoint: Endpoint
+    servant: str
+    protocol: str = "tars"
+    threads: int = 1
+    max_conns: int = 200000
+    queue_cap: int = 10000
+    queue_timeout_ms: int = 60000
+    max_frame_size: int = MAX_FRAME_SIZE
+
+
+@dataclass
+class AdapterStats:
+    connections: int = 0
+    requests: int = 0
+    inflight: int = 0
+    errors: int = 0
+    rejected_connections: int = 0
+    overloads: int = 0
+    queue_timeouts: int = 0
+
+
+class Adapter:
+    def __init__(self, config: AdapterConfig) -> None:
+        self.config = config
+        self.dispatchers: dict[str, Dispatcher] = {}
+        self.stats = AdapterStats()
+        self.connections: set[_ServerConnection] = set()
+        self.endpoint = config.endpoint  # the bound one (port 0 resolved) once started
+        self._server: asyncio.AbstractServer | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle_task: asyncio.Task[None] | None = None
+        self.accepting = False
+
+    def add_servant(self, name: str, servant: Servant, dispatcher: Dispatcher | None = None) -> None:
+        self.dispatchers[name] = dispatcher or Dispatcher(servant)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ep = self.config.endpoint
+        if ep.protocol == "udp":
+            transport, _ = await loop.create_datagram_endpoint(lambda: _UdpServerProtocol(self), (ep.host, ep.port))
+            self._udp = transport
+            port = transport.get_extra_info("sockname")[1]
+        elif ep.protocol == "tcp":
+            self._server = await loop.create_server(lambda: _ServerConnection(self), ep.host, ep.port, backlog=1024)
+            port = self._server.sockets[0].getsockname()[1]
+        else:
+            raise ValueError(f"adapter {self.config.name}: protocol {ep.protocol} is not supported yet")
+        self.endpoint = Endpoint(**{**_endpoint_fields(ep), "port": port})
+        self.accepting = True
+        if ep.protocol == "tcp" and ep.timeout > 0:
+            self._idle_task = asyncio.create_task(self._close_idle(ep.timeout / 1000))
+
+    async def _close_idle(self, idle: float) -> None:
+        while True:
+            await asyncio.sleep(max(idle / 2, 0.05))
+            cutoff = time.monotonic() - idle
+            for conn in list(self.connections):
+                if conn.last_active < cutoff and not conn.inflight:
+                    conn.close()
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+        if self._server is not None:
+            self._server.close()
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        for conn in list(self.connections):
+            conn.send_reconnect()
+
+    async def drain(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        for conn in list(self.connections):
+            conn.close()
+        if self._udp is not None:
+            self._udp.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- request handling ------------------------------------------------------------------------------------
+    def on_request(self, req: RequestPacket, conn: _ServerConnection | _UdpReply, received: float) -> None:
+        self.stats.requests += 1
+        if req.sFuncName == PING_FUNC:
+            conn.send_reply(req, Reply(0))
+            return
+        dispatcher = self.dispatchers.get(req.sServantName)
+        if dispatcher is None:
+            if len(self.dispatchers) == 1 and not req.sServantName:
+                dispatcher = next(iter(self.dispatchers.values()))
+            else:
+                conn.send_reply(req, Reply(errors.TARSSERVERNOSERVANTERR, desc=f"no servant {req.sServantName}"))
+                return
+        if not self.accepting:
+            conn.send_reply(req, Reply(errors.TARSSERVERRESETGRID, desc="server is stopping"))
+            return
+        if self.stats.inflight >= self.config.queue_cap:
+            self.stats.overloads += 1
+            conn.send_reply(req, Reply(errors.TARSSERVEROVERLOAD, desc=f"queue full ({self.config.queue_cap})"))
+            return
+        self.stats.inflight += 1
+        task = asyncio.create_task(self._run(req, dispatcher, conn, received))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self, req: RequestPacket, dispatcher: Dispatcher, conn: _ServerConnection | _UdpReply, received: float
+    ) -> None:
+        try:
+            waited_ms = (time.monotonic() - received) * 1000
+            limit = self.config.queue_timeout_ms
+            if req.iTimeout > 0:
+                limit = min(limit, req.iTimeout)
+            cur = Current(req, conn.peer, self.config.name)
+            if waited_ms > limit:
+                self.stats.queue_timeouts += 1
+                reply = Reply(errors.TARSSERVERQUEUETIMEOUT, desc=f"queued {waited_ms:.0f} ms > {limit} ms")
+            else:
+                set_current(cur)
+                reply = await dispatcher.dispatch(req)
+            if reply.ret:
+                self.stats.errors += 1
+            conn.send_reply(req, reply, cur.response_context)
+        finally:
+            self.stats.inflight -= 1
+
+
+def _endpoint_fields(ep: Endpoint) -> dict[str, Any]:
+    return {f: getattr(ep, f) for f in ep.__slots__}
+
+
+def _reply_frame(req: RequestPacket, reply: Reply, context: dict[str, str] | None = None) -> bytes:
+    if req.iVersion in (TUPVERSION, TUPVERSION2):
+        # TUP callers expect a RequestPacket back, with the result code in status
+        return encode_request(
+            RequestPacket(
+                iVersion=req.iVersion,
+                cPacketType=0,
+                iMessageType=req.iMessageType,
+                iRequestId=req.iRequestId,
+                sServantName=req.sServantName,
+                sFuncName=req.sFuncName,
+                sBuffer=reply.body,
+                iTimeout=req.iTimeout,
+                context=context or {},
+                status=tup_status(reply),
+            )
+        )
+    version = req.iVersion if req.iVersion in (1, JSONVERSION) else 1
+    return encode_response(
+        ResponsePacket(
+            iVersion=version,
+            iRequestId=req.iRequestId,
+            iMessageType=req.iMessageType,
+            iRet=reply.ret,
+            sBuffer=reply.body,
+            status={},
+            sResultDesc=reply.desc,
+            context=context or {},
+        )
+    )
+
+
+class _ServerConnection(asyncio.Protocol):
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self.decoder = FrameDecoder(adapter.config.max_frame_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+        self.inflight = 0
+        self.last_active = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        a = self.adapter
+        if len(a.connections) >= a.config.max_conns or not a.accepting:
+            a.stats.rejected_connections += 1
+            transport.abort()
+            return
+        a.connections.add(self)
+        a.stats.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.adapter.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = now = time.monotonic()
+        try:
+            bodies = self.decoder.feed(data)
+        except FrameError as e:
+            log.warning("%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
+            self.close()
+            return
+        for body in bodies:
+            try:
+                req = decode_request(body)
+            except DecodeError as e:
+                # without a readable request id there is nothing to answer; the stream cannot be trusted either
+                log.warning("%s from %s: bad request packet: %s; closing", self.adapter.config.name, self.peer, e)
+                self.close()
+                return
+            if req.cPacketType != TARSONEWAY:
+                self.inflight += 1
+            self.adapter.on_request(req, self, now)
+
+    def send_reply(self, req: RequestPacket, reply: Reply, context: dict[str, str] | None = None) -> None:
+        if req.cPacketType == TARSONEWAY:
+            return
+        self.inflight -= 1
+        self.last_active = time.monotonic()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_reply_frame(req, reply, context))
+
+    def send_reconnect(self) -> None:
+        """Ask the client to use another connection (TarsGo's graceful-stop push)."""
+        if self.transport is not None and not self.transport.is_closing():
+            pkt = ResponsePacket(iVersion=1, iRequestId=0, sBuffer=b"", status={}, sResultDesc=RECONNECT_DESC)
+            self.transport.write(encode_response(pkt))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _UdpReply:
+    """Where the reply to one datagram goes."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, peer: tuple[str, int]) -> None:
+        self.transport, self.peer = transport, peer
+
+    def send_reply(self, req: RequestPacket, reply: Reply, context: dict[str, str] | None = None) -> None:
+        if req.cPacketType != TARSONEWAY and not self.transport.is_closing():
+            self.transport.sendto(_reply_frame(req, reply, context), self.peer)
+
+
+class _UdpServerProtocol(asyncio.DatagramProtocol):
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        try:
+            (body,) = FrameDecoder(self.adapter.config.max_frame_size).feed(data)
+            req = decode_request(body)
+        except (DecodeError, ValueError) as e:
+            log.warning("%s: bad datagram from %s: %s", self.adapter.config.name, addr, e)
+            return
+        self.adapter.on_request(req, _UdpReply(self.transport, addr), time.monotonic())
+
+
+@dataclass
+class Server:
+    """A set of adapters started and stopped together."""
+
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+    grace_seconds: float = 10.0
+    _stopped: asyncio.Event | None = None
+
+    def add_adapter(self, config: AdapterConfig) -> Adapter:
+        if config.name in self.adapters:
+            raise ValueError(f"adapter {config.name} already exists")
+        adapter = Adapter(config)
+        self.adapters[config.name] = adapter
+        return adapter
+
+    def add_servant(self, servant: Servant, name: str, endpoint: Endpoint | str, **adapter_opts: Any) -> Adapter:
+        """Serve ``servant`` as ``name`` (``App.Server.Obj``) on its own adapter ``<name>Adapter``."""
+        ep = Endpoint.parse(endpoint) if isinstance(endpoint, str) else endpoint
+        adapter = self.add_adapter(AdapterConfig(f"{name}Adapter", ep, name, **adapter_opts))
+        adapter.add_servant(name, servant)
+        return adapter
+
+    async def start(self) -> None:
+        self._stopped = asyncio.Event()
+        started: list[Adapter] = []
+        try:
+            for a in self.adapters.values():
+                await a.start()
+                started.append(a)
+        except BaseException:
+            for a in started:
+                a.stop_accepting()
+                await a.drain(0)
+            raise
+        for a in self.adapters.values():
+            log.info("adapter %s serving %s on %s", a.config.name, a.config.servant, a.endpoint)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let calls in flight finish (up to ``grace`` seconds), then close."""
+        for a in self.adapters.values():
+            a.stop_accepting()
+        timeout = self.grace_seconds if grace is None else grace
+        await asyncio.gather(*(a.drain(timeout) for a in self.adapters.values()))
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None, "server not started"
+        await self._stopped.wait()
