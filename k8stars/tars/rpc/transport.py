@@ -98,25 +98,25 @@ class Connection:
                 self._connecting = None
 
     async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
         ep = self.endpoint
-        transport: asyncio.BaseTransport
         try:
-            if ep.protocol == "udp":
-                transport, _ = await asyncio.wait_for(
-                    loop.create_datagram_endpoint(lambda: _UdpClientProtocol(self), remote_addr=(ep.host, ep.port)),
-                    self.connect_timeout,
-                )
-            else:
-                transport, _ = await asyncio.wait_for(  # type: ignore[assignment]
-                    loop.create_connection(lambda: _ClientProtocol(self), ep.host, ep.port), self.connect_timeout
-                )
+            transport = await asyncio.wait_for(self._open(ep), self.connect_timeout)
         except (OSError, TimeoutError) as e:
             self.failed_until = time.monotonic() + 5.0
             raise ConnectError(f"cannot connect to {ep}: {e or 'timeout'}") from None
         self._transport = transport
         self.draining = False
         self.failed_until = 0.0
+
+    async def _open(self, ep: Endpoint) -> asyncio.BaseTransport:
+        loop = asyncio.get_running_loop()
+        if ep.protocol == "udp":
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpClientProtocol(self), remote_addr=(ep.host, ep.port)
+            )
+            return udp
+        tcp, _ = await loop.create_connection(lambda: _ClientProtocol(self), ep.host, ep.port)
+        return tcp
 
     def send(self, request_id: int, frame: bytes, oneway: bool) -> asyncio.Future[ResponsePacket] | None:
         t = self._transport

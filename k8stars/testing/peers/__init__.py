@@ -136,6 +136,7 @@ def _node_modules_dir() -> Path:
         _require_tool("node", "install Node.js >= 18 (Debian: apt-get install nodejs npm)")
         npm = _require_tool("npm", "install npm (Debian: apt-get install npm)")
         tmp = Path(tempfile.mkdtemp(prefix="tmp-node-", dir=cache_root()))
+        tmp.chmod(0o755)
         try:
             shutil.copy2(manifest, tmp / "package.json")
             shutil.copy2(lock, tmp / "package-lock.json")
@@ -171,6 +172,7 @@ def node_dir() -> Path:
         if all((final / s).is_file() for s in NODE_SCRIPTS):
             return final
         tmp = Path(tempfile.mkdtemp(prefix="tmp-s-", dir=modules))
+        tmp.chmod(0o755)
         try:
             for s in scripts:
                 shutil.copy2(s, tmp / s.name)
