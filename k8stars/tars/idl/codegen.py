@@ -150,7 +150,8 @@ class _FileGen:
         if has[ast.Interface]:
             head += [
                 "from k8stars.tars.interface import Interface, Operation, Param",
-                f"from {self.runtime_import} import Servant, ServantProxy",
+                f"from {self.runtime_import}.proxy import ServantProxy",
+                f"from {self.runtime_import}.servant import Servant",
             ]
         for mod, names in sorted(self.foreign.items()):
             head.append(f"from .{mod} import {', '.join(sorted(names))}")

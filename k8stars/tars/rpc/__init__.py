@@ -4,7 +4,6 @@ Public face: :class:`Communicator` and :class:`ServantProxy` (clients), :class:`
 :class:`Application` (servers), :func:`current` (the call being served).
 """
 
-# Servant and ServantProxy first: generated protocol modules imported below import them from this package.
 from k8stars.tars.rpc.application import Application
 from k8stars.tars.rpc.current import Current, current
 from k8stars.tars.rpc.proxy import CallOptions, Communicator, CommunicatorConfig, ServantProxy
