@@ -32,7 +32,9 @@ async def namespace(api: client.ApiClient) -> AsyncIterator[str]:
     """A fresh namespace per test, deleted afterwards (without waiting for it to finish)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api)
-    await core.create_namespace({"metadata": {"name": name, "labels": {"k8stars.io/test": name}}})
+    await core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"k8stars.io/test": name}))
+    )
     try:
         yield name
     finally:

@@ -17,7 +17,8 @@ from k8stars.testing.cluster import Cluster, eventually
 GROUP = "test.k8stars.io"
 
 
-def _crd(plural: str, kind: str) -> dict[str, Any]:
+# Manifest builders return Any: the client sends plain dicts as they are, like its models.
+def _crd(plural: str, kind: str) -> Any:
     schema = {
         "type": "object",
         "properties": {
@@ -92,7 +93,7 @@ async def _create_ok(custom: client.CustomObjectsApi, namespace: str, body: dict
     return True
 
 
-def _statefulset(name: str, replicas: int) -> dict[str, Any]:
+def _statefulset(name: str, replicas: int) -> Any:
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -150,9 +151,9 @@ async def test_garbage_collector_removes_dependents(api: client.ApiClient, names
     await apps.create_namespaced_stateful_set(namespace, _statefulset("doomed", 2))
     await eventually(lambda: _running_pods(core, namespace, "app=doomed", 2), timeout=60, what="2 pods")
     # ... and a plain ownerReference between two ConfigMaps.
-    owner = await core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
-    await core.create_namespaced_config_map(namespace, {"metadata": {"name": "dependent", "ownerReferences": [ref]}})
+    owner = await core.create_namespaced_config_map(namespace, _config_map("owner"))
+    ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
+    await core.create_namespaced_config_map(namespace, _config_map("dependent", owner_references=[ref]))
 
     await apps.delete_namespaced_stateful_set("doomed", namespace, propagation_policy="Background")
     await core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
@@ -168,18 +169,22 @@ async def test_garbage_collector_removes_dependents(api: client.ApiClient, names
     await eventually(dependent_gone, timeout=30, what="GC to delete the dependent ConfigMap")
 
 
+def _config_map(name: str, data: dict[str, str] | None = None, **meta: Any) -> client.V1ConfigMap:
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, **meta), data=data)
+
+
 async def test_stale_resource_version_conflicts(api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api)
-    created = await core.create_namespaced_config_map(namespace, {"metadata": {"name": "cas"}, "data": {"v": "1"}})
+    created = await core.create_namespaced_config_map(namespace, _config_map("cas", {"v": "1"}))
     stale_rv = created.metadata.resource_version
     fresh = await core.replace_namespaced_config_map(
-        "cas", namespace, {"metadata": {"name": "cas", "resourceVersion": stale_rv}, "data": {"v": "2"}}
+        "cas", namespace, _config_map("cas", {"v": "2"}, resource_version=stale_rv)
     )
     assert fresh.metadata.resource_version != stale_rv
 
     with pytest.raises(ApiException) as err:
         await core.replace_namespaced_config_map(
-            "cas", namespace, {"metadata": {"name": "cas", "resourceVersion": stale_rv}, "data": {"v": "3"}}
+            "cas", namespace, _config_map("cas", {"v": "3"}, resource_version=stale_rv)
         )
     assert err.value.status == 409
     assert "the object has been modified" in str(err.value.body)
@@ -196,16 +201,14 @@ async def test_readiness_gate_is_left_to_the_test(api: client.ApiClient, namespa
     """kwok's stages here never set a readiness gate: the pod is Ready only once we do."""
     core = client.CoreV1Api(api)
     gate = "tars.io/active"
-    await core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": "gated", "labels": {"app": "gated"}},
-            "spec": {
-                "readinessGates": [{"conditionType": gate}],
-                "containers": [{"name": "server", "image": "tars/hello:1"}],
-            },
-        },
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="gated", labels={"app": "gated"}),
+        spec=client.V1PodSpec(
+            readiness_gates=[client.V1PodReadinessGate(condition_type=gate)],
+            containers=[client.V1Container(name="server", image="tars/hello:1")],
+        ),
     )
+    await core.create_namespaced_pod(namespace, pod)
 
     async def ready_state(want: str) -> bool:
         pod = await core.read_namespaced_pod("gated", namespace)

@@ -77,7 +77,8 @@ def deny_forbidden_key(review: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def _validating_config(name: str, namespace: str, port: int, tls: WebhookTLS) -> dict[str, Any]:
+# Manifest builders return Any: the client sends plain dicts as they are, like its models.
+def _validating_config(name: str, namespace: str, port: int, tls: WebhookTLS) -> Any:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -116,7 +117,9 @@ async def test_validating_webhook_rejects(k8s_cluster: Cluster, api: client.ApiC
             # The apiserver picks up new webhook configurations asynchronously: retry (with new
             # names) until the webhook answers.
             async def rejected() -> ApiException | None:
-                body = {"metadata": {"name": f"bad-{uuid.uuid4().hex[:6]}"}, "data": {"forbidden": "x"}}
+                body = client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=f"bad-{uuid.uuid4().hex[:6]}"), data={"forbidden": "x"}
+                )
                 try:
                     await core.create_namespaced_config_map(namespace, body)
                 except ApiException as exc:
@@ -125,14 +128,14 @@ async def test_validating_webhook_rejects(k8s_cluster: Cluster, api: client.ApiC
 
             err = await eventually(rejected, timeout=20, what="the webhook to reject a ConfigMap")
             assert err.status == 403, err
-            message = json.loads(err.body)["message"]
+            message = json.loads(err.body or b"{}")["message"]
             assert message == (
                 f'admission webhook "{WEBHOOK_NAME}" denied the request: '
                 "k8stars test: the key 'forbidden' is not allowed"
             )
 
             allowed = await core.create_namespaced_config_map(
-                namespace, {"metadata": {"name": "fine"}, "data": {"ok": "y"}}
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fine"), data={"ok": "y"})
             )
             assert allowed.metadata.name == "fine"
             operations = {(r["request"]["operation"], r["request"]["name"]) for r in seen}
@@ -165,7 +168,7 @@ def convert_size_replicas(review: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _two_version_crd(plural: str, port: int, tls: WebhookTLS) -> dict[str, Any]:
+def _two_version_crd(plural: str, port: int, tls: WebhookTLS) -> Any:
     def version(name: str, storage: bool, spec_props: dict[str, Any]) -> dict[str, Any]:
         schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": spec_props}}}
         return {"name": name, "served": True, "storage": storage, "schema": {"openAPIV3Schema": schema}}

@@ -10,9 +10,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition"
-) -> T:
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, what: str = "condition") -> T:
     """Poll `probe` until it returns something other than None or False, at most `timeout` s.
 
     Raises AssertionError (so a test failure reads naturally) with the last value seen.
