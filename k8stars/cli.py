@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from k8stars import __version__
-from k8stars.tars.errors import IdlError
+from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,3 +36,78 @@ def tars2py(files: tuple[str, ...], outdir: str, includes: tuple[str, ...]) -> N
         sys.exit(2)
     for p in written:
         click.echo(str(Path(p)))
+
+
+@main.command("call", context_settings={"ignore_unknown_options": False})
+@click.argument("target")
+@click.argument("func", required=False)
+@click.argument("args", required=False, default="{}")
+@click.option("--idl", multiple=True, type=click.Path(exists=True, dir_okay=False), help="IDL file(s) of the servant.")
+@click.option("-I", "--include", "includes", multiple=True, type=click.Path(file_okay=False),
+              help="Directory to search for #include files.")  # fmt: skip
+@click.option("--interface", "interface_name", help="Interface name when the IDL has several.")
+@click.option("--locator", envvar="K8STARS_LOCATOR", help="Registry QueryObj proxy, to call TARGET by name.")
+@click.option("--timeout", "timeout_ms", type=int, default=3000, show_default=True, help="Call timeout (ms).")
+@click.option("--context", "contexts", multiple=True, metavar="KEY=VALUE", help="Request context entry.")
+@click.option("--oneway", is_flag=True, help="Send without waiting for an answer.")
+@click.option("--list", "list_ops", is_flag=True, help="List the interface's operations and exit.")
+def call(
+    target: str,
+    func: str | None,
+    args: str,
+    idl: tuple[str, ...],
+    includes: tuple[str, ...],
+    interface_name: str | None,
+    locator: str | None,
+    timeout_ms: int,
+    contexts: tuple[str, ...],
+    oneway: bool,
+    list_ops: bool,
+) -> None:
+    """Call FUNC of the servant TARGET with ARGS, a JSON object keyed by the IDL's parameter names.
+
+    TARGET is `App.Server.Obj@tcp -h HOST -p PORT` or, with --locator, `App.Server.Obj`. Prints the return value
+    and out parameters as a JSON object; errors print the TARS code and text and exit 1.
+    """
+    from k8stars.tars.rpc.dynamic import describe, find_interface
+
+    servant = target.partition("@")[0].strip()
+    try:
+        iface = find_interface(servant, idl, includes, interface_name)
+    except (IdlError, ValueError) as e:
+        _fail(str(e), 2)
+    if list_ops:
+        click.echo("\n".join(describe(iface)))
+        return
+    if not func:
+        _fail("FUNC is required (or use --list)", 2)
+    try:
+        doc = json.loads(args)
+    except json.JSONDecodeError as e:
+        _fail(f"ARGS is not valid JSON: {e}", 2)
+    if not isinstance(doc, dict):
+        _fail("ARGS must be a JSON object keyed by parameter name", 2)
+    context = dict(c.split("=", 1) for c in contexts if "=" in c)
+    try:
+        result = asyncio.run(_call(target, locator, iface, func, doc, timeout_ms, context, oneway))
+    except TarsRpcError as e:
+        _fail(f"{e}", 1)
+    except (TarsError, ValueError) as e:
+        _fail(str(e), 2)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+async def _call(
+    target: str, locator: str | None, iface: Any, func: str, doc: dict[str, Any], timeout_ms: int,
+    context: dict[str, str], oneway: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from k8stars.tars.rpc import Communicator
+    from k8stars.tars.rpc.dynamic import call_json
+
+    async with Communicator(locator=locator or "") as comm:
+        return await call_json(comm, target, iface, func, doc, timeout_ms=timeout_ms, context=context, oneway=oneway)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

@@ -19,6 +19,7 @@ from k8stars.tars.errors import (
     ConnectError,
     DecodeError,
     InvokeTimeoutError,
+    SendRequestError,
     TarsRpcError,
     rpc_error,
 )
@@ -313,7 +314,11 @@ class ObjectProxy:
                 continue
             except TimeoutError:
                 raise InvokeTimeoutError(f"{self.name}.{func}: connect to {ep} timed out") from None
-            fut = conn.send(rid, frame, opts.oneway)
+            try:
+                fut = conn.send(rid, frame, opts.oneway)
+            except SendRequestError:
+                tried.add(ep)  # closed by the peer right after connecting (e.g. over its maxconns)
+                continue
             break
         if fut is None:
             return None

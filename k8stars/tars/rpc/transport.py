@@ -126,8 +126,8 @@ class Connection:
         if not oneway:
             fut = asyncio.get_running_loop().create_future()
             self.pending[request_id] = fut
-        if isinstance(t, asyncio.DatagramTransport):
-            t.sendto(frame)
+        if self.endpoint.protocol == "udp":
+            t.sendto(frame)  # type: ignore[attr-defined]
         else:
             t.write(frame)  # type: ignore[attr-defined]
         return fut
