@@ -16,14 +16,14 @@ import pytest
 from examples.hello.gen.hello import Hello_interface, HelloProxy, HelloReq
 from examples.hello.server import SERVANT, HelloImp
 from k8stars.tars import codec, errors, packet
+from k8stars.tars.config import TarsConfig
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.interface import Interface, Operation, Param
 from k8stars.tars.protocol.adminf import AdminFProxy
 from k8stars.tars.protocol.endpointf import EndpointF
 from k8stars.tars.protocol.queryf import QueryF_findObjectByIdInSameGroup_result, QueryFServant
-from k8stars.tars.rpc import Application, Communicator, Server, ServantProxy
+from k8stars.tars.rpc import Application, Communicator, ServantProxy, Server
 from k8stars.tars.rpc.application import ServerSettings, settings_from_config
-from k8stars.tars.config import TarsConfig
 from k8stars.tars.tup import UniAttribute
 
 
@@ -70,7 +70,7 @@ async def test_context_and_response_context(server: Server, comm: Communicator) 
 
 async def test_unknown_servant_and_function(server: Server, comm: Communicator) -> None:
     wrong = comm.string_to_proxy(HelloProxy, f"TestApp.HelloServer.Nope@{endpoint_of(server)}")
-    with pytest.raises(errors.NoServantError, match="no servant TestApp.HelloServer.Nope"):
+    with pytest.raises(errors.NoServantError, match=r"no servant TestApp\.HelloServer\.Nope"):
         await wrong.sayHello("x")
     extra = Interface("TestApp", "Hello", {"nope": Operation("nope", codec.INT, ())})
     p = comm.string_to_proxy(ServantProxy, f"{SERVANT}@{endpoint_of(server)}", interface=extra)
@@ -297,8 +297,9 @@ async def test_tup_and_json_requests(server: Server) -> None:
         assert (reply.iVersion, reply.iRequestId, reply.status["STATUS_RESULT_CODE"]) == (version, 5, "0")
         out = UniAttribute.decode(reply.sBuffer, version)
         assert out.get("", codec.INT) == 0 and out.get("lines", codec.vector_of(codec.STRING)) == ["hello tup"] * 2
+    doc = json.dumps({"req": {"name": "js", "times": 1}}).encode()
     req = packet.RequestPacket(iVersion=packet.JSONVERSION, iRequestId=6, sServantName=SERVANT, sFuncName="greet",
-                               sBuffer=json.dumps({"req": {"name": "js", "times": 1}}).encode(), iTimeout=1000)  # fmt: skip
+                               sBuffer=doc, iTimeout=1000)  # fmt: skip
     data = await loop.run_in_executor(None, raw_exchange, ep, packet.encode_request(req))
     (body,) = packet.FrameDecoder().feed(data)
     rsp = packet.decode_response(body)
