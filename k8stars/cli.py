@@ -111,3 +111,41 @@ async def _call(
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+# --- registry (issue 6): options are the public contract; the implementation lives in k8stars.registry -------------
+@main.command("registry")
+@click.option("--host", envvar="K8STARS_REGISTRY_HOST", default="127.0.0.1", show_default=True,
+              help="Address to listen on.")  # fmt: skip
+@click.option("--port", envvar="K8STARS_REGISTRY_PORT", type=int, default=17890, show_default=True,
+              help="Port of tars.tarsregistry.QueryObj (and of Registry unless --registry-port).")  # fmt: skip
+@click.option("--registry-port", envvar="K8STARS_REGISTRY_REGISTRY_PORT", type=int, default=None,
+              help="Serve tars.tarsregistry.Registry on its own port.")  # fmt: skip
+@click.option("--store", envvar="K8STARS_REGISTRY_STORE", type=click.Choice(["sqlite", "mysql"]), default="sqlite",
+              show_default=True, help="Where endpoints are kept.")  # fmt: skip
+@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Directory of the SQLite store (default ~/.local/share/k8stars).")  # fmt: skip
+@click.option("--dsn", envvar="K8STARS_REGISTRY_DSN", default=None,
+              help="mysql://user:pass@host:port/db_tars for --store mysql.")  # fmt: skip
+@click.option("--heartbeat-timeout", envvar="K8STARS_REGISTRY_HEARTBEAT_TIMEOUT", type=float, default=60.0,
+              show_default=True, help="Seconds without keepAlive before an endpoint turns inactive.")  # fmt: skip
+@click.option("--retention", envvar="K8STARS_REGISTRY_RETENTION", type=float, default=3600.0, show_default=True,
+              help="Seconds an inactive endpoint is kept before it is removed.")  # fmt: skip
+@click.option("--http-port", envvar="K8STARS_REGISTRY_HTTP_PORT", type=int, default=9325, show_default=True,
+              help="Port of /metrics and the Prometheus http_sd endpoint (0 = off).")  # fmt: skip
+def registry(**options: Any) -> None:
+    """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
+    from k8stars.registry.app import serve
+
+    asyncio.run(serve(**options))
+
+
+# --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
+@main.command("up")
+@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Where the local framework keeps its state (default ~/.local/share/k8stars/up).")  # fmt: skip
+def up(data_dir: str | None) -> None:
+    """Run the whole TARS framework on this machine: the registry and the example services under tarscli."""
+    from k8stars.tarscli.local import run_local
+
+    asyncio.run(run_local(data_dir=data_dir))

@@ -1,0 +1,1 @@
+"""The TARS naming service (QueryF) with K8STARS registration, over pluggable stores."""

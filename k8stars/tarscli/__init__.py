@@ -1,0 +1,1 @@
+"""tarscli: the agent inside every TARS pod (genconf, supervisor, hzcheck, prestop, notify)."""
