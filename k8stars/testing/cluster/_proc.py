@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,13 +27,35 @@ class Proc:
     log: str
 
 
-def spawn(name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Proc:
+# Resolved in the parent: a forked child should not have to dlopen anything.
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the spawning thread dies (e.g. pytest killed).
+
+    SIGKILL, not SIGTERM: without its etcd, a terminating kube-apiserver lingers for long.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    die_with_parent: bool = False,
+) -> Proc:
     """Start `argv` in its own session with output to `<log_dir>/<name>.log`.
 
     Its own session so that a Ctrl-C meant for the launcher (or pytest) does not reach the
     control plane half-way through; teardown stops it deliberately, in order. Popen rather
     than asyncio's subprocess transport: that one kills the child when the loop closes, and
-    `up` must leave the cluster running after the launcher exits.
+    `up` must leave the cluster running after the launcher exits. `die_with_parent` is for
+    test sessions: a killed pytest must not leave a control plane behind. It is tied to the
+    calling *thread*, so call from a thread that lives as long as the cluster should.
     """
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
@@ -43,6 +67,7 @@ def spawn(name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | N
             start_new_session=True,
             env=env,
             close_fds=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     ticks = _stat_fields(popen.pid)
     return Proc(name=name, pid=popen.pid, start_ticks=int(ticks[19]) if ticks else -1, log=str(log))

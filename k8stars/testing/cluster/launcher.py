@@ -59,6 +59,8 @@ class ClusterOptions:
     timeout: float = 90.0
     extra_apiserver_args: Sequence[str] = ()
     extra_kcm_args: Sequence[str] = ()
+    # Components get SIGKILL when the thread that started them dies (see _proc.spawn).
+    die_with_parent: bool = False
 
 
 @dataclass
@@ -310,15 +312,16 @@ def _write_kubeconfig(path: Path, server: str, ca_pem: bytes, crt: Path, key: Pa
 
 async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, say: Log, t0: float) -> None:
     logs = cluster.workdir / "logs"
-    etcd = _start(cluster, "etcd", _etcd_argv(cluster, layout), logs)
+    pdeath = options.die_with_parent
+    etcd = _start(cluster, "etcd", _etcd_argv(cluster, layout), logs, pdeath)
     await _wait_for(cluster, etcd, lambda: _etcd_healthy(cluster), "etcd /health")
-    apiserver = _start(cluster, "kube-apiserver", _apiserver_argv(cluster, layout, options), logs)
+    apiserver = _start(cluster, "kube-apiserver", _apiserver_argv(cluster, layout, options), logs, pdeath)
     await _wait_for(cluster, apiserver, lambda: _api_ok(cluster, "/readyz"), "kube-apiserver /readyz")
     say(f"cluster: etcd and kube-apiserver ready after {time.monotonic() - t0:.1f} s")
     # The rest only need the apiserver, so they start together and are awaited together.
-    kcm = _start(cluster, "kube-controller-manager", _kcm_argv(cluster, layout, options), logs)
-    sched = _start(cluster, "kube-scheduler", _scheduler_argv(cluster, layout), logs)
-    kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs)
+    kcm = _start(cluster, "kube-controller-manager", _kcm_argv(cluster, layout, options), logs, pdeath)
+    sched = _start(cluster, "kube-scheduler", _scheduler_argv(cluster, layout), logs, pdeath)
+    kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs, pdeath)
     cluster.node_names = await _create_nodes(cluster, options.nodes)
     await asyncio.gather(
         _wait_for(cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"),
@@ -328,8 +331,8 @@ async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, s
     )
 
 
-def _start(cluster: Cluster, name: str, argv: list[str], logs: Path) -> _proc.Proc:
-    proc = _proc.spawn(name, argv, logs)
+def _start(cluster: Cluster, name: str, argv: list[str], logs: Path, die_with_parent: bool) -> _proc.Proc:
+    proc = _proc.spawn(name, argv, logs, die_with_parent=die_with_parent)
     cluster.procs.append(proc)
     # Saved after every start so `down` (or a human) can find the PIDs even if we die here.
     cluster.save()

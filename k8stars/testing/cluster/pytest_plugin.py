@@ -63,7 +63,10 @@ def k8s_cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFa
     workdir: Path = tmp_path_factory.mktemp("k8s-cluster")
     with _visible_output(pytestconfig):
         layout = asyncio.run(ensure_binaries(log=_say))
-        cluster = asyncio.run(start_cluster(ClusterOptions(workdir=workdir), layout, log=_say))
+        # die_with_parent: a pytest killed hard must not leave the control plane running. The
+        # components are spawned from this (the main) thread, which lives for the whole session.
+        options = ClusterOptions(workdir=workdir, die_with_parent=True)
+        cluster = asyncio.run(start_cluster(options, layout, log=_say))
     try:
         yield cluster
     finally:
