@@ -11,8 +11,6 @@ import contextlib
 import json
 import math
 import os
-import signal
-import socket
 import struct
 import subprocess
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 
 from k8stars.testing import peers
+from k8stars.testing.procs import free_port, stop_process, wait_port
 
 PEERS: tuple[peers.Peer, ...] = ("node", "go")
 
@@ -383,35 +382,6 @@ async def test_run_codec_async() -> None:
 # ------------------------------------------------------------------------ RPC tests
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"server did not listen on 127.0.0.1:{port} within {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 SERVANT = "Test.EchoServer.EchoObj"
 
 
@@ -465,7 +435,7 @@ def running_server(peer: peers.Peer, mode: str, tmp_path: Path) -> Iterator[int]
             wait_port(port, proc)
             yield port
         finally:
-            stop(proc)
+            stop_process(proc)
 
 
 @pytest.fixture(
@@ -542,7 +512,7 @@ def test_echo_via_locator(tmp_path: Path) -> None:
                 )
                 assert res.returncode != 0 and res.stdout.strip() == ""
         finally:
-            stop(reg)
+            stop_process(reg)
         assert reg.stdout is not None
         lookups = [json.loads(line) for line in reg.stdout.read().decode().splitlines()]
     assert {(q["func"], q["id"]) for q in lookups} >= {
