@@ -26,7 +26,10 @@ def _load_running(workdir: Path) -> Cluster | None:
     """The recorded cluster if every one of its processes is still alive."""
     if not (workdir / STATE_FILE).is_file():
         return None
-    cluster = Cluster.load(workdir)
+    try:
+        cluster = Cluster.load(workdir)
+    except ClusterError:
+        return None
     if cluster.procs and len(cluster.alive()) == len(cluster.procs):
         return cluster
     return None
@@ -88,7 +91,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _stop_recorded(workdir: Path) -> bool:
     if not (workdir / STATE_FILE).is_file():
         return False
-    cluster = Cluster.load(workdir)
+    try:
+        cluster = Cluster.load(workdir)
+    except ClusterError as exc:
+        # E.g. written by an older launcher: nothing we can safely stop by PID.
+        print(f"warning: {exc}", file=sys.stderr)
+        return False
     for proc in reversed(cluster.procs):
         _proc.stop(proc)
     return True

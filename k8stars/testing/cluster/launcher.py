@@ -139,7 +139,13 @@ class Cluster:
 
     @classmethod
     def load(cls, workdir: Path) -> Cluster:
-        data = json.loads((workdir / STATE_FILE).read_text())
+        try:
+            return cls._from_json(json.loads((workdir / STATE_FILE).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ClusterError(f"unreadable cluster state {workdir / STATE_FILE}: {exc!r}") from exc
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Cluster:
         return cls(
             workdir=Path(data["workdir"]),
             api_url=data["api_url"],

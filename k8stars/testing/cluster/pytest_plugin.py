@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from ._paths import cache_root
-from .launcher import Cluster, ClusterOptions, ensure_binaries, start_cluster
+from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
 
 SKIP_ENV = "K8STARS_SKIP_CLUSTER"
 REUSE_ENV = "K8STARS_CLUSTER_REUSE"
@@ -33,7 +33,10 @@ def _reusable() -> Cluster | None:
     workdir = cache_root() / "cluster"
     if not (workdir / "state.json").is_file():
         return None
-    cluster = Cluster.load(workdir)
+    try:
+        cluster = Cluster.load(workdir)
+    except ClusterError:
+        return None
     return cluster if cluster.procs and len(cluster.alive()) == len(cluster.procs) else None
 
 
