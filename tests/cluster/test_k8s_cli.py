@@ -11,14 +11,14 @@ import pytest
 
 import k8stars
 from k8stars.testing.cluster import Cluster
-from k8stars.testing.cluster.pytest_plugin import SKIP_ENV
+from k8stars.testing.cluster.pytest_plugin import REUSE_ENV, SKIP_ENV
 
 # Subprocesses import k8stars from this checkout whether or not it is pip-installed.
 _SRC = str(Path(k8stars.__file__).resolve().parents[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != SKIP_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (SKIP_ENV, REUSE_ENV)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
     return {**env, **extra}
 
