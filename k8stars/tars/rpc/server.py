@@ -9,8 +9,10 @@ push TarsGo servers send), refuses new calls and drains the ones in flight.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +147,14 @@ class Adapter:
             conn.send_reply(req, Reply(errors.TARSSERVEROVERLOAD, desc=f"queue full ({self.config.queue_cap})"))
             return
         self.stats.inflight += 1
-        task = asyncio.create_task(self._run(req, dispatcher, conn, received))
+        # Run the call eagerly: most handlers finish without awaiting anything, and then no Task is needed.
+        ctx = contextvars.copy_context()
+        coro = self._run(req, dispatcher, conn, received)
+        try:
+            first = ctx.run(coro.send, None)
+        except StopIteration:
+            return
+        task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -169,6 +178,35 @@ class Adapter:
             conn.send_reply(req, reply, cur.response_context)
         finally:
             self.stats.inflight -= 1
+
+
+class _Continue:
+    """Drives a coroutine that was started outside a Task from the point where it first suspended."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, pending = self.coro, self.first
+        while True:
+            try:
+                yield pending
+            except BaseException as exc:  # cancellation and the like go to the coroutine
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = coro.send(None)
+                except StopIteration:
+                    return
+
+
+async def _resume(coro: Coroutine[Any, Any, None], first: Any) -> None:
+    await _Continue(coro, first)
 
 
 def _endpoint_fields(ep: Endpoint) -> dict[str, Any]:
@@ -215,15 +253,15 @@ class _ServerConnection(asyncio.Protocol):
         self.peer: tuple[str, int] | None = None
         self.inflight = 0
         self.last_active = time.monotonic()
+        self._out: list[bytes] = []  # replies of this loop iteration, written together
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports lack the asyncio ABCs
         self.peer = transport.get_extra_info("peername")
         a = self.adapter
         if len(a.connections) >= a.config.max_conns or not a.accepting:
             a.stats.rejected_connections += 1
-            transport.abort()
+            transport.abort()  # type: ignore[attr-defined]
             return
         a.connections.add(self)
         a.stats.connections += 1
@@ -258,7 +296,14 @@ class _ServerConnection(asyncio.Protocol):
         self.inflight -= 1
         self.last_active = time.monotonic()
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_reply_frame(req, reply, context))
+            if not self._out:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._out.append(_reply_frame(req, reply, context))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def send_reconnect(self) -> None:
         """Ask the client to use another connection (TarsGo's graceful-stop push)."""
@@ -268,6 +313,7 @@ class _ServerConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
+            self._flush()  # replies already made must not be lost
             self.transport.close()
 
 
