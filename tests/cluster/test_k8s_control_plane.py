@@ -235,35 +235,48 @@ async def test_startup_time_and_memory_budget(k8s_cluster: Cluster) -> None:
     assert sum(rss.values()) < 2 * 2**30, rss
 
 
-async def test_everything_listens_on_loopback_only(k8s_cluster: Cluster) -> None:
-    """No component may listen on a non-loopback address (tests must only talk to 127.0.0.0/8)."""
-    pids = {p.pid for p in k8s_cluster.procs}
-    listening = _listening_addresses(pids)
-    assert listening, "found no listening sockets of the control plane"
-    for address in listening:
-        assert ipaddress.ip_address(address).is_loopback, (address, listening)
+async def test_control_plane_sockets_are_loopback_only(k8s_cluster: Cluster, api: client.ApiClient) -> None:
+    """Every TCP socket of every component, listening or connected, is on 127.0.0.0/8 (or ::1):
+    tests and the cluster must only ever talk to this machine."""
+    await client.CoreV1Api(api).list_node()  # at least one live client connection
+    sockets = _tcp_sockets({p.pid for p in k8s_cluster.procs})
+    assert any(state == "0A" for state, _, _ in sockets), "found no listening socket"
+    assert any(state == "01" for state, _, _ in sockets), "found no established connection"
+    for state, local, remote in sockets:
+        assert ipaddress.ip_address(local).is_loopback, (state, local, remote)
+        # A listening socket's "remote" is the unspecified address.
+        remote_ip = ipaddress.ip_address(remote)
+        assert remote_ip.is_loopback or (state == "0A" and remote_ip.is_unspecified), (state, local, remote)
 
 
-def _listening_addresses(pids: set[int]) -> set[str]:
-    """Local addresses of LISTEN TCP sockets owned by `pids` (from /proc, IPv4 and IPv6)."""
+def _tcp_sockets(pids: set[int]) -> list[tuple[str, str, str]]:
+    """(state, local IP, remote IP) of the TCP sockets `pids` own, from /proc (IPv4 and IPv6).
+
+    States are /proc's hex codes: 01 ESTABLISHED, 0A LISTEN, ...
+    """
     inodes: set[str] = set()
     for pid in pids:
-        fd_dir = Path(f"/proc/{pid}/fd")
-        for fd in fd_dir.iterdir():
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
                 target = os.readlink(fd)
             except OSError:
                 continue
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
-    addresses: set[str] = set()
+    found = []
     for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state == "0A" and inode in inodes:  # 0A = LISTEN
-                addresses.add(_decode_proc_address(local.split(":")[0], width))
-    return addresses
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode in inodes:
+                found.append(
+                    (
+                        state,
+                        _decode_proc_address(local.split(":")[0], width),
+                        _decode_proc_address(remote.split(":")[0], width),
+                    )
+                )
+    return found
 
 
 def _decode_proc_address(hex_addr: str, width: int) -> str:
