@@ -421,3 +421,38 @@ async def test_application_from_config_and_admin(tmp_path: Path) -> None:
         await asyncio.wait_for(runner, 5)
     finally:
         runner.cancel()
+
+
+async def test_reconnect_push_moves_calls_to_a_new_connection() -> None:
+    """A TarsGo server about to stop pushes `_reconnect_` (request id 0): later calls use a new connection."""
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        decoder = packet.FrameDecoder()
+        while data := await reader.read(65536):
+            for body in decoder.feed(data):
+                req = packet.decode_request(body)
+                op = Hello_interface[req.sFuncName]
+                (name,) = op.decode_args(req.sBuffer)
+                rsp = packet.ResponsePacket(iVersion=1, iRequestId=req.iRequestId, sBuffer=op.encode_result(name),
+                                            status={})  # fmt: skip
+                writer.write(packet.encode_response(rsp))
+                push = packet.ResponsePacket(iVersion=1, iRequestId=0, sBuffer=b"", status={},
+                                             sResultDesc=packet.RECONNECT_DESC)  # fmt: skip
+                writer.write(packet.encode_response(push))
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        async with Communicator() as comm:
+            p = comm.string_to_proxy(HelloProxy, f"{SERVANT}@tcp -h 127.0.0.1 -p {port}")
+            assert await p.sayHello("one") == "one"
+            await asyncio.sleep(0.05)
+            assert await p.sayHello("two") == "two"
+            assert connections == 2
+    finally:
+        srv.close()
+        await srv.wait_closed()
