@@ -13,6 +13,7 @@ import os
 
 from examples.hello.gen.hello import HelloReq, HelloServant
 from k8stars.tars.rpc import Application, Server, current
+from k8stars.tars.rpc.loop import run
 
 SERVANT = "TestApp.HelloServer.HelloObj"
 
@@ -53,4 +54,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -48,7 +48,10 @@ def from_json(t: TarsType, value: Any, where: str = "value") -> Any:
         if k in (Kind.BYTE, Kind.SHORT, Kind.INT, Kind.LONG, Kind.UBYTE, Kind.USHORT, Kind.UINT, Kind.ENUM):
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError("an integer")
-            n = int(value)
+            try:
+                n = int(value)  # strings allowed: JSON numbers lose precision beyond 2**53
+            except ValueError:
+                raise TypeError("an integer") from None
             if k is Kind.ENUM and t.cls is not None:
                 try:
                     return t.cls(n)
