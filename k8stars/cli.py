@@ -144,8 +144,12 @@ def registry(**options: Any) -> None:
 @main.command("up")
 @click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
               help="Where the local framework keeps its state (default ~/.local/share/k8stars/up).")  # fmt: skip
-def up(data_dir: str | None) -> None:
+@click.option("--registry-port", envvar="K8STARS_UP_REGISTRY_PORT", type=int, default=17890, show_default=True,
+              help="Port of the registry's QueryObj (and Registry) on 127.0.0.1.")  # fmt: skip
+@click.option("--first-ip", envvar="K8STARS_UP_FIRST_IP", default="127.0.0.11", show_default=True,
+              help="Loopback address of the first service's \"pod\"; the next ones count up from it.")  # fmt: skip
+def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
     """Run the whole TARS framework on this machine: the registry and the example services under tarscli."""
     from k8stars.tarscli.local import run_local
 
-    asyncio.run(run_local(data_dir=data_dir))
+    sys.exit(asyncio.run(run_local(data_dir=data_dir, registry_port=registry_port, first_ip=first_ip)))

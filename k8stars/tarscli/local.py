@@ -1,0 +1,255 @@
+"""``k8stars up``: the TARS framework on one machine, as it runs on Kubernetes.
+
+The registry (``k8stars registry`` with its SQLite store) and the example services, each under its own
+``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in for a pod IP and its own
+``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or SIGTERM: the supervisors first
+(each runs prestop and deregisters its service), then the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import k8stars
+from k8stars.tars.errors import TarsError
+from k8stars.tars.protocol.queryf import QueryFProxy
+from k8stars.tars.rpc import Communicator
+from k8stars.tarscli.env import CHECK_STATUS_FILE, META_FILE, SERVER_INFO_FILE, read_text, write_atomic
+from k8stars.tarscli.meta import MetaError, ServerInfo
+from k8stars.tarscli.ports import can_bind
+from k8stars.tarscli.proc import Child, stop_group
+
+REGISTRY_START_TIMEOUT = 20.0
+SERVICE_START_TIMEOUT = 30.0
+SUPERVISOR_STOP_TIMEOUT = 20.0
+REGISTRY_STOP_TIMEOUT = 5.0
+
+
+class LocalError(RuntimeError):
+    """The local framework cannot start."""
+
+
+@dataclass(frozen=True)
+class LocalService:
+    """An example service: its meta file and the start script that runs it from the source tree."""
+
+    application: str
+    server: str
+    objects: tuple[str, ...]
+    module: str  # python -m <module> --config FILE
+
+    @property
+    def name(self) -> str:
+        return f"{self.application}.{self.server}"
+
+    def meta(self, locator: str) -> str:
+        adapters = "".join(f"  - object: {o}\n" for o in self.objects)
+        return f'application: {self.application}\nserver: {self.server}\nlocator: "{locator}"\nadapters:\n{adapters}'
+
+    def start_script(self, root: Path) -> str:
+        return (
+            "#!/bin/sh\n"
+            "# written by `k8stars up`: run the example from the source tree with the config tarscli generated\n"
+            f'export PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}"\n'
+            f'exec "{sys.executable}" -m {self.module} --config "$TARS_CONFIG"\n'
+        )
+
+
+EXAMPLES = (LocalService("TestApp", "HelloServer", ("HelloObj",), "examples.hello.server"),)
+
+
+def source_root() -> Path | None:
+    """The checkout k8stars runs from, if the examples are there (an editable install)."""
+    root = Path(k8stars.__file__).resolve().parents[1]
+    return root if (root / "examples" / "hello" / "server.py").is_file() else None
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "k8stars" / "up"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _registry_ready(locator: str, child: Child, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        while True:
+            if not child.running:
+                raise LocalError(f"the registry exited (code {child.returncode})")
+            try:
+                await query.findObjectById4Any("tars.tarsregistry.QueryObj")
+                return
+            except TarsError:
+                if time.monotonic() > deadline:
+                    raise LocalError(f"the registry did not answer within {timeout:.0f} s") from None
+                await asyncio.sleep(0.2)
+
+
+async def _service_ready(tars_path: Path, child: Child, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline and child.running:
+        state = (read_text(tars_path / "data" / CHECK_STATUS_FILE) or "").strip()
+        if state == "active":
+            break
+        await asyncio.sleep(0.2)
+    return state if child.running else f"supervisor exited ({child.returncode})"
+
+
+class LocalFramework:
+    def __init__(self, data_dir: Path, registry_port: int, first_ip: str, registry_command: list[str] | None) -> None:
+        self.data_dir = data_dir
+        self.registry_port = registry_port
+        self.first_ip = ipaddress.IPv4Address(first_ip)
+        self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry_port}"
+        self.registry_command = registry_command
+        self.registry: Child | None = None
+        self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
+
+    async def start(self) -> None:
+        if not self.first_ip.is_loopback:
+            raise LocalError(f"{self.first_ip} is not a loopback address")
+        if not can_bind("tcp", "127.0.0.1", self.registry_port):
+            raise LocalError(f"127.0.0.1:{self.registry_port} is in use (another `k8stars up` or registry?)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._start_registry()
+        root = source_root()
+        if root is None:
+            _say("k8stars up: the examples are not installed (not an editable install): starting the registry only")
+            return
+        for i, svc in enumerate(EXAMPLES):
+            self._start_service(svc, str(self.first_ip + i), root)
+        for name, (child, path, _) in self.supervisors.items():
+            state = await _service_ready(path, child, SERVICE_START_TIMEOUT)
+            if state != "active":
+                _say(f"k8stars up: {name} is not active yet ({state or 'no state'}); see {path / 'log'}")
+
+    async def _start_registry(self) -> None:
+        reg_dir = self.data_dir / "registry"
+        reg_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.registry_command or [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1",
+                                         "--port", str(self.registry_port), "--data-dir", str(reg_dir),
+                                         "--http-port", "0"]  # fmt: skip
+        self.registry = Child(argv, cwd=reg_dir, env=dict(os.environ), output=reg_dir / "registry.log")
+        await _registry_ready(self.locator, self.registry, REGISTRY_START_TIMEOUT)
+
+    def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
+        tars_path = self.data_dir / svc.name
+        (tars_path / "bin").mkdir(parents=True, exist_ok=True)
+        (tars_path / "log").mkdir(parents=True, exist_ok=True)
+        write_atomic(tars_path / "bin" / META_FILE, svc.meta(self.locator))
+        write_atomic(tars_path / "bin" / "start.sh", svc.start_script(root), mode=0o755)
+        env = dict(os.environ, TARS_PATH=str(tars_path), POD_IP=ip, TARS_LOCATOR=self.locator,
+                   TARS_PRESTOP_WAITTIME="1s", TARS_TERMINATION_GRACE_PERIOD="15s", TARS_REPORT_INTERVAL="10s",
+                   TARS_CHECK_INTERVAL="2s", PYTHONUNBUFFERED="1")  # fmt: skip
+        argv = [sys.executable, "-m", "k8stars.tarscli", "supervisor"]
+        child = Child(argv, cwd=tars_path, env=env, output=tars_path / "log" / "supervisor.out")
+        self.supervisors[svc.name] = (child, tars_path, ip)
+
+    def describe(self) -> str:
+        lines = [f"k8stars up: the TARS framework on this machine (data in {self.data_dir})", "",
+                 f"  registry  {self.locator}  (tars.tarsregistry.Registry on the same port)",
+                 f"            log {self.data_dir / 'registry' / 'registry.log'}"]  # fmt: skip
+        for name, (child, path, ip) in self.supervisors.items():
+            state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
+            lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
+            try:
+                info = ServerInfo.load(path / "data" / SERVER_INFO_FILE)
+            except MetaError:
+                continue
+            for a in info.conf.adapters:
+                lines.append(f"    {info.conf.servant(a):<36} {a.endpoint}")
+            lines.append(f"    {'AdminObj (local)':<36} {info.conf.local}")
+            lines.append(f"    {'tars.tarsnode.ServerObj (tarscli)':<36} {info.node.partition('@')[2]}")
+            lines.append(f"    {'TARS_PATH':<36} {path}")
+        if self.supervisors:
+            lines += ["", "Try:", f"  k8stars call --locator '{self.locator}' --idl examples/hello/Hello.tars "
+                      "TestApp.HelloServer.HelloObj sayHello '{\"name\": \"world\"}'"]  # fmt: skip
+        lines += ["", "Ctrl-C stops everything."]
+        return "\n".join(lines)
+
+    async def watch(self, stop: asyncio.Event) -> int:
+        """Until ``stop`` is set or the registry dies (exit code 1). A supervisor that dies is only reported."""
+        assert self.registry is not None
+        reported: set[str] = set()
+        while not stop.is_set():
+            if not self.registry.running:
+                _say(f"k8stars up: the registry exited (code {self.registry.returncode}); stopping")
+                return 1
+            for name, (child, path, _) in self.supervisors.items():
+                if not child.running and name not in reported:
+                    reported.add(name)
+                    _say(f"k8stars up: the supervisor of {name} exited ({child.returncode}); see {path / 'log'}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+
+    async def stop(self) -> None:
+        """Supervisors first (their prestop needs the registry), then the registry; every wait is bounded."""
+        for child, _, _ in self.supervisors.values():
+            if child.running:
+                os.kill(child.pid, signal.SIGTERM)
+        await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.registry is not None:
+            if self.registry.running:
+                os.kill(self.registry.pid, signal.SIGTERM)
+            await _stop(self.registry, REGISTRY_STOP_TIMEOUT)
+
+
+async def _stop(child: Child, timeout: float) -> None:
+    if not await child.wait_for(timeout):
+        await stop_group(child.pid, 1.0)
+        await child.wait_for(2.0)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless Ctrl-C comes first (then it is cancelled): True if it completed."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True
+
+
+async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11",
+                    registry_command: list[str] | None = None) -> int:  # fmt: skip
+    """Start everything, print where it listens, run until Ctrl-C/SIGTERM, stop everything. Returns the exit code."""
+    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip,
+                           registry_command)  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        if await _until_stopped(local.start(), stop):
+            _say(local.describe())
+            code = await local.watch(stop)
+    except LocalError as e:
+        _say(f"k8stars up: {e}")
+        code = 1
+    finally:
+        _say("k8stars up: stopping")
+        await local.stop()
+        _say("k8stars up: stopped")
+    return code

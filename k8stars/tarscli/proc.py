@@ -1,0 +1,191 @@
+"""Processes: the service the supervisor runs (spawned without threads, awaited through a pidfd), PID files that
+survive PID reuse (pid + kernel start time), and reaping orphans when tarscli is the container's PID 1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from k8stars.tarscli.env import read_text, write_atomic
+
+log = logging.getLogger("tarscli")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if it does not exist or is a zombie."""
+    stat = read_text(Path(f"/proc/{pid}/stat"))
+    if stat is None:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    write_atomic(path, f"{pid} {start_time(pid) or 0}\n")
+
+
+def live_pid(path: Path) -> int | None:
+    """The PID recorded in ``path`` if that very process (same start time) is still running."""
+    text = read_text(path)
+    if not text:
+        return None
+    try:
+        pid_s, _, started_s = text.strip().partition(" ")
+        pid, started = int(pid_s), int(started_s or "0")
+    except ValueError:
+        return None
+    now = start_time(pid)
+    if now is None or (started and now != started):
+        return None
+    return pid
+
+
+def kill_group(pid: int, sig: int) -> None:
+    """Signal the process group led by ``pid`` (services run in their own session), or ``pid`` alone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def stop_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace`` seconds for all of it to go, then SIGKILL what is left."""
+    kill_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        reap_orphans(set())
+        await asyncio.sleep(0.05)
+    if group_alive(pgid):
+        log.warning("process group %d still alive after %.1f s: SIGKILL", pgid, grace)
+        kill_group(pgid, signal.SIGKILL)
+
+
+@functools.cache
+def _die_with_parent() -> Callable[[], None] | None:
+    """A function for the child to run before exec: ask for SIGTERM when tarscli dies, so that a killed supervisor
+    leaves no service behind. ctypes is loaded here, in the parent, and only by the commands that start processes."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
+
+    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
+
+
+class Child:
+    """A process started in its own session (its group is killable as a whole) whose exit is awaited without a
+    helper thread: the loop watches a pidfd (Linux >= 5.3), or polls where there is none."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], output: Path | None) -> None:
+        out = open(output, "wb") if output else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        self.pid = self.proc.pid
+        self.started = time.monotonic()
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._watch()
+
+    def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self._poller = loop.create_task(self._poll())
+            return
+
+        def on_exit() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            self._collect()
+
+        loop.add_reader(fd, on_exit)
+
+    async def _poll(self) -> None:
+        while self.proc.poll() is None:
+            await asyncio.sleep(0.2)
+        self._collect()
+
+    def _collect(self) -> None:
+        code = self.proc.wait()
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    @property
+    def running(self) -> bool:
+        return not self._exited.done()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    async def wait_for(self, timeout: float) -> bool:
+        """True if the child exited within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+def reap_orphans(tracked: set[int]) -> None:
+    """As PID 1 of a container, the orphans of the service become ours: collect their exit status so they do not
+    stay zombies. Only zombies that are not our own tracked children are reaped, so nothing races with Child."""
+    if os.getpid() != 1:
+        return
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in tracked:
+            continue
+        stat = read_text(Path(f"/proc/{entry}/stat"))
+        if not stat:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] == "Z" and fields[1] == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry), os.WNOHANG)
