@@ -1,0 +1,203 @@
+"""A thin, dict-based Kubernetes API client on top of kubernetes_asyncio's transport.
+
+Objects stay plain JSON dicts (no model round trips, every kind alike). Writes are server-side apply (one field
+manager, `force`) or merge patches; nothing sends a resourceVersion it read, so no write can fail with "the object
+has been modified".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+
+from .meta import FIELD_MANAGER
+
+Obj = dict[str, Any]
+
+__all__ = ["ApiException", "Kube", "Obj", "Resource", "is_status"]
+
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """An API resource: where its objects live."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if sub is not None:
+            base += f"/{sub}"
+        return base
+
+
+def is_status(exc: BaseException, *codes: int) -> bool:
+    return isinstance(exc, ApiException) and exc.status in codes
+
+
+class Kube:
+    """Raw API calls with JSON bodies; one instance per event loop."""
+
+    def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+        self.api = api
+        self.field_manager = field_manager
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, field_manager: str = FIELD_MANAGER) -> Kube:
+        """From a kubeconfig file, else $KUBECONFIG / ~/.kube/config, else the in-cluster service account."""
+        if kubeconfig is None:
+            try:
+                api = await config.new_client_from_config()
+            except config.ConfigException:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                api = client.ApiClient()
+        else:
+            api = await config.new_client_from_config(config_file=kubeconfig)
+        return cls(api, field_manager)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def __aenter__(self) -> Kube:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | bool] | None = None,
+        body: Any = None,
+        content_type: str = _JSON,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
+        return await self.api.call_api(
+            path,
+            method,
+            query_params=params,
+            header_params={"Accept": _JSON, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object", 201: "object", 202: "object"},
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+
+    async def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        try:
+            result: Obj = await self.request("GET", res.path(namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def list(self, res: Resource, namespace: str | None = None, *, selector: str | None = None) -> Obj:
+        query: dict[str, str | int | bool] = {}
+        if selector:
+            query["labelSelector"] = selector
+        result: Obj = await self.request("GET", res.path(namespace), query=query)
+        return result
+
+    async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
+        result: Obj = await self.request("POST", res.path(namespace), body=body)
+        return result
+
+    async def apply(self, res: Resource, namespace: str | None, body: Obj, *, sub: str | None = None) -> Obj:
+        """Server-side apply of `body` (which names the object) by our field manager, taking over conflicts."""
+        name = body["metadata"]["name"]
+        result: Obj = await self.request(
+            "PATCH",
+            res.path(namespace, name, sub),
+            query={"fieldManager": self.field_manager, "force": True},
+            body=body,
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    async def merge_patch(
+        self, res: Resource, namespace: str | None, name: str, patch: Obj, *, sub: str | None = None
+    ) -> Obj:
+        result: Obj = await self.request(
+            "PATCH",
+            res.path(namespace, name, sub),
+            query={"fieldManager": self.field_manager},
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+        return result
+
+    async def delete(self, res: Resource, namespace: str | None, name: str, *, propagation: str = "Background") -> bool:
+        try:
+            await self.request(
+                "DELETE", res.path(namespace, name), body={"kind": "DeleteOptions", "propagationPolicy": propagation}
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def watch(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[Obj]:
+        """Watch events ({type, object}) from `resource_version` until the server closes the stream."""
+        query: dict[str, str | int | bool] = {
+            "watch": True,
+            "allowWatchBookmarks": True,
+            "timeoutSeconds": timeout_seconds,
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        if selector:
+            query["labelSelector"] = selector
+        params = list(query.items())
+        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in params]
+        response = await self.api.call_api(
+            res.path(namespace),
+            "GET",
+            query_params=params,
+            header_params={"Accept": _JSON},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout_seconds + 30,
+        )
+        try:
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return
+                event: Obj = json.loads(line)
+                yield event
+        finally:
+            response.release()

@@ -1,0 +1,31 @@
+"""Install (server-side apply) the k8s.tars.io CRDs and wait until the apiserver serves them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .client import Kube
+from .crds import all_crds
+from .resources import CRD
+
+
+async def install_crds(kube: Kube, *, timeout: float = 30.0) -> list[str]:
+    """Apply every CRD (idempotent) and wait for Established; returns their names."""
+    names = []
+    for manifest in all_crds():
+        await kube.apply(CRD, None, manifest)
+        names.append(manifest["metadata"]["name"])
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        for name in sorted(pending):
+            crd = await kube.get(CRD, None, name)
+            conditions = (crd or {}).get("status", {}).get("conditions", [])
+            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                pending.discard(name)
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRDs not Established after {timeout:.0f} s: {', '.join(sorted(pending))}")
+            await asyncio.sleep(0.1)
+    return names

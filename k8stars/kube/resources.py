@@ -1,0 +1,24 @@
+"""The API resources the operator reads and writes."""
+
+from __future__ import annotations
+
+from .client import Resource
+from .meta import GROUP, VERSION
+
+TSERVER = Resource(GROUP, VERSION, "tservers", "TServer")
+TCONFIG = Resource(GROUP, VERSION, "tconfigs", "TConfig")
+TTEMPLATE = Resource(GROUP, VERSION, "ttemplates", "TTemplate")
+TIMAGE = Resource(GROUP, VERSION, "timages", "TImage")
+TENDPOINT = Resource(GROUP, VERSION, "tendpoints", "TEndpoint")
+TEXITEDRECORD = Resource(GROUP, VERSION, "texitedrecords", "TExitedRecord")
+TFRAMEWORKCONFIG = Resource(GROUP, VERSION, "tframeworkconfigs", "TFrameworkConfig")
+TTREE = Resource(GROUP, VERSION, "ttrees", "TTree")
+TACCOUNT = Resource(GROUP, VERSION, "taccounts", "TAccount")
+
+STATEFULSET = Resource("apps", "v1", "statefulsets", "StatefulSet")
+DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
+SERVICE = Resource("", "v1", "services", "Service")
+POD = Resource("", "v1", "pods", "Pod")
+CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
+
+TARS_KINDS = (TSERVER, TCONFIG, TTEMPLATE, TIMAGE, TENDPOINT, TEXITEDRECORD, TFRAMEWORKCONFIG, TTREE, TACCOUNT)

@@ -1,0 +1,138 @@
+"""The k8s.tars.io CRDs: current files, all Established, K8SFramework-style YAML applies, bad objects refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from operator_helpers import load_examples, resource_of
+
+from k8stars.kube import crds
+from k8stars.kube.client import ApiException, Kube
+from k8stars.kube.resources import CRD, TARS_KINDS, TSERVER
+
+
+def test_crd_files_are_generated_from_the_code() -> None:
+    assert crds.main(["check"]) == 0, "deploy/crds is stale: run python -m k8stars.kube.crds write"
+
+
+def test_every_kind_has_a_crd() -> None:
+    kinds = {c["spec"]["names"]["kind"] for c in crds.all_crds()}
+    assert kinds == {r.kind for r in TARS_KINDS}
+    ts = next(c for c in crds.all_crds() if c["spec"]["names"]["kind"] == "TServer")
+    assert ts["spec"]["names"]["shortNames"] == ["ts"]
+    (version,) = ts["spec"]["versions"]
+    assert version["name"] == "v1beta3" and version["served"] and version["storage"]
+    assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.k8s.replicas"
+
+
+async def test_all_crds_are_established_and_stored_as_v1beta3(kube: Kube) -> None:
+    for res in TARS_KINDS:
+        crd = await kube.get(CRD, None, f"{res.plural}.{res.group}")
+        assert crd is not None, res.plural
+        assert crd["status"]["storedVersions"] == ["v1beta3"]
+        conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True"
+        assert "NonStructuralSchema" not in conditions
+
+
+def _contains(stored: Any, sent: Any) -> bool:
+    """Everything sent is stored unchanged (the server may add defaults and metadata)."""
+    if isinstance(sent, dict):
+        return isinstance(stored, dict) and all(k in stored and _contains(stored[k], v) for k, v in sent.items())
+    if isinstance(sent, list):
+        return isinstance(stored, list) and len(stored) == len(sent) and all(map(_contains, stored, sent))
+    return bool(stored == sent)
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["ttemplate.yaml", "tserver.yaml", "tserver-normal.yaml", "tconfig.yaml", "timage.yaml", "tframework.yaml"],
+)
+async def test_k8sframework_style_yaml_applies_unchanged(kube: Kube, namespace: str, example: str) -> None:
+    for doc in load_examples(example):
+        res = resource_of(doc["kind"])
+        stored = await kube.create(res, namespace, copy.deepcopy(doc))
+        sent = {k: v for k, v in doc.items() if k != "metadata"}
+        assert _contains(stored, sent), (doc["kind"], stored)
+        assert _contains(stored["metadata"], doc["metadata"])
+
+
+async def test_schema_defaults_match_k8sframework(kube: Kube, namespace: str) -> None:
+    (doc,) = load_examples("tserver.yaml")
+    ts = await kube.create(TSERVER, namespace, doc)
+    admin = ts["spec"]["tars"]["servants"][1]
+    assert (admin["thread"], admin["capacity"], admin["connection"], admin["timeout"], admin["isTcp"]) == (
+        3,
+        10000,
+        10000,
+        60000,
+        True,
+    )
+    k8s = ts["spec"]["k8s"]
+    assert k8s["abilityAffinity"] == "AppOrServerPreferred"
+    assert k8s["podManagementPolicy"] == "Parallel" and k8s["imagePullPolicy"] == "Always"
+    assert k8s["launcherType"] == "background" and k8s["daemonSet"] is False
+    assert k8s["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert k8s["env"][1]["valueFrom"]["fieldRef"] == {"fieldPath": "metadata.name"}
+    assert ts["spec"]["important"] == 5
+    scale = await kube.request("GET", TSERVER.path(namespace, "test-helloserver", "scale"))
+    assert scale["spec"]["replicas"] == 2
+
+    (cfg, _) = load_examples("tconfig.yaml")
+    cfg = {k: v for k, v in cfg.items() if k not in ("podSeq", "activated")}
+    cfg["metadata"] = {"name": "defaults"}
+    stored = await kube.create(resource_of("TConfig"), namespace, cfg)
+    assert stored["podSeq"] == "m" and stored["activated"] is True
+
+
+def _tserver(**spec_changes: Any) -> dict[str, Any]:
+    (doc,) = load_examples("tserver.yaml")
+    doc["metadata"] = {"name": "bad"}
+    doc["spec"].update(spec_changes)
+    return dict(doc)
+
+
+BAD_TSERVERS = {
+    "server name with a dash": (_tserver(server="Hello-Server"), "spec.server"),
+    "subType unknown": (_tserver(subType="grpc"), "spec.subType"),
+    "servant port out of range": (
+        _tserver(tars={"template": "tars.cpp", "servants": [{"name": "HelloObj", "port": 70000}]}),
+        "spec.tars.servants[0].port",
+    ),
+    "servant without port": (
+        _tserver(tars={"template": "tars.cpp", "servants": [{"name": "HelloObj"}]}),
+        "spec.tars.servants[0].port",
+    ),
+    "replicas above 99": (_tserver(k8s={"replicas": 100}), "spec.k8s.replicas"),
+    "upper-case image": (_tserver(release={"id": "v1", "image": "Registry/Hello:1"}), "spec.release.image"),
+    "both tars and normal missing": (
+        {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TServer", "metadata": {"name": "bad"},
+         "spec": {"app": "Test", "server": "Hello", "subType": "tars"}},
+        "spec",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TSERVERS))
+async def test_tserver_violating_the_schema_is_rejected(kube: Kube, namespace: str, case: str) -> None:
+    body, field = BAD_TSERVERS[case]
+    with pytest.raises(ApiException) as err:
+        await kube.create(TSERVER, namespace, copy.deepcopy(body))
+    assert err.value.status == 422, err.value.body
+    assert field in str(err.value.body), err.value.body
+
+
+async def test_tconfig_violating_the_schema_is_rejected(kube: Kube, namespace: str) -> None:
+    (cfg, _) = load_examples("tconfig.yaml")
+    for key, value in [("podSeq", "x"), ("configName", "-bad"), ("app", "1abc")]:
+        bad = copy.deepcopy(cfg)
+        bad[key] = value
+        with pytest.raises(ApiException) as err:
+            await kube.create(resource_of("TConfig"), namespace, bad)
+        assert err.value.status == 422 and key in str(err.value.body), err.value.body
+    missing = {k: v for k, v in cfg.items() if k != "configContent"}
+    with pytest.raises(ApiException) as err:
+        await kube.create(resource_of("TConfig"), namespace, missing)
+    assert "configContent" in str(err.value.body)
