@@ -90,7 +90,7 @@ class RegistryProc:
         self.runs += 1
         data_dir = self.tmp / (f"registry-{self.runs}" if fresh else "registry")
         data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.tmp / f"registry-{self.runs}.log", "wb")  # noqa: SIM115
+        log = open(self.tmp / f"registry-{self.runs}.log", "wb")
         self.proc = subprocess.Popen(self.argv(data_dir), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
         await wait_for(self.answers, 20, "the registry to answer")
@@ -182,7 +182,7 @@ class Pod:
         return {**os.environ, **FAST_ENV, "TARS_PATH": str(self.tars_path), "POD_IP": self.ip, **self.env, **extra}
 
     def start(self, **extra: str) -> None:
-        out = open(self.tars_path / "supervisor.out", "ab")  # noqa: SIM115
+        out = open(self.tars_path / "supervisor.out", "ab")
         self.proc = subprocess.Popen([*TARSCLI, "supervisor"], env=self.full_env(**extra), stdout=out,
                                      stderr=subprocess.STDOUT, cwd=self.tars_path)  # fmt: skip
         out.close()
@@ -220,8 +220,13 @@ class Pod:
             raise AssertionError(f"{e}; state {self.state()!r}\n{self.log()[-3000:]}") from None
 
     async def tarscli(self, *args: str, **extra: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(*TARSCLI, *args, env=self.full_env(**extra),
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *TARSCLI,
+            *args,
+            env=self.full_env(**extra),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode is not None
         return proc.returncode, out.decode()

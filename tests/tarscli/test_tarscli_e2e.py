@@ -43,14 +43,14 @@ async def echo_client(peer: str, locator: str, obj: str, text: str) -> dict[str,
     argv = [*peers.peer_command(peer, "echo-client"), obj, "--once", text]  # type: ignore[arg-type]
     if locator:
         argv += ["--locator", locator]
-    for attempt in range(10):
+    for _ in range(10):
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         if proc.returncode == 0:
             return json.loads(out)  # type: ignore[no-any-return]
         await asyncio.sleep(0.5)
-    raise AssertionError(f"{peer} echo-client {obj} failed {attempt + 1} times: {err.decode()}")
+    raise AssertionError(f"{peer} echo-client {obj} failed 10 times: {err.decode()}")
 
 
 async def say_hello(locator: str, name: str) -> str:
@@ -228,8 +228,10 @@ async def test_registry_outage_does_not_stop_the_service(tmp_path: Path, pods: M
 
 async def test_generated_config_starts_servers_unchanged(tmp_path: Path, peer_builds: None) -> None:
     """genconf alone (the image's start.sh flow): TarsGo and the k8stars Python server start from its output."""
-    cases = [("App.EchoGo", "EchoObj", "127.0.0.24", [*peers.peer_command("go", "echo-server")]),
-             ("TestApp.HelloServer", "HelloObj", "127.0.0.25", [sys.executable, "-m", "examples.hello.server"])]  # fmt: skip
+    cases = [
+        ("App.EchoGo", "EchoObj", "127.0.0.24", [*peers.peer_command("go", "echo-server")]),
+        ("TestApp.HelloServer", "HelloObj", "127.0.0.25", [sys.executable, "-m", "examples.hello.server"]),
+    ]
     for name, obj, ip, argv in cases:
         app, server = name.split(".")
         tp = tmp_path / name
@@ -241,7 +243,7 @@ async def test_generated_config_starts_servers_unchanged(tmp_path: Path, peer_bu
         assert r.returncode == 0, r.stderr
         conf = r.stdout.strip()
         endpoint = yaml.safe_load((tp / "data" / "server_info.yaml").read_text())["conf"]["adapters"][0]["endpoint"]
-        log = open(tp / "server.log", "wb")  # noqa: SIM115
+        log = open(tp / "server.log", "wb")
         server_proc = subprocess.Popen([*argv, "--config", conf], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:

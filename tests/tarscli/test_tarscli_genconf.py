@@ -135,8 +135,9 @@ def test_server_info_has_k8stars_keys(tmp_path: Path) -> None:
         "refresh_endpoint_interval", "adapters", "local", "logSize", "logNum", "configObj", "notifyObj", "logObj",
         "logLevel", "deactivating_timeout",
     ]  # fmt: skip
-    assert doc["conf"]["adapters"][1] == {"object": "HttpObj", "endpoint": "tcp -h 127.0.0.5 -p 80", "maxconns": 200000,
-                                          "protocol": "tars", "queuecap": 10000, "queuetimeout": 60000, "threads": 5}  # fmt: skip
+    http = {"object": "HttpObj", "endpoint": "tcp -h 127.0.0.5 -p 80", "maxconns": 200000, "protocol": "tars",
+            "queuecap": 10000, "queuetimeout": 60000, "threads": 5}  # fmt: skip
+    assert doc["conf"]["adapters"][1] == http
     assert doc["local_ip"] == "127.0.0.5" and doc["tars_path"] == str(tp)
 
 
@@ -199,11 +200,13 @@ def test_merge_conf_keeps_order_and_comments(tmp_path: Path) -> None:
     lines = [line.strip() for line in (tp / "conf" / "SimpleServer.conf").read_text().splitlines()]
     # replaced in place, the comment before it kept
     i = lines.index("locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 17890")
-    assert lines[i - 2 : i] == ["# the registry of our own cluster", "<client>"] and lines[i + 1] == "sync-invoke-timeout=3000"
+    assert lines[i - 2 : i] == ["# the registry of our own cluster", "<client>"]
+    assert lines[i + 1] == "sync-invoke-timeout=3000"
     # a new key after the domain's last key, with its comment; a new domain at the end of <server>, with its comment
     assert lines[lines.index("modulename=App.SimpleServer") + 1 : lines.index("</client>")] == ["# added", "custom=1"]
     assert lines[lines.index("logLevel=INFO") - 1] == "logpath =" + f"{tp}/log/"
-    assert lines[lines.index("</server>") - 4 : lines.index("</server>")] == ["<db>", "# where", "host=127.0.0.1", "</db>"]
+    end = lines.index("</server>")
+    assert lines[end - 4 : end] == ["<db>", "# where", "host=127.0.0.1", "</db>"]
     conf = TarsConfig.parse("\n".join(lines))
     assert conf.get("/tars/application/server/db<host>") == "127.0.0.1"
 
@@ -233,9 +236,11 @@ def test_udp_and_ssl_endpoints_get_ports(tmp_path: Path) -> None:
 def test_supervised_genconf_reuses_the_supervisors_configuration(tmp_path: Path) -> None:
     tp = tars_dir(tmp_path)
     env = TarsEnv.create(str(tp), "127.0.0.5")
-    info, _ = genconf(env, GenconfOptions(), PortAllocator(env.port_min, env.port_max), node="tars.tarsnode.ServerObj@x")
+    node = "tars.tarsnode.ServerObj@x"
+    info, _ = genconf(env, GenconfOptions(), PortAllocator(env.port_min, env.port_max), node=node)
     (tp / "data" / "supervisor.pid").write_text(f"{os.getpid()} 0\n")  # we play the supervisor
-    r = run_cli("genconf", env={"TARS_PATH": str(tp), "POD_IP": "127.0.0.5", "TARSCLI_SUPERVISOR_PID": str(os.getpid())})
+    supervised = {"TARS_PATH": str(tp), "POD_IP": "127.0.0.5", "TARSCLI_SUPERVISOR_PID": str(os.getpid())}
+    r = run_cli("genconf", env=supervised)
     assert r.returncode == 0, r.stderr
     assert ServerInfo.load(tp / "data" / "server_info.yaml") == info
     assert "node=tars.tarsnode.ServerObj@x" in (tp / "conf" / "SimpleServer.conf").read_text()

@@ -36,7 +36,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           timeout=60)  # fmt: skip
 
 
-# -- durations ------------------------------------------------------------------------------------------------------
+# -- durations -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("", 0), ("0", 0), ("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400), ("500ms", 0.5), ("-2s", -2),
@@ -56,7 +56,7 @@ def test_format_duration() -> None:
     assert [format_duration(s) for s in (0, 30, 90, 3600, 0.25)] == ["0", "30s", "90s", "1h", "250ms"]
 
 
-# -- the command line -------------------------------------------------------------------------------------------------
+# -- the command line ------------------------------------------------------------------------------------------------
 def test_bare_tarscli_prints_help() -> None:
     r = run_cli()
     assert r.returncode == 0 and "Usage: tarscli" in r.stdout
@@ -89,10 +89,11 @@ def test_version_and_unknown_command() -> None:
     assert r.returncode == 2 and "No such command" in r.stderr
 
 
-# -- mergeconf ------------------------------------------------------------------------------------------------------------
+# -- mergeconf -------------------------------------------------------------------------------------------------------
 def test_merge_replaces_in_place_adds_after_and_keeps_comments() -> None:
     base = "<tars>\n  # top\n  a=1\n  b=2\n  <x>\n    k=v\n  </x>\n</tars>\n"
-    overlay = "<tars>\n  # new b\n  b=3\n  c\n  <x>\n    k=w\\=1\n  </x>\n  <y>\n    z=1\n  </y>\n</tars>\n<tars>\n  d=4\n</tars>\n"
+    overlay = ("<tars>\n  # new b\n  b=3\n  c\n  <x>\n    k=w\\=1\n  </x>\n  <y>\n    z=1\n  </y>\n</tars>\n"
+               "<tars>\n  d=4\n</tars>\n")  # fmt: skip
     out = mergeconf.merge_text(base, overlay)
     assert out == ("<tars>\n  # top\n  a=1\n  # new b\n  b=3\n  c\n  d=4\n  <x>\n    k=w\\=1\n  </x>\n"
                    "  <y>\n    z=1\n  </y>\n</tars>\n")  # fmt: skip
@@ -109,7 +110,7 @@ def test_merge_skips_kind_clashes_and_reports_bad_files() -> None:
         mergeconf.parse("<a>\n")
 
 
-# -- ports -------------------------------------------------------------------------------------------------------------
+# -- ports -----------------------------------------------------------------------------------------------------------
 def test_port_leases_are_seen_by_other_processes() -> None:
     port = free_port("127.0.0.1")
     holder = subprocess.Popen(
@@ -142,7 +143,7 @@ def test_ports_in_use_are_skipped_per_protocol() -> None:
     assert a.leased == []
 
 
-# -- hzcheck --------------------------------------------------------------------------------------------------------------
+# -- hzcheck ---------------------------------------------------------------------------------------------------------
 def _env(tmp_path: Path) -> object:
     from k8stars.tarscli.env import TarsEnv
 
@@ -176,7 +177,7 @@ def test_hzcheck_command(tmp_path: Path) -> None:
     assert run_cli("hzcheck", env=env).returncode == 0
 
 
-# -- syncdir --------------------------------------------------------------------------------------------------------------
+# -- syncdir ---------------------------------------------------------------------------------------------------------
 def test_syncdir_copies_configmap_entries(tmp_path: Path) -> None:
     src = tmp_path / "vol"
     (src / "..2024_01_01").mkdir(parents=True)
@@ -194,13 +195,13 @@ def test_syncdir_copies_configmap_entries(tmp_path: Path) -> None:
     assert r.returncode == 0 and (tmp_path / "tp" / "bin" / "plain.sh").exists()
 
 
-# -- the proxy cache --------------------------------------------------------------------------------------------------------
+# -- the proxy cache -------------------------------------------------------------------------------------------------
 class _Query(QueryFServant):
     def __init__(self, eps: list[EndpointF]) -> None:
         self.eps = eps
         self.calls = 0
 
-    async def findObjectByIdInSameGroup(self, id: str) -> QueryF_findObjectByIdInSameGroup_result:  # noqa: A002
+    async def findObjectByIdInSameGroup(self, id: str) -> QueryF_findObjectByIdInSameGroup_result:
         self.calls += 1
         return QueryF_findObjectByIdInSameGroup_result(0, self.eps, [])
 
@@ -228,9 +229,10 @@ async def test_proxy_cache_fresh_stale_and_ssl(tmp_path: Path) -> None:
         await fw.close()
 
 
-# -- meta --------------------------------------------------------------------------------------------------------------------
+# -- meta ------------------------------------------------------------------------------------------------------------
 def test_meta_defaults_and_unknown_keys(tmp_path: Path) -> None:
-    (tmp_path / "m.yaml").write_text("version: v1\napplication: A\nserver: B\nadapters:\n  - object: X\n    threads: 10\n")
+    meta = "version: v1\napplication: A\nserver: B\nadapters:\n  - object: X\n    threads: 10\n"
+    (tmp_path / "m.yaml").write_text(meta)
     conf = load_meta(tmp_path / "m.yaml")
     assert conf.adapters[0].threads == 10 and conf.adapters[0].maxconns == 200000
     assert conf.adapters[0].endpoint == "tcp -h ${local_ip} -p ${random_port} -t 30000"
@@ -240,7 +242,7 @@ def test_meta_defaults_and_unknown_keys(tmp_path: Path) -> None:
     assert ServerInfo.parse(info.dump()) == info
 
 
-# -- prestop timing ------------------------------------------------------------------------------------------------------------
+# -- prestop timing --------------------------------------------------------------------------------------------------
 def test_prestop_fits_the_grace_period() -> None:
     t = Timing(grace=90, prestop_wait=80, service_stop=3)
     assert t.wait < 80 and t.total + t.stop_budget < 90
@@ -249,7 +251,7 @@ def test_prestop_fits_the_grace_period() -> None:
     assert Timing(grace=90, prestop_wait=10, service_stop=3).wait == 10
 
 
-# -- heartbeats ---------------------------------------------------------------------------------------------------------------
+# -- heartbeats ------------------------------------------------------------------------------------------------------
 def test_heartbeat_rules() -> None:
     beats = Heartbeats("A", "B")
     assert not beats.seen and not beats.healthy(30)
