@@ -133,11 +133,21 @@ def _fail(message: str, code: int) -> NoReturn:
               help="Seconds an inactive endpoint is kept before it is removed.")  # fmt: skip
 @click.option("--http-port", envvar="K8STARS_REGISTRY_HTTP_PORT", type=int, default=9325, show_default=True,
               help="Port of /metrics and the Prometheus http_sd endpoint (0 = off).")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_REGISTRY_NODE_NAME", "POD_IP"], default=None,
+              help="Address clients reach this replica at, registered for its own servants (default: --host, or "
+                   "this machine's IP when --host is a wildcard).")  # fmt: skip
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
-    from k8stars.registry.app import serve
+    from k8stars.registry.app import ConfigError, StoreUnavailable, serve
 
-    asyncio.run(serve(**options))
+    try:
+        asyncio.run(serve(**options))
+    except ConfigError as e:
+        _fail(str(e), 2)
+    except StoreUnavailable as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
 
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
@@ -153,3 +163,33 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
     from k8stars.tarscli.local import run_local
 
     sys.exit(asyncio.run(run_local(data_dir=data_dir, registry_port=registry_port, first_ip=first_ip)))
+
+
+# --- operator (issue 7): TServer → StatefulSet + Service + TEndpoint; the implementation lives in k8stars.operator --
+@main.command("operator")
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
+              help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the in-cluster account).")  # fmt: skip
+@click.option("--namespace", "-n", envvar="K8STARS_OPERATOR_NAMESPACE", default=None,
+              help="Reconcile one namespace only (default: all).")  # fmt: skip
+@click.option("--workers", envvar="K8STARS_OPERATOR_WORKERS", type=int, default=4, show_default=True,
+              help="Concurrent reconciles.")  # fmt: skip
+@click.option("--install-crds/--no-install-crds", envvar="K8STARS_OPERATOR_INSTALL_CRDS", default=True,
+              show_default=True, help="Server-side apply the k8s.tars.io CRDs at start-up.")  # fmt: skip
+@click.option("--resync", envvar="K8STARS_OPERATOR_RESYNC", type=float, default=300.0, show_default=True,
+              help="Seconds between full re-reconciles (a safety net; changes are handled as they come).")  # fmt: skip
+@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
+             log_level: str) -> None:  # fmt: skip
+    """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
+    import logging
+
+    from k8stars.operator import run_operator
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if kubeconfig and ":" in kubeconfig:
+        kubeconfig = kubeconfig.split(":")[0]
+    try:
+        asyncio.run(run_operator(kubeconfig, namespace=namespace, workers=workers, install_crds=install_crds,
+                                 resync=resync))  # fmt: skip
+    except KeyboardInterrupt:
+        pass

@@ -21,7 +21,7 @@ async def install_crds(kube: Kube, *, timeout: float = 30.0) -> list[str]:
     while pending:
         for name in sorted(pending):
             crd = await kube.get(CRD, None, name)
-            conditions = (crd or {}).get("status", {}).get("conditions", [])
+            conditions = ((crd or {}).get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                 pending.discard(name)
         if pending:

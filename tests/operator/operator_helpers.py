@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from k8stars.kube.client import Resource
 from k8stars.kube.resources import TARS_KINDS
@@ -20,3 +20,23 @@ def resource_of(kind: str) -> Resource:
 def load_examples(name: str) -> list[dict[str, Any]]:
     with open(EXAMPLES / name) as f:
         return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+async def until(probe: Any, *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `probe` (a coroutine function) until it returns something truthy; bounded."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+        except AssertionError as exc:  # probes may assert to explain what is still missing
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(0.1)

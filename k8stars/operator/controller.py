@@ -1,0 +1,350 @@
+"""The k8stars operator: level-based, idempotent reconciliation of TServers.
+
+Informers (list + watch, in-memory caches) feed a keyed work queue; a key is a TServer (namespace, name), whatever
+changed (the TServer, its StatefulSet/DaemonSet/Service/TEndpoint, one of its pods). A reconcile reads only the
+caches, renders the desired objects (k8stars.operator.translate) and writes only what differs:
+
+- StatefulSet/DaemonSet, Service, TEndpoint: server-side apply by the field manager `k8stars-operator`, skipped
+  when the object carries the hash of the same rendering (so a restarted operator writes nothing, and nothing rolls
+  unless the pod template really changed);
+- TEndpoint status (pods) and TServer status: server-side apply of the status subresource when it differs.
+
+No write carries a resourceVersion, so none fails with "the object has been modified"; a failed reconcile is
+retried with backoff. Owned objects carry an ownerReference to the TServer: deleting it garbage-collects them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from k8stars.kube import meta
+from k8stars.kube.client import ApiException, Kube, Obj, Resource
+from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TSERVER
+
+from . import translate
+
+log = logging.getLogger("k8stars.operator")
+
+Key = tuple[str, str]  # (namespace, TServer name)
+
+
+def _key(obj: Obj) -> Key:
+    md = obj["metadata"]
+    return (str(md.get("namespace", "")), str(md["name"]))
+
+
+class Informer:
+    """A list+watch cache of one resource (optionally one namespace, one label selector)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        res: Resource,
+        namespace: str | None,
+        selector: str | None,
+        on_change: Callable[[Obj, str], None],
+    ) -> None:
+        self.kube = kube
+        self.res = res
+        self.namespace = namespace
+        self.selector = selector
+        self.on_change = on_change
+        self.store: dict[Key, Obj] = {}
+        self.synced = asyncio.Event()
+
+    def get(self, key: Key) -> Obj | None:
+        return self.store.get(key)
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                version: str | None = await self._list()
+                backoff = 0.2
+                while version:
+                    version = await self._watch(version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # network errors, apiserver restarts: relist after a pause
+                log.warning("%s informer: %s; relisting in %.1f s", self.res.plural, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _list(self) -> str:
+        listing = await self.kube.list(self.res, self.namespace, selector=self.selector)
+        fresh = {_key(o): o for o in listing.get("items") or []}
+        gone = [o for k, o in self.store.items() if k not in fresh]
+        self.store = fresh
+        for obj in gone:
+            self.on_change(obj, "DELETED")
+        for obj in fresh.values():
+            self.on_change(obj, "SYNC")
+        self.synced.set()
+        return str(listing["metadata"]["resourceVersion"])
+
+    async def _watch(self, version: str) -> str | None:
+        """Consume one watch stream; returns the version to resume from, or None to relist."""
+        async for event in self.kube.watch(
+            self.res, self.namespace, resource_version=version, selector=self.selector, timeout_seconds=240
+        ):
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:  # too old: relist
+                    return None
+                raise RuntimeError(f"watch error: {obj.get('message')}")
+            version = str(obj.get("metadata", {}).get("resourceVersion", version))
+            if kind == "BOOKMARK":
+                continue
+            key = _key(obj)
+            if kind == "DELETED":
+                self.store.pop(key, None)
+            else:
+                self.store[key] = obj
+            self.on_change(obj, str(kind))
+        return version
+
+
+class WorkQueue:
+    """Keys to reconcile: each key is queued at most once and processed by one worker at a time."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+
+    def add(self, key: Key) -> None:
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        if key not in self._active:
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    async def get(self) -> Key:
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        self._active.discard(key)
+        if key in self._queued:
+            self._queue.put_nowait(key)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+
+@dataclass
+class Stats:
+    reconciles: int = 0
+    writes: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+    def wrote(self, what: str) -> None:
+        self.writes[what] = self.writes.get(what, 0) + 1
+
+
+class Operator:
+    """Run with `await Operator(kube).run()`; `namespace=None` watches every namespace."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespace: str | None = None,
+        workers: int = 4,
+        resync: float = 300.0,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.workers = workers
+        self.resync = resync
+        self.queue = WorkQueue()
+        self.stats = Stats()
+        self._failures: dict[Key, int] = {}
+        owned = meta.SERVER_APP  # every object we own carries this label
+        self.tservers = Informer(kube, TSERVER, namespace, None, self._on_tserver)
+        self.statefulsets = Informer(kube, STATEFULSET, namespace, owned, self._on_owned)
+        self.daemonsets = Informer(kube, DAEMONSET, namespace, owned, self._on_owned)
+        self.services = Informer(kube, SERVICE, namespace, owned, self._on_owned)
+        self.endpoints = Informer(kube, TENDPOINT, namespace, owned, self._on_owned)
+        self.pods = Informer(kube, POD, namespace, owned, self._on_pod)
+        self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
+        self.pods_by_server: dict[Key, set[Key]] = {}
+        self.ready = asyncio.Event()
+
+    # --- event routing ----------------------------------------------------------------------------------------
+    def _on_tserver(self, obj: Obj, kind: str) -> None:
+        self.queue.add(_key(obj))
+
+    def _on_owned(self, obj: Obj, kind: str) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "TServer" and ref.get("controller"):
+                self.queue.add((obj["metadata"]["namespace"], ref["name"]))
+
+    def _on_pod(self, obj: Obj, kind: str) -> None:
+        ns = obj["metadata"]["namespace"]
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") in ("StatefulSet", "DaemonSet") and ref.get("controller"):
+                server = (ns, str(ref["name"]))
+                members = self.pods_by_server.setdefault(server, set())
+                if kind == "DELETED":
+                    members.discard(_key(obj))
+                else:
+                    members.add(_key(obj))
+                self.queue.add(server)
+
+    def server_pods(self, key: Key) -> list[Obj]:
+        found = []
+        for pod_key in self.pods_by_server.get(key, ()):
+            pod = self.pods.get(pod_key)
+            if pod is not None:
+                found.append(pod)
+        return found
+
+    # --- running ------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for informer in self.informers:
+                group.create_task(informer.run(), name=f"informer-{informer.res.plural}")
+            await asyncio.gather(*(i.synced.wait() for i in self.informers))
+            log.info("caches synced: %d TServers, %d pods", len(self.tservers.store), len(self.pods.store))
+            self.ready.set()
+            for n in range(self.workers):
+                group.create_task(self._worker(), name=f"worker-{n}")
+            group.create_task(self._resync(), name="resync")
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync)
+            for key in list(self.tservers.store):
+                self.queue.add(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.errors += 1
+                tries = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(0.1 * 2**tries, 30.0) * (0.8 + 0.4 * random.random())
+                detail = exc.body if isinstance(exc, ApiException) else exc
+                log.warning("reconcile %s/%s failed (%s), retry in %.1f s", *key, detail, delay)
+                self.queue.add_after(key, delay)
+            finally:
+                self.queue.done(key)
+
+    # --- reconcile ----------------------------------------------------------------------------------------------
+    async def reconcile(self, key: Key) -> None:
+        self.stats.reconciles += 1
+        ts = self.tservers.get(key)
+        if ts is None or ts["metadata"].get("deletionTimestamp"):
+            return  # owned objects are garbage-collected through their ownerReferences
+        namespace, name = key
+        daemon = bool(((ts.get("spec") or {}).get("k8s") or {}).get("daemonSet"))
+        sts = self.statefulsets.get(key)
+        ds = self.daemonsets.get(key)
+        if daemon:
+            await self._ensure(DAEMONSET, ds, translate.daemonset(ts), "daemonset")
+            if sts is not None and self._owned_by(sts, ts):
+                await self.kube.delete(STATEFULSET, namespace, name)
+                self.stats.wrote("statefulset-delete")
+            svc = self.services.get(key)
+            if svc is not None and self._owned_by(svc, ts):
+                await self.kube.delete(SERVICE, namespace, name)
+                self.stats.wrote("service-delete")
+        else:
+            await self._ensure(STATEFULSET, sts, translate.statefulset(ts, sts), "statefulset")
+            if ds is not None and self._owned_by(ds, ts):
+                await self.kube.delete(DAEMONSET, namespace, name)
+                self.stats.wrote("daemonset-delete")
+            await self._ensure(SERVICE, self.services.get(key), translate.service(ts), "service")
+        await self._ensure(TENDPOINT, self.endpoints.get(key), translate.endpoint(ts), "tendpoint")
+        await self._endpoint_status(key, ts)
+        await self._tserver_status(key, ts, self.daemonsets.get(key) if daemon else self.statefulsets.get(key))
+
+    @staticmethod
+    def _owned_by(obj: Obj, ts: Obj) -> bool:
+        uid = ts["metadata"]["uid"]
+        return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+    async def _ensure(self, res: Resource, current: Obj | None, desired: Obj, what: str) -> None:
+        if current is not None:
+            have = (current["metadata"].get("annotations") or {}).get(translate.HASH_ANNOTATION)
+            want = desired["metadata"]["annotations"][translate.HASH_ANNOTATION]
+            if have == want and self._replicas_match(current, desired):
+                return
+        await self.kube.apply(res, desired["metadata"]["namespace"], desired)
+        self.stats.wrote(what)
+        log.info("applied %s %s/%s", res.kind, desired["metadata"]["namespace"], desired["metadata"]["name"])
+
+    @staticmethod
+    def _replicas_match(current: Obj, desired: Obj) -> bool:
+        want = (desired.get("spec") or {}).get("replicas")
+        return want is None or (current.get("spec") or {}).get("replicas") == want
+
+    async def _endpoint_status(self, key: Key, ts: Obj) -> None:
+        status = translate.endpoint_status(self.server_pods(key), translate.is_tars(ts))
+        current = self.endpoints.get(key)
+        if current is not None and current.get("status") == status:
+            return
+        body = {"apiVersion": meta.API_VERSION, "kind": "TEndpoint", "metadata": {"name": key[1]}, "status": status}
+        await self.kube.apply(TENDPOINT, key[0], body, sub="status")
+        self.stats.wrote("tendpoint-status")
+
+    async def _tserver_status(self, key: Key, ts: Obj, workload: Obj | None) -> None:
+        status = translate.tserver_status(ts, workload)
+        if ts.get("status") == status:
+            return
+        body = {"apiVersion": meta.API_VERSION, "kind": "TServer", "metadata": {"name": key[1]}, "status": status}
+        try:
+            await self.kube.apply(TSERVER, key[0], body, sub="status")
+        except ApiException as exc:
+            if exc.status == 404:  # deleted meanwhile
+                return
+            raise
+        self.stats.wrote("tserver-status")
+
+
+async def run_operator(
+    kubeconfig: str | None = None,
+    *,
+    namespace: str | None = None,
+    workers: int = 4,
+    install_crds: bool = True,
+    resync: float = 300.0,
+    on_ready: Callable[[Operator], Awaitable[None]] | None = None,
+) -> None:
+    """Connect, install the CRDs (optional) and reconcile until cancelled."""
+    from k8stars.kube.install import install_crds as install
+
+    async with await Kube.connect(kubeconfig) as kube:
+        if install_crds:
+            t0 = time.monotonic()
+            names = await install(kube)
+            log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
+        operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
+        task = asyncio.create_task(operator.run())
+        if on_ready is not None:
+            await operator.ready.wait()
+            await on_ready(operator)
+        try:
+            await task
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,464 @@
+"""TServer → StatefulSet / DaemonSet, headless Service and TEndpoint: pure functions of the objects, so that the
+same TServer always renders the same manifests (a restarted operator computes identical hashes and writes nothing).
+
+Conventions follow K8SFramework (docs/operator.md lists them): object names = the TServer's name, labels
+`tars.io/ServerApp`/`tars.io/ServerName` (+ `tars.io/ServerID` = release id on pods), one container named
+lower(app)-lower(server), the placeholder image " " until a release exists, node affinity on
+`tars.io/node.<namespace>`, `tars.io/active` readiness gate for TARS servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from k8stars.kube import meta
+from k8stars.kube.client import Obj
+
+HASH_ANNOTATION = "k8stars.io/spec-hash"
+TARS_PATH = "/tars"
+TARSNODE_WORK_DIR = "tarsnode-work-dir"
+HOST_TIMEZONE = "host-timezone"
+NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes to $TARS_PATH/bin
+STORAGE_CLASS = "tars-storage-class"
+GRACE_SECONDS = 90
+
+
+def spec_hash(manifest: Any) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def _spec(ts: Obj) -> Obj:
+    spec: Obj = ts.get("spec") or {}
+    return spec
+
+
+def _k8s(ts: Obj) -> Obj:
+    k8s: Obj = _spec(ts).get("k8s") or {}
+    return k8s
+
+
+def is_tars(ts: Obj) -> bool:
+    return _spec(ts).get("subType") == "tars"
+
+
+def release(ts: Obj) -> Obj:
+    rel: Obj = _spec(ts).get("release") or {}
+    return rel
+
+
+def selector_labels(ts: Obj) -> dict[str, str]:
+    spec = _spec(ts)
+    return {meta.SERVER_APP: str(spec["app"]), meta.SERVER_NAME: str(spec["server"])}
+
+
+def selector_string(ts: Obj) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector_labels(ts).items())
+
+
+def pod_labels(ts: Obj) -> dict[str, str]:
+    labels = selector_labels(ts)
+    if release(ts).get("id"):
+        labels[meta.SERVER_ID] = str(release(ts)["id"])
+    return labels
+
+
+def container_name(ts: Obj) -> str:
+    spec = _spec(ts)
+    return meta.resource_name(str(spec["app"]), str(spec["server"]))
+
+
+def owner_reference(ts: Obj) -> Obj:
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "TServer",
+        "name": ts["metadata"]["name"],
+        "uid": ts["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _object_meta(ts: Obj, labels: dict[str, str] | None = None) -> Obj:
+    return {
+        "name": ts["metadata"]["name"],
+        "namespace": ts["metadata"]["namespace"],
+        "labels": labels if labels is not None else selector_labels(ts),
+        "ownerReferences": [owner_reference(ts)],
+    }
+
+
+def ports(ts: Obj) -> list[tuple[str, int, bool]]:
+    """(name, port, isTcp) of every servant and extra port (normal servers: their ports)."""
+    spec = _spec(ts)
+    if is_tars(ts):
+        tars = spec.get("tars") or {}
+        found = [(str(s["name"]), int(s["port"]), bool(s.get("isTcp", True))) for s in tars.get("servants") or []]
+        found += [(str(p["name"]), int(p["port"]), bool(p.get("isTcp", True))) for p in tars.get("ports") or []]
+        return found
+    normal = spec.get("normal") or {}
+    return [(str(p["name"]), int(p["port"]), bool(p.get("isTcp", True))) for p in normal.get("ports") or []]
+
+
+def replicas(ts: Obj) -> int:
+    """The desired pod count: none before the first release (K8SFramework forces 0 too)."""
+    if not release(ts).get("image"):
+        return 0
+    return int(_k8s(ts).get("replicas") or 0)
+
+
+# --- Service ----------------------------------------------------------------------------------------------------
+def service(ts: Obj) -> Obj:
+    svc_ports = [
+        {"name": name.lower(), "port": port, "targetPort": port, "protocol": "TCP" if tcp else "UDP"}
+        for name, port, tcp in ports(ts)
+    ]
+    spec: Obj = {"clusterIP": "None", "type": "ClusterIP", "selector": selector_labels(ts), "ports": svc_ports}
+    body: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": _object_meta(ts), "spec": spec}
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    return body
+
+
+# --- pod template -----------------------------------------------------------------------------------------------
+def _exists(key: str) -> Obj:
+    return {"key": key, "operator": "Exists"}
+
+
+def _affinity(ts: Obj, namespace: str, daemon: bool) -> Obj:
+    k8s = _k8s(ts)
+    spec = _spec(ts)
+    app, server = str(spec["app"]), str(spec["server"])
+    expressions = [dict(e) for e in k8s.get("nodeSelector") or []]
+    expressions.append({"key": meta.node_label(namespace), "operator": "Exists"})
+    preferred: list[Obj] = []
+    ability = k8s.get("abilityAffinity", "AppOrServerPreferred")
+    prefix = f"{meta.ABILITY_LABEL_PREFIX}{namespace}."
+    if not daemon:
+        if ability == "AppRequired":
+            expressions.append({"key": f"{prefix}{app}", "operator": "Exists"})
+        elif ability == "ServerRequired":
+            expressions.append({"key": f"{prefix}{app}-{server}", "operator": "Exists"})
+        elif ability == "AppOrServerPreferred":
+            preferred = [
+                {"weight": 60, "preference": {"matchExpressions": [_exists(f"{prefix}{app}-{server}")]}},
+                {"weight": 30, "preference": {"matchExpressions": [_exists(f"{prefix}{app}")]}},
+            ]
+    required = {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    node_affinity: Obj = {"requiredDuringSchedulingIgnoredDuringExecution": required}
+    if preferred:
+        node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] = preferred
+    affinity: Obj = {"nodeAffinity": node_affinity}
+    if k8s.get("notStacked") and not daemon:
+        affinity["podAntiAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": selector_labels(ts)},
+                    "namespaces": [namespace],
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    return affinity
+
+
+def _claim_template_mounts(ts: Obj) -> list[Obj]:
+    return [
+        m
+        for m in _k8s(ts).get("mounts") or []
+        if "persistentVolumeClaimTemplate" in (m.get("source") or {}) or "tLocalVolume" in (m.get("source") or {})
+    ]
+
+
+def _volumes(ts: Obj) -> list[Obj]:
+    volumes: list[Obj] = []
+    for mount in _k8s(ts).get("mounts") or []:
+        source = dict(mount.get("source") or {})
+        if "persistentVolumeClaimTemplate" in source or "tLocalVolume" in source:
+            continue
+        volumes.append({"name": mount["name"], **source})
+    volumes.append({"name": HOST_TIMEZONE, "hostPath": {"path": "/etc/localtime", "type": ""}})
+    if is_tars(ts):
+        volumes.append({"name": TARSNODE_WORK_DIR, "emptyDir": {}})
+    return volumes
+
+
+def _volume_mounts(ts: Obj) -> list[Obj]:
+    mounts: list[Obj] = []
+    for mount in _k8s(ts).get("mounts") or []:
+        vm: Obj = {
+            "name": mount["name"],
+            "mountPath": mount.get("mountPath", ""),
+            "readOnly": bool(mount.get("readOnly")),
+        }
+        for key in ("subPath", "subPathExpr", "mountPropagation"):
+            if mount.get(key):
+                vm[key] = mount[key]
+        mounts.append(vm)
+    mounts.append({"name": HOST_TIMEZONE, "mountPath": "/etc/localtime", "readOnly": True})
+    if is_tars(ts):
+        mounts.append({"name": TARSNODE_WORK_DIR, "mountPath": TARS_PATH})
+    return mounts
+
+
+def volume_claim_templates(ts: Obj) -> list[Obj]:
+    claims: list[Obj] = []
+    for mount in _claim_template_mounts(ts):
+        source = mount["source"]
+        if "persistentVolumeClaimTemplate" in source:
+            tpl = source["persistentVolumeClaimTemplate"]
+            claim: Obj = {"metadata": {"name": mount["name"], **(tpl.get("metadata") or {})}, "spec": tpl["spec"]}
+        else:  # tLocalVolume: a claim on the framework's local storage class, owner and mode in annotations
+            local = source["tLocalVolume"]
+            claim = {
+                "metadata": {
+                    "name": mount["name"],
+                    "labels": selector_labels(ts),
+                    "annotations": {
+                        "tars.io/LocalVolumeUID": str(local.get("uid", "0")),
+                        "tars.io/LocalVolumeGID": str(local.get("gid", "0")),
+                        "tars.io/LocalVolumeMode": str(local.get("mode", "755")),
+                    },
+                },
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": STORAGE_CLASS,
+                    "resources": {"requests": {"storage": "1G"}},
+                },
+            }
+        claims.append(claim)
+    return claims
+
+
+def _env(ts: Obj) -> list[Obj]:
+    spec = _spec(ts)
+    env: list[Obj] = []
+    if is_tars(ts):
+        env = [
+            {"name": "TARS_APPLICATION", "value": str(spec["app"])},
+            {"name": "TARS_SERVER", "value": str(spec["server"])},
+            {"name": "TARS_PATH", "value": TARS_PATH},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "TARS_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "TARS_TERMINATION_GRACE_PERIOD", "value": f"{GRACE_SECONDS}s"},
+        ]
+    user = [dict(e) for e in _k8s(ts).get("env") or []]
+    overridden = {e.get("name") for e in user}
+    return [e for e in env if e["name"] not in overridden] + user
+
+
+def _container_ports(ts: Obj) -> list[Obj]:
+    host_ports = {str(h["nameRef"]): int(h["port"]) for h in _k8s(ts).get("hostPorts") or []}
+    result: list[Obj] = []
+    for name, port, tcp in ports(ts):
+        proto = "TCP" if tcp else "UDP"
+        if is_tars(ts):
+            if name in host_ports:
+                hp = host_ports[name]
+                result.append({"name": f"p{hp}-{port}"[:15], "containerPort": port, "hostPort": hp, "protocol": proto})
+        else:
+            entry: Obj = {"name": name, "containerPort": port, "protocol": proto}
+            if name in host_ports:
+                entry["hostPort"] = host_ports[name]
+            result.append(entry)
+    return result
+
+
+def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
+    k8s = _k8s(ts)
+    rel = release(ts)
+    tars = is_tars(ts)
+    container: Obj = {
+        "name": container_name(ts),
+        "image": rel.get("image") or meta.PLACEHOLDER_IMAGE,
+        "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
+        "env": _env(ts),
+        "volumeMounts": _volume_mounts(ts),
+    }
+    if k8s.get("envFrom"):
+        container["envFrom"] = [dict(e) for e in k8s["envFrom"]]
+    if k8s.get("resources"):
+        container["resources"] = k8s["resources"]
+    if k8s.get("command"):
+        container["command"] = list(k8s["command"])
+    elif tars:
+        container["command"] = ["tarscli", "supervisor"]
+    if k8s.get("args"):
+        container["args"] = list(k8s["args"])
+    cports = _container_ports(ts)
+    if cports:
+        container["ports"] = cports
+    if tars:
+        container["readinessProbe"] = {
+            "exec": {"command": ["tarscli", "hzcheck"]},
+            "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 1,
+        }
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["tarscli", "prestop"]}}}
+    pod_spec: Obj = {
+        "containers": [container],
+        "volumes": _volumes(ts),
+        "affinity": _affinity(ts, namespace, daemon),
+        "dnsPolicy": "ClusterFirstWithHostNet" if k8s.get("hostNetwork") else "ClusterFirst",
+        "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]},
+        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "enableServiceLinks": False,
+    }
+    if tars:
+        pod_spec["initContainers"] = [
+            {
+                "name": "tarsnode",
+                "image": rel.get("nodeImage") or meta.PLACEHOLDER_IMAGE,
+                "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
+                "command": ["tarscli", "syncdir"],
+                "env": [
+                    {"name": "TARS_PATH", "value": TARS_PATH},
+                    {"name": "TARS_SYNC_DIRECTORY", "value": NODE_SOURCE_DIR},
+                ],
+                "volumeMounts": [{"name": TARSNODE_WORK_DIR, "mountPath": TARS_PATH}],
+            }
+        ]
+    gates = [meta.ACTIVE_GATE] if tars else []
+    gates += [g for g in k8s.get("readinessGates") or [] if g not in gates]
+    if gates:
+        pod_spec["readinessGates"] = [{"conditionType": g} for g in gates]
+    if k8s.get("serviceAccount"):
+        pod_spec["serviceAccountName"] = k8s["serviceAccount"]
+    if k8s.get("hostNetwork"):
+        pod_spec["hostNetwork"] = True
+    if k8s.get("hostIPC"):
+        pod_spec["hostIPC"] = True
+    secrets = [rel.get("secret")] + ([rel.get("nodeSecret")] if tars else [])
+    pull = [{"name": s} for s in dict.fromkeys(s for s in secrets if s)]
+    if pull:
+        pod_spec["imagePullSecrets"] = pull
+    return {"metadata": {"labels": pod_labels(ts)}, "spec": pod_spec}
+
+
+# --- workloads --------------------------------------------------------------------------------------------------
+def statefulset(ts: Obj, existing: Obj | None = None) -> Obj:
+    """The StatefulSet; fields the apiserver does not let change (podManagementPolicy, claim templates) keep their
+    current values when the StatefulSet exists."""
+    k8s = _k8s(ts)
+    namespace = ts["metadata"]["namespace"]
+    strategy = k8s.get("updateStrategy") or {}
+    update: Obj = {"type": strategy.get("type", "RollingUpdate")}
+    if update["type"] == "RollingUpdate":
+        update["rollingUpdate"] = {"partition": int((strategy.get("rollingUpdate") or {}).get("partition", 0))}
+    spec: Obj = {
+        "replicas": replicas(ts),
+        "serviceName": ts["metadata"]["name"],
+        "selector": {"matchLabels": selector_labels(ts)},
+        "podManagementPolicy": k8s.get("podManagementPolicy", "Parallel"),
+        "updateStrategy": update,
+        "template": pod_template(ts, namespace),
+    }
+    claims = volume_claim_templates(ts)
+    if claims:
+        spec["volumeClaimTemplates"] = claims
+    body: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _object_meta(ts), "spec": spec}
+    # The hash covers what the TServer asks for, so that it is the same before and after the first create.
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    if existing is not None:
+        current = existing.get("spec") or {}
+        spec["podManagementPolicy"] = current.get("podManagementPolicy", spec["podManagementPolicy"])
+        spec.pop("volumeClaimTemplates", None)
+        if current.get("volumeClaimTemplates"):
+            spec["volumeClaimTemplates"] = [
+                {"metadata": {"name": c["metadata"]["name"]}, "spec": c["spec"]}
+                for c in current["volumeClaimTemplates"]
+            ]
+    return body
+
+
+def daemonset(ts: Obj) -> Obj:
+    namespace = ts["metadata"]["namespace"]
+    spec: Obj = {
+        "selector": {"matchLabels": selector_labels(ts)},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": pod_template(ts, namespace, daemon=True),
+    }
+    body: Obj = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _object_meta(ts), "spec": spec}
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    return body
+
+
+# --- TEndpoint --------------------------------------------------------------------------------------------------
+def endpoint(ts: Obj) -> Obj:
+    spec = _spec(ts)
+    mirror: Obj = {k: spec[k] for k in ("app", "server", "subType", "important") if k in spec}
+    if is_tars(ts) and spec.get("tars"):
+        mirror["tars"] = spec["tars"]
+    if not is_tars(ts) and spec.get("normal"):
+        mirror["normal"] = spec["normal"]
+    if _k8s(ts).get("hostPorts"):
+        mirror["hostPorts"] = _k8s(ts)["hostPorts"]
+    if spec.get("release"):
+        mirror["release"] = spec["release"]
+    body: Obj = {"apiVersion": meta.API_VERSION, "kind": "TEndpoint", "metadata": _object_meta(ts), "spec": mirror}
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    return body
+
+
+def _condition(pod: Obj, kind: str) -> Obj | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            c: Obj = cond
+            return c
+    return None
+
+
+def endpoint_pod(pod: Obj, tars: bool) -> Obj:
+    """One entry of TEndpoint status.pods. settingState: what the operator wants (Active unless the pod is being
+    deleted); presentState: what the pod is (its `tars.io/active` condition for TARS servers, set by the in-pod
+    agent with reason = the TARS state; readiness for normal servers)."""
+    md = pod.get("metadata") or {}
+    st = pod.get("status") or {}
+    deleting = bool(md.get("deletionTimestamp"))
+    phase = st.get("phase", "Pending")
+    present, message = "Inactive", ""
+    gate = _condition(pod, meta.ACTIVE_GATE) if tars else _condition(pod, "Ready")
+    if deleting:
+        present, message = "Deactivating", "pod is terminating"
+    elif gate is not None and gate.get("status") == "True":
+        present, message = "Active", str(gate.get("message") or "")
+    elif phase == "Running":
+        present = str(gate.get("reason") or "Activating") if gate is not None else "Activating"
+        message = str(gate.get("message") or "") if gate is not None else "waiting for the server to become active"
+    elif phase == "Pending":
+        present, message = "Inactive", "pod is pending"
+    else:
+        present, message = "Inactive", f"pod phase {phase}"
+    return {
+        "uid": md.get("uid", ""),
+        "name": md.get("name", ""),
+        "id": (md.get("labels") or {}).get(meta.SERVER_ID, ""),
+        "pid": (md.get("annotations") or {}).get("tars.io/pid", ""),
+        "podIP": st.get("podIP", ""),
+        "hostIP": st.get("hostIP", ""),
+        "startTime": st.get("startTime", ""),
+        "containerStatuses": st.get("containerStatuses") or [],
+        "settingState": "Inactive" if deleting else "Active",
+        "presentState": present,
+        "presentMessage": message,
+    }
+
+
+def endpoint_status(pods: list[Obj], tars: bool) -> Obj:
+    return {"pods": [endpoint_pod(p, tars) for p in sorted(pods, key=lambda p: str(p["metadata"]["name"]))]}
+
+
+def tserver_status(ts: Obj, workload: Obj | None) -> Obj:
+    st = (workload or {}).get("status") or {}
+    if (workload or {}).get("kind") == "DaemonSet":
+        counts = (st.get("desiredNumberScheduled", 0), st.get("numberReady", 0), st.get("currentNumberScheduled", 0))
+    else:
+        counts = (st.get("replicas", 0), st.get("readyReplicas", 0), st.get("currentReplicas", 0))
+    return {
+        "replicas": int(counts[0] or 0),
+        "readyReplicas": int(counts[1] or 0),
+        "currentReplicas": int(counts[2] or 0),
+        "selector": selector_string(ts),
+    }

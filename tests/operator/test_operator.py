@@ -1,0 +1,293 @@
+"""The operator on the real control plane: TServer → StatefulSet + Service + TEndpoint, pods followed, scaling and
+template edits roll, a restart converges without writing anything or touching pods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+from conftest import OperatorRunner
+from operator_helpers import load_examples, until
+
+from k8stars.kube.client import ApiException, Kube, Obj
+from k8stars.kube.resources import POD, SERVICE, STATEFULSET, TENDPOINT, TSERVER
+
+NAME = "test-helloserver"
+
+
+async def _create_tserver(kube: Kube, namespace: str, example: str = "tserver.yaml", **spec: Any) -> Obj:
+    (doc,) = load_examples(example)
+    doc = copy.deepcopy(doc)
+    doc["spec"].update(spec)
+    return await kube.create(TSERVER, namespace, doc)
+
+
+async def _pods(kube: Kube, namespace: str, selector: str = "tars.io/ServerName=HelloServer") -> list[Obj]:
+    items: list[Obj] = (await kube.list(POD, namespace, selector=selector))["items"]
+    return sorted(items, key=lambda p: str(p["metadata"]["name"]))
+
+
+async def _activate(kube: Kube, namespace: str, name: str) -> None:
+    """What the in-pod agent does once the server is up: set the pod's tars.io/active condition."""
+    condition = {"type": "tars.io/active", "status": "True", "reason": "Active", "message": "server active"}
+    await kube.request(
+        "PATCH",
+        POD.path(namespace, name, "status"),
+        body={"status": {"conditions": [condition]}},
+        content_type="application/strategic-merge-patch+json",
+    )
+
+
+@contextlib.asynccontextmanager
+async def fake_agents(kube: Kube, namespace: str) -> AsyncIterator[None]:
+    """Stand in for tarscli in every pod: each running pod reports active (StatefulSet rollouts wait for Ready)."""
+
+    async def loop() -> None:
+        while True:
+            for pod in await _pods(kube, namespace):
+                conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions") or []}
+                if pod.get("status", {}).get("phase") == "Running" and conditions.get("tars.io/active") != "True":
+                    with contextlib.suppress(ApiException):
+                        await _activate(kube, namespace, pod["metadata"]["name"])
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _running(pods: list[Obj]) -> bool:
+    return all(p.get("status", {}).get("phase") == "Running" and p["status"].get("podIP") for p in pods)
+
+
+async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace)
+    sts = await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+    labels = {"tars.io/ServerApp": "Test", "tars.io/ServerName": "HelloServer"}
+    assert sts["metadata"]["labels"] == labels
+    assert sts["metadata"]["ownerReferences"][0]["kind"] == "TServer"
+    spec = sts["spec"]
+    assert spec["replicas"] == 2 and spec["serviceName"] == NAME
+    assert spec["selector"] == {"matchLabels": labels}
+    assert spec["podManagementPolicy"] == "Parallel"
+    template = spec["template"]
+    assert template["metadata"]["labels"] == {**labels, "tars.io/ServerID": "v20260101-1"}
+    pod = template["spec"]
+    (container,) = pod["containers"]
+    assert container["name"] == "test-helloserver"
+    assert container["image"] == "registry.example.com/tars/test.helloserver:v20260101-1"
+    assert container["command"] == ["tarscli", "supervisor"]
+    assert container["readinessProbe"]["exec"]["command"] == ["tarscli", "hzcheck"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["tarscli", "prestop"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TARS_APPLICATION"]["value"] == "Test" and env["TARS_SERVER"]["value"] == "HelloServer"
+    assert env["TZ"]["value"] == "Asia/Shanghai"
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert container["resources"]["limits"]["memory"] == "256Mi"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["host-log-dir"]["subPathExpr"] == "$(POD_NAME)"
+    assert {"host-timezone", "tarsnode-work-dir"} <= set(mounts)
+    assert "ports" not in container  # tars servers expose container ports only for hostPorts
+    (init,) = pod["initContainers"]
+    assert init["name"] == "tarsnode" and init["image"] == "registry.example.com/tars/tarsnode:v1.4.0"
+    assert pod["readinessGates"] == [{"conditionType": "tars.io/active"}]
+    assert pod["imagePullSecrets"] == [{"name": "tars-image-secret"}]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["host-log-dir"]["hostPath"] == {"path": "/usr/local/app/tars/app_log", "type": "DirectoryOrCreate"}
+    assert volumes["tarsnode-work-dir"]["emptyDir"] == {}
+    node_affinity = pod["affinity"]["nodeAffinity"]
+    (term,) = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": f"tars.io/node.{namespace}", "operator": "Exists"}]
+    preferred = node_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [(p["weight"], p["preference"]["matchExpressions"][0]["key"]) for p in preferred] == [
+        (60, f"tars.io/ability.{namespace}.Test-HelloServer"),
+        (30, f"tars.io/ability.{namespace}.Test"),
+    ]
+
+    svc = await until(lambda: kube.get(SERVICE, namespace, NAME), what="Service")
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["selector"] == labels
+    assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        ("helloobj", 10000, "TCP"),
+        ("adminhttpobj", 10001, "TCP"),
+    ]
+
+
+async def test_normal_server_and_server_without_release(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace, "tserver-normal.yaml")
+    sts = await until(lambda: kube.get(STATEFULSET, namespace, "test-webgateway"), what="StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    assert "initContainers" not in pod and "readinessGates" not in pod
+    (container,) = pod["containers"]
+    assert container["image"] == " " and sts["spec"]["replicas"] == 0  # no release yet: nothing runs
+    assert [(p["name"], p["containerPort"], p.get("hostPort")) for p in container["ports"]] == [
+        ("http", 8080, 18080),
+        ("metrics", 9100, None),
+    ]
+    svc = await until(lambda: kube.get(SERVICE, namespace, "test-webgateway"), what="Service")
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["http", "metrics"]
+    te = await until(lambda: kube.get(TENDPOINT, namespace, "test-webgateway"), what="TEndpoint")
+    assert te["spec"]["subType"] == "normal" and te["spec"]["hostPorts"] == [{"nameRef": "http", "port": 18080}]
+
+
+async def test_pods_running_and_tendpoint_follows(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace)
+
+    async def endpoint_has_running_pods() -> Obj | None:
+        pods = await _pods(kube, namespace)
+        te = await kube.get(TENDPOINT, namespace, NAME)
+        if len(pods) != 2 or not _running(pods) or te is None:
+            return None
+        entries = (te.get("status") or {}).get("pods") or []
+        want = [(p["metadata"]["uid"], p["metadata"]["name"], p["status"]["podIP"]) for p in pods]
+        have = [(e["uid"], e["name"], e["podIP"]) for e in entries]
+        return te if have == want else None
+
+    te = await until(endpoint_has_running_pods, timeout=30, what="TEndpoint with both running pods")
+    assert te["spec"]["app"] == "Test" and te["spec"]["tars"]["servants"][0]["name"] == "HelloObj"
+    assert te["spec"]["release"]["id"] == "v20260101-1"
+    for entry in te["status"]["pods"]:
+        assert entry["podIP"].startswith("127.64.") and entry["hostIP"].startswith("127.63.")
+        assert entry["id"] == "v20260101-1" and entry["settingState"] == "Active"
+        assert entry["presentState"] == "Activating"  # running, but the agent has not reported active yet
+        assert entry["containerStatuses"][0]["name"] == "test-helloserver"
+
+    # The in-pod agent reports the server active through the pod's tars.io/active condition.
+    first = (await _pods(kube, namespace))[0]["metadata"]["name"]
+    await _activate(kube, namespace, first)
+
+    async def first_active() -> bool:
+        te = await kube.get(TENDPOINT, namespace, NAME)
+        states = {e["name"]: e["presentState"] for e in (te or {}).get("status", {}).get("pods", [])}
+        return states.get(first) == "Active"
+
+    await until(first_active, what="presentState Active")
+
+    async def tserver_ready() -> Obj | None:
+        ts = await kube.get(TSERVER, namespace, NAME)
+        status = (ts or {}).get("status") or {}
+        return ts if status.get("readyReplicas") == 1 and status.get("currentReplicas") == 2 else None
+
+    ts = await until(tserver_ready, what="TServer status readyReplicas 1")
+    assert ts["status"]["selector"] == "tars.io/ServerApp=Test,tars.io/ServerName=HelloServer"
+
+    # A deleted pod leaves the TEndpoint and its replacement joins it.
+    old_uid = (await _pods(kube, namespace))[0]["metadata"]["uid"]
+    await kube.request("DELETE", POD.path(namespace, first), query={"gracePeriodSeconds": 0})
+    te = await until(endpoint_has_running_pods, timeout=30, what="TEndpoint with the replacement pod")
+    assert old_uid not in {e["uid"] for e in te["status"]["pods"]}
+
+
+async def test_scaling_and_template_edits_roll(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace)
+    await until(lambda: _pods_running(kube, namespace, 2), timeout=30, what="2 running pods")
+
+    # kubectl scale ts --replicas 3 (the scale subresource)
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"replicas": 3}}, sub="scale")
+    await until(lambda: _pods_running(kube, namespace, 3), timeout=30, what="3 running pods")
+    await until(lambda: _endpoint_size(kube, namespace, 3), what="TEndpoint with 3 pods")
+    await operator.idle()
+
+    # A change outside the pod template: no rollout, the StatefulSet is not even written.
+    sts = await kube.get(STATEFULSET, namespace, NAME)
+    assert sts is not None
+    uids = {p["metadata"]["uid"] for p in await _pods(kube, namespace)}
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"important": 7}})
+    await until(lambda: _endpoint_important(kube, namespace, 7), what="TEndpoint spec follows")
+    await operator.idle()
+    again = await kube.get(STATEFULSET, namespace, NAME)
+    assert again is not None and again["metadata"]["resourceVersion"] == sts["metadata"]["resourceVersion"]
+    assert {p["metadata"]["uid"] for p in await _pods(kube, namespace)} == uids
+
+    # A new release changes the pod template: every pod is replaced by one running the new image (a StatefulSet
+    # rolls one pod at a time, each after the previous one became Ready: the agents report them active).
+    image = "registry.example.com/tars/test.helloserver:v20260102-1"
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"release": {"id": "v20260102-1", "image": image}}})
+
+    async def rolled() -> bool:
+        pods = await _pods(kube, namespace)
+        return (
+            len(pods) == 3
+            and _running(pods)
+            and all(p["spec"]["containers"][0]["image"] == image for p in pods)
+            and not ({p["metadata"]["uid"] for p in pods} & uids)
+        )
+
+    async with fake_agents(kube, namespace):
+        await until(rolled, timeout=60, what="rollout to the new image")
+    pods = await _pods(kube, namespace)
+    assert all(p["metadata"]["labels"]["tars.io/ServerID"] == "v20260102-1" for p in pods)
+
+    # Scale down.
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"replicas": 1}}})
+    await until(lambda: _pods_running(kube, namespace, 1), timeout=30, what="1 pod")
+    await until(lambda: _endpoint_size(kube, namespace, 1), what="TEndpoint with 1 pod")
+
+
+async def test_restart_converges_without_touching_anything(
+    kube: Kube, namespace: str, operator: OperatorRunner
+) -> None:
+    await _create_tserver(kube, namespace)
+    await _create_tserver(kube, namespace, "tserver-normal.yaml")
+    await until(lambda: _pods_running(kube, namespace, 2), timeout=30, what="2 running pods")
+    await until(lambda: _endpoint_size(kube, namespace, 2), what="TEndpoint with 2 pods")
+    await operator.idle()
+
+    async def snapshot() -> dict[str, str]:
+        versions = {}
+        for res in (STATEFULSET, SERVICE, TENDPOINT, TSERVER):
+            for name in (NAME, "test-webgateway"):
+                obj = await kube.get(res, namespace, name)
+                assert obj is not None
+                versions[f"{res.kind}/{name}"] = obj["metadata"]["resourceVersion"]
+        for pod in await _pods(kube, namespace):
+            versions[f"Pod/{pod['metadata']['name']}"] = pod["metadata"]["uid"]
+        return versions
+
+    before = await snapshot()
+    await operator.stop()
+    restarted = await operator.start()
+    await operator.idle(settle=1.0)
+    assert restarted.stats.writes == {}, restarted.stats.writes
+    assert await snapshot() == before
+
+    # A change made while the operator is down is picked up after the restart.
+    await operator.stop()
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"replicas": 1}}})
+    await operator.start()
+    await until(lambda: _pods_running(kube, namespace, 1), timeout=30, what="1 pod after restart")
+    await operator.idle()
+    await until(lambda: _endpoint_size(kube, namespace, 1), what="TEndpoint with 1 pod")
+
+
+async def test_deleted_owned_objects_come_back(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace)
+    svc = await until(lambda: kube.get(SERVICE, namespace, NAME), what="Service")
+    await kube.delete(SERVICE, namespace, NAME)
+
+    async def recreated() -> Obj | None:
+        again = await kube.get(SERVICE, namespace, NAME)
+        return again if again and again["metadata"]["uid"] != svc["metadata"]["uid"] else None
+
+    await until(recreated, what="Service recreated")
+
+
+async def _pods_running(kube: Kube, namespace: str, count: int) -> bool:
+    pods = [p for p in await _pods(kube, namespace) if not p["metadata"].get("deletionTimestamp")]
+    return len(pods) == count and len(await _pods(kube, namespace)) == count and _running(pods)
+
+
+async def _endpoint_size(kube: Kube, namespace: str, count: int) -> bool:
+    te = await kube.get(TENDPOINT, namespace, NAME)
+    return len(((te or {}).get("status") or {}).get("pods") or []) == count
+
+
+async def _endpoint_important(kube: Kube, namespace: str, value: int) -> bool:
+    te = await kube.get(TENDPOINT, namespace, NAME)
+    return bool(te and te["spec"].get("important") == value)
