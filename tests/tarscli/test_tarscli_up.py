@@ -1,0 +1,75 @@
+"""`k8stars up`: the registry and the example service under tarscli, on loopback addresses; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tarscli_helpers import REAL_REGISTRY, ROOT, active_hosts, wait_for
+
+from examples.hello.gen.hello import HelloProxy
+from k8stars.tars.rpc import Communicator
+from tests.conftest import free_port
+
+
+def up_command(data_dir: Path, port: int) -> list[str]:
+    if REAL_REGISTRY:
+        return [sys.executable, "-m", "k8stars", "up", "--data-dir", str(data_dir), "--registry-port", str(port),
+                "--first-ip", "127.0.0.31"]  # fmt: skip
+    stub = [sys.executable, str(ROOT / "tests" / "tarscli" / "stub_registry.py"), "--port", str(port)]
+    code = ("import asyncio, sys\nfrom k8stars.tarscli.local import run_local\n"
+            f"sys.exit(asyncio.run(run_local({str(data_dir)!r}, {port}, '127.0.0.31', {stub!r})))")  # fmt: skip
+    return [sys.executable, "-c", code]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    out_path = tmp_path / "up.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(up_command(tmp_path / "up", port), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    try:
+        await wait_for(lambda: "Ctrl-C stops everything." in out_path.read_text() or proc.poll() is not None, 60,
+                       "k8stars up to start")  # fmt: skip
+        text = out_path.read_text()
+        assert proc.poll() is None, text
+        locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}"
+        assert locator in text and "TestApp.HelloServer  pod IP 127.0.0.31  state active" in text, text
+        assert re.search(r"TestApp\.HelloServer\.HelloObj\s+tcp -h 127\.0\.0\.31 -p \d+", text), text
+        assert await active_hosts(locator, "TestApp.HelloServer.HelloObj") == ["127.0.0.31"]
+        async with Communicator(locator=locator) as comm:
+            assert await comm.string_to_proxy(HelloProxy, "TestApp.HelloServer.HelloObj").sayHello("up") == "hello up"
+        supervisor = int(re.findall(r"tarscli supervisor pid (\d+)", text)[0])
+        service = int((tmp_path / "up" / "TestApp.HelloServer" / "data" / "service.pid").read_text().split()[0])
+
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        started = time.monotonic()
+        code = await asyncio.to_thread(proc.wait, 40)
+        text = out_path.read_text()
+        assert code == 0, text
+        assert text.rstrip().endswith("k8stars up: stopped"), text
+        assert time.monotonic() - started < 30
+        for pid in (supervisor, service):
+            assert not alive(pid), pid
+        assert (
+            "prestop: deregistered TestApp.HelloServer from 127.0.0.31"
+            in (tmp_path / "up" / "TestApp.HelloServer" / "log" / "supervisor.log").read_text()
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
