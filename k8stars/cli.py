@@ -167,19 +167,38 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
               show_default=True, help="Server-side apply the k8s.tars.io CRDs at start-up.")  # fmt: skip
 @click.option("--resync", envvar="K8STARS_OPERATOR_RESYNC", type=float, default=300.0, show_default=True,
               help="Seconds between full re-reconciles (a safety net; changes are handled as they come).")  # fmt: skip
+@click.option("--webhook-port", envvar="K8STARS_WEBHOOK_PORT", type=int, default=0, show_default=True,
+              help="Serve the admission webhooks (HTTPS) on this port; 0 = no webhooks.")  # fmt: skip
+@click.option("--webhook-host", envvar="K8STARS_WEBHOOK_HOST", default="127.0.0.1", show_default=True,
+              help="Address the webhook server listens on.")  # fmt: skip
+@click.option("--webhook-cert", envvar="K8STARS_WEBHOOK_CERT", type=click.Path(dir_okay=False), default=None,
+              help="Serving certificate (PEM) of the webhook server.")  # fmt: skip
+@click.option("--webhook-key", envvar="K8STARS_WEBHOOK_KEY", type=click.Path(dir_okay=False), default=None,
+              help="Private key (PEM) of the serving certificate.")  # fmt: skip
+@click.option("--webhook-url", envvar="K8STARS_WEBHOOK_URL", default=None,
+              help="Base URL the apiserver calls (https://...): registers the webhook configurations.")  # fmt: skip
+@click.option("--webhook-ca", envvar="K8STARS_WEBHOOK_CA", type=click.Path(dir_okay=False), default=None,
+              help="CA (PEM) for the configurations' caBundle (default: the serving certificate).")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
-             log_level: str) -> None:  # fmt: skip
+             webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
+             webhook_url: str | None, webhook_ca: str | None, log_level: str) -> None:  # fmt: skip
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
     import logging
 
-    from k8stars.operator import run_operator
+    from k8stars.operator import WebhookOptions, run_operator
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig and ":" in kubeconfig:
         kubeconfig = kubeconfig.split(":")[0]
+    hooks = None
+    if webhook_port:
+        if not (webhook_cert and webhook_key):
+            _fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
+        hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
+                               webhook_ca)  # fmt: skip
     try:
         asyncio.run(run_operator(kubeconfig, namespace=namespace, workers=workers, install_crds=install_crds,
-                                 resync=resync))  # fmt: skip
+                                 resync=resync, webhook=hooks))  # fmt: skip
     except KeyboardInterrupt:
         pass

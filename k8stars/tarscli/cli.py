@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -46,8 +47,12 @@ def _opt(flag: str, env: str, help_text: str, **kw: Any) -> Callable[[F], F]:
     return click.option(flag, envvar=env, show_envvar=True, help=help_text, **kw)
 
 
+def path_option(f: F) -> F:
+    return _opt("--tars-path", "TARS_PATH", "Root of bin/, conf/, log/ and data/.", default="/tars")(f)
+
+
 def env_options(f: F) -> F:
-    """$TARS_PATH layout, pod IP, namespace and port range: every command that touches the pod's files."""
+    """$TARS_PATH, pod IP, namespace and port range: the commands that generate a configuration."""
     for deco in reversed([
         _opt("--tars-path", "TARS_PATH", "Root of bin/, conf/, log/ and data/.", default="/tars"),
         _opt("--pod-ip", "POD_IP", "The pod IP (node name and adapter host); default: the hostname's address."),
@@ -79,6 +84,8 @@ def genconf_options(f: F) -> F:
 def make_env(o: dict[str, Any]) -> Any:
     from k8stars.tarscli.env import TarsEnv
 
+    if "pod_ip" not in o:  # hzcheck, prestop, notify: they read what genconf resolved, the IP included
+        return TarsEnv(Path(o["tars_path"]), "")
     try:
         return TarsEnv.create(o["tars_path"], o["pod_ip"], o["namespace"], o["rand_port_min"], o["rand_port_max"])
     except ValueError as e:
@@ -191,7 +198,7 @@ def supervisor(**o: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@env_options
+@path_option
 @_opt("--report-interval", "TARS_REPORT_INTERVAL", "The supervisor's report interval: a state file older than "
       "twice this means the supervisor is gone.", type=DURATION, default="30s")  # fmt: skip
 def hzcheck(**o: Any) -> None:
@@ -204,7 +211,7 @@ def hzcheck(**o: Any) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@env_options
+@path_option
 @_opt("--prestop-waittime", "TARS_PRESTOP_WAITTIME", "Wait between deactivating and deregistering.", type=DURATION,
       default="80s")  # fmt: skip
 @_opt("--termination-grace-period", "TARS_TERMINATION_GRACE_PERIOD", "The pod's terminationGracePeriodSeconds.",
@@ -228,7 +235,7 @@ def prestop(**o: Any) -> None:
 
 
 @cli.command(context_settings={**CONTEXT, "ignore_unknown_options": True})
-@env_options
+@path_option
 @click.argument("command", nargs=-1, required=True)
 def notify(command: tuple[str, ...], **o: Any) -> None:
     """Send an admin command to the service's AdminObj, e.g. `tarscli notify tars.setloglevel DEBUG`."""
@@ -256,7 +263,7 @@ def notify(command: tuple[str, ...], **o: Any) -> None:
 @cli.command(context_settings=CONTEXT)
 @_opt("--sync-directory", "TARS_SYNC_DIRECTORY", "Directory to copy from (nothing to do when empty).", default="")
 @_opt("--sync-target-directory", "TARS_SYNC_TARGET_DIRECTORY", "Directory to copy into (default $TARS_PATH/bin).")
-@_opt("--tars-path", "TARS_PATH", "Root of bin/, conf/, log/ and data/.", default="/tars")
+@path_option
 def syncdir(sync_directory: str, sync_target_directory: str | None, tars_path: str) -> None:
     """Copy the files of a directory (e.g. a mounted ConfigMap) into $TARS_PATH/bin when they changed."""
     from pathlib import Path
