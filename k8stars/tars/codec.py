@@ -6,11 +6,20 @@ tags, which is what gives TARS its forward and backward compatibility.
 
 Types are described by :class:`TarsType` objects (``INT``, ``vector_of(STRING)``, ``struct_of(EndpointF)`` ...)
 and structs by a tuple of :class:`Field` in ``__tars_fields__``. Generated code (``k8stars tars2py``) fills those in.
+
+The code below is the reference implementation. When the C accelerator ``k8stars.tars._speedups`` was built at
+install time, the module-level functions (``encode``, ``decode``, ``encode_fields``, ``decode_fields``,
+``encode_value``, ``decode_value``) are routed through it: same bytes, same values, same errors, many times faster.
+``K8STARS_PURE_PYTHON=1`` in the environment keeps everything in Python; :func:`use_backend` switches at run time
+and :func:`get_backend` hands out either implementation (the tests compare the two).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import importlib
+import os
 import struct as _struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +53,7 @@ _unpack_h = _struct.Struct(">h").unpack_from
 _unpack_i = _struct.Struct(">i").unpack_from
 _unpack_q = _struct.Struct(">q").unpack_from
 _unpack_I = _struct.Struct(">I").unpack_from
+_pack_into_I = _struct.Struct(">I").pack_into
 _unpack_f = _struct.Struct(">f").unpack_from
 _unpack_d = _struct.Struct(">d").unpack_from
 
@@ -834,4 +844,123 @@ def encode_value(t: TarsType, value: Any, tag: int = 0, *, skip_defaults: bool =
 
 def decode_value(t: TarsType, data: bytes | bytearray | memoryview, tag: int = 0) -> Any:
     """The field with ``tag`` from ``data`` as type ``t``; DecodeError if it is absent."""
-    return decode_fields((Field(tag, "value", t, True),), data)[0]
+    return TarsReader(data).read_fields((Field(tag, "value", t, True),), nested=False)[0]
+
+
+def _encode_framed(obj: Struct, *, skip_defaults: bool = True) -> bytes:
+    """``encode(obj)`` behind a 4-byte big-endian length that counts itself (a whole RPC frame)."""
+    w = TarsWriter(skip_defaults)
+    w.buf += b"\0\0\0\0"
+    w.write_struct_body(obj)
+    _pack_into_I(w.buf, 0, len(w.buf))
+    return bytes(w.buf)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backends: the pure-Python functions above and, when it was built, the C accelerator
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of the module-level codec functions (same signatures as those)."""
+
+    name: str
+    encode: Callable[..., bytes]
+    decode: Callable[..., Any]
+    encode_fields: Callable[..., bytes]
+    decode_fields: Callable[..., list[Any]]
+    encode_value: Callable[..., bytes]
+    decode_value: Callable[..., Any]
+    encode_framed: Callable[..., bytes]
+
+
+def _plain_init(cls: type) -> bool:
+    """Whether ``cls(*values)`` only stores each value in the attribute named after its field, in the order of
+    ``__tars_fields__``: a dataclass-generated ``__init__`` without ``__post_init__``, ``InitVar``, ``init=False`` or
+    keyword-only fields, or a custom ``__setattr__``. The accelerator then fills the slots without calling it."""
+    params = cls.__dict__.get("__dataclass_params__")
+    code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+    if params is None or not params.init or code is None or code.co_filename != "<string>":
+        return False
+    if hasattr(cls, "__post_init__") or (
+        not params.frozen and getattr(cls, "__setattr__", None) is not object.__setattr__
+    ):
+        return False
+    names = tuple(f.name for f in getattr(cls, "__tars_fields__", ()))
+    return (
+        code.co_argcount == len(names) + 1
+        and code.co_kwonlyargcount == 0
+        and code.co_varnames[1 : len(names) + 1] == names
+        and tuple(f.name for f in dataclasses.fields(cls)) == names
+    )
+
+
+def _load_speedups() -> Backend | None:
+    if os.environ.get("K8STARS_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    try:
+        mod: Any = importlib.import_module("k8stars.tars._speedups")
+    except ImportError:
+        return None
+    mod.configure(
+        decode_error=DecodeError,
+        encode_error=EncodeError,
+        struct=Struct,
+        mapping=Mapping,
+        field=Field,
+        plain_init=_plain_init,
+        max_depth=MAX_DEPTH,
+    )
+    return Backend(
+        "c",
+        mod.encode,
+        mod.decode,
+        mod.encode_fields,
+        mod.decode_fields,
+        mod.encode_value,
+        mod.decode_value,
+        mod.encode_framed,
+    )
+
+
+_BACKENDS: dict[str, Backend] = {
+    "python": Backend(
+        "python", encode, decode, encode_fields, decode_fields, encode_value, decode_value, _encode_framed
+    )
+}
+_C_BACKEND = _load_speedups()
+if _C_BACKEND is not None:
+    _BACKENDS["c"] = _C_BACKEND
+_backend = "python"
+
+
+def available_backends() -> tuple[str, ...]:
+    """``("python", "c")`` when the accelerator is there (and not disabled by ``K8STARS_PURE_PYTHON=1``)."""
+    return tuple(_BACKENDS)
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The implementation called ``name`` ("python" or "c"), by default the one in use."""
+    try:
+        return _BACKENDS[name or _backend]
+    except KeyError:
+        raise ValueError(f"no codec backend {name!r}; have {', '.join(_BACKENDS)}") from None
+
+
+def backend() -> str:
+    """The name of the implementation the module-level functions use."""
+    return _backend
+
+
+def use_backend(name: str) -> None:
+    """Route ``encode``, ``decode``, ``encode_fields``, ``decode_fields``, ``encode_value``, ``decode_value`` (and
+    the packet functions) through the implementation called ``name``. Modules that imported those functions by name
+    keep the ones they got."""
+    global _backend, encode, decode, encode_fields, decode_fields, encode_value, decode_value, _encode_framed
+    b = get_backend(name)
+    encode, decode, encode_fields, decode_fields = b.encode, b.decode, b.encode_fields, b.decode_fields
+    encode_value, decode_value, _encode_framed = b.encode_value, b.decode_value, b.encode_framed
+    _backend = b.name
+
+
+use_backend("c" if _C_BACKEND is not None else "python")

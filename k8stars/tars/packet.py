@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import struct as _struct
 
-from k8stars.tars.codec import TarsReader, TarsWriter, decode
+from k8stars.tars import codec as _codec
+from k8stars.tars.codec import TarsReader
 from k8stars.tars.errors import DecodeError, FrameError
 from k8stars.tars.protocol.requestf import RequestPacket, ResponsePacket
 
@@ -70,32 +71,27 @@ def frame(body: bytes) -> bytes:
     return _HEADER.pack(len(body) + 4) + body
 
 
+# The codec functions are looked up on the module at each call, so that codec.use_backend() applies here too.
+
+
 def encode_request(pkt: RequestPacket) -> bytes:
     """A framed RequestPacket."""
-    w = TarsWriter()
-    w.buf += b"\0\0\0\0"
-    w.write_struct_body(pkt)
-    _HEADER.pack_into(w.buf, 0, len(w.buf))
-    return bytes(w.buf)
+    return _codec._encode_framed(pkt)
 
 
 def encode_response(pkt: ResponsePacket, *, skip_defaults: bool = True) -> bytes:
     """A framed ResponsePacket; ``skip_defaults=False`` also writes an empty sResultDesc and context, as Node does."""
-    w = TarsWriter(skip_defaults)
-    w.buf += b"\0\0\0\0"
-    w.write_struct_body(pkt)
-    _HEADER.pack_into(w.buf, 0, len(w.buf))
-    return bytes(w.buf)
+    return _codec._encode_framed(pkt, skip_defaults=skip_defaults)
 
 
 def decode_request(body: bytes) -> RequestPacket:
     """A RequestPacket from a frame's body (without the length prefix)."""
-    return decode(RequestPacket, body)
+    return _codec.decode(RequestPacket, body)
 
 
 def decode_response(body: bytes) -> ResponsePacket:
     """A ResponsePacket from a frame's body (without the length prefix)."""
-    return decode(ResponsePacket, body)
+    return _codec.decode(ResponsePacket, body)
 
 
 def peek_request_id(body: bytes, response: bool = True) -> int:
