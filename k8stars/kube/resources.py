@@ -22,3 +22,9 @@ POD = Resource("", "v1", "pods", "Pod")
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 
 TARS_KINDS = (TSERVER, TCONFIG, TTEMPLATE, TIMAGE, TENDPOINT, TEXITEDRECORD, TFRAMEWORKCONFIG, TTREE, TACCOUNT)
+MUTATING_WEBHOOK = Resource(
+    "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False
+)
+VALIDATING_WEBHOOK = Resource(
+    "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False
+)

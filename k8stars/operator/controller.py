@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
@@ -320,6 +321,19 @@ class Operator:
         self.stats.wrote("tserver-status")
 
 
+@dataclass
+class WebhookOptions:
+    """Serve the admission webhooks on host:port with cert/key; register them (caBundle from `ca_file`, default the
+    certificate) when `url` (what the apiserver calls, https://...) is given."""
+
+    port: int
+    cert_file: str
+    key_file: str
+    host: str = "127.0.0.1"
+    url: str | None = None
+    ca_file: str | None = None
+
+
 async def run_operator(
     kubeconfig: str | None = None,
     *,
@@ -327,9 +341,10 @@ async def run_operator(
     workers: int = 4,
     install_crds: bool = True,
     resync: float = 300.0,
+    webhook: WebhookOptions | None = None,
     on_ready: Callable[[Operator], Awaitable[None]] | None = None,
 ) -> None:
-    """Connect, install the CRDs (optional) and reconcile until cancelled."""
+    """Connect, install the CRDs (optional), serve the webhooks (optional) and reconcile until cancelled."""
     from k8stars.kube.install import install_crds as install
 
     async with await Kube.connect(kubeconfig) as kube:
@@ -337,6 +352,7 @@ async def run_operator(
             t0 = time.monotonic()
             names = await install(kube)
             log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
+        runner = await _start_webhooks(kube, webhook) if webhook is not None else None
         operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
         task = asyncio.create_task(operator.run())
         if on_ready is not None:
@@ -348,3 +364,23 @@ async def run_operator(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if runner is not None:
+                await runner.cleanup()
+
+
+async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
+    import base64
+    import ssl
+    from pathlib import Path
+
+    from . import webhook
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(options.cert_file, options.key_file)
+    runner = await webhook.serve(webhook.Admission(kube), options.host, options.port, context)
+    log.info("admission webhooks on https://%s:%d", options.host, options.port)
+    if options.url:
+        ca = Path(options.ca_file or options.cert_file).read_bytes()
+        names = await webhook.register(kube, options.url.rstrip("/"), base64.b64encode(ca).decode())
+        log.info("registered %s", ", ".join(names))
+    return runner

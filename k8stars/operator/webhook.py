@@ -1,0 +1,398 @@
+"""Admission webhooks for k8s.tars.io: defaulting (mutating) and validation with messages that say what is wrong,
+why, and how to fix it. A small aiohttp HTTPS app (`/mutate`, `/validate`, `/healthz`), run by `k8stars operator
+--webhook-port ...` or embedded (tests).
+
+Mutations (already visible in the response to a create/patch, as with K8SFramework):
+- TServer: labels tars.io/ServerApp, ServerName, SubType, Template (tars), ServerID (release id); for TARS servers
+  `spec.k8s.readinessGates` starts with `tars.io/active`.
+- TConfig: labels tars.io/ServerApp, ServerName, ConfigName, PodSeq, Activated, Version (a removed or edited label
+  is put back).
+
+Validation: see `validate_tserver`, `validate_tconfig`, `validate_ttemplate` and docs/operator.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from k8stars.kube import meta
+from k8stars.kube.client import Kube, Obj
+from k8stars.kube.resources import TCONFIG, TTEMPLATE
+
+log = logging.getLogger("k8stars.operator.webhook")
+
+MAX_NAME = 59  # StatefulSet pods get "-<ordinal>" and a controller-revision-hash label of name + 11 characters
+
+
+# --- validation (pure) ------------------------------------------------------------------------------------------
+def _all_ports(spec: Obj) -> list[tuple[str, str, int]]:
+    """(where, name, port) of every servant and port."""
+    found: list[tuple[str, str, int]] = []
+    tars = spec.get("tars") or {}
+    for s in tars.get("servants") or []:
+        found.append(("servant", str(s.get("name")), int(s.get("port", 0))))
+    for p in tars.get("ports") or []:
+        found.append(("port", str(p.get("name")), int(p.get("port", 0))))
+    for p in (spec.get("normal") or {}).get("ports") or []:
+        found.append(("port", str(p.get("name")), int(p.get("port", 0))))
+    return found
+
+
+def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
+    """Problems with a TServer (empty = valid)."""
+    errors: list[str] = []
+    spec: Obj = obj.get("spec") or {}
+    app, server, sub_type = spec.get("app", ""), spec.get("server", ""), spec.get("subType", "")
+    name = obj.get("metadata", {}).get("name", "")
+    expected = meta.resource_name(str(app), str(server))
+    if name and name != expected:
+        errors.append(f"metadata.name must be lower(app)-lower(server) = {expected!r}, not {name!r}")
+    if len(expected) > MAX_NAME:
+        errors.append(
+            f"{expected!r} is {len(expected)} characters: app and server names together must fit in {MAX_NAME} "
+            "(the StatefulSet's pods and revisions append suffixes to it)"
+        )
+    if sub_type == "tars" and "normal" in spec:
+        errors.append("spec.normal is for subType normal; a tars server declares spec.tars (servants) only")
+    if sub_type == "normal" and "tars" in spec:
+        errors.append("spec.tars is for subType tars; a normal server declares spec.normal (ports) only")
+    if sub_type == "tars" and "tars" not in spec:
+        errors.append("subType tars needs spec.tars (template and servants)")
+    if sub_type == "normal" and "normal" not in spec:
+        errors.append("subType normal needs spec.normal (ports)")
+
+    ports = _all_ports(spec)
+    names = Counter(n.lower() for _, n, _ in ports)
+    for dup in sorted(n for n, c in names.items() if c > 1):
+        errors.append(
+            f"servant/port name {dup!r} is used more than once (names are compared case-insensitively: each "
+            "becomes a Service port named in lower case)"
+        )
+    by_port: dict[int, list[str]] = {}
+    for where, pname, port in ports:
+        by_port.setdefault(port, []).append(f"{where} {pname}")
+        if port == meta.NODE_SERVANT_PORT:
+            errors.append(
+                f"{where} {pname} uses port {port}, which is reserved for the in-pod node servant "
+                "(tars.tarsnode.ServerObj); choose another port"
+            )
+    for port, users in sorted(by_port.items()):
+        if len(users) > 1:
+            errors.append(
+                f"port {port} is used by {' and '.join(users)}: every TARS servant is its own adapter and binds "
+                "its own endpoint, so two of them cannot listen on one port; give each a distinct port"
+            )
+
+    k8s: Obj = spec.get("k8s") or {}
+    known = {n for _, n, _ in ports}
+    refs = [str(h.get("nameRef")) for h in k8s.get("hostPorts") or []]
+    for ref in refs:
+        if ref not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            errors.append(f"spec.k8s.hostPorts nameRef {ref!r} names no servant or port (known: {listed})")
+    for dup in sorted(r for r, c in Counter(refs).items() if c > 1):
+        errors.append(f"spec.k8s.hostPorts maps {dup!r} more than once")
+    host_ports = Counter(int(h.get("port", 0)) for h in k8s.get("hostPorts") or [])
+    for dup_port in sorted(p for p, c in host_ports.items() if c > 1):
+        errors.append(f"spec.k8s.hostPorts uses host port {dup_port} more than once")
+    mounts = k8s.get("mounts") or []
+    for dup in sorted(n for n, c in Counter(str(m.get("name")) for m in mounts).items() if c > 1):
+        errors.append(f"spec.k8s.mounts name {dup!r} is used more than once")
+    for m in mounts:
+        if not m.get("mountPath"):
+            errors.append(f"spec.k8s.mounts {m.get('name')!r} needs a mountPath")
+        source = m.get("source") or {}
+        if k8s.get("daemonSet") and ("persistentVolumeClaimTemplate" in source or "tLocalVolume" in source):
+            errors.append(
+                f"spec.k8s.mounts {m.get('name')!r}: a daemonSet server cannot use persistentVolumeClaimTemplate or "
+                "tLocalVolume (only StatefulSets have per-pod claims)"
+            )
+
+    if old is not None:
+        old_spec: Obj = old.get("spec") or {}
+        for key in ("app", "server", "subType"):
+            if old_spec.get(key) != spec.get(key):
+                errors.append(
+                    f"spec.{key} cannot change ({old_spec.get(key)!r} → {spec.get(key)!r}): create a new TServer"
+                )
+    return errors
+
+
+TCONFIG_IMMUTABLE = ("app", "server", "configName", "configContent", "podSeq", "version")
+
+
+def validate_tconfig(obj: Obj, old: Obj | None) -> list[str]:
+    errors: list[str] = []
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if old is None:
+        for label in (meta.DEACTIVATE, meta.DELETING):
+            if label in labels:
+                errors.append(f"label {label} is set by the framework and cannot be given on create")
+    pod_seq = str(obj.get("podSeq", "m"))
+    if not obj.get("server") and pod_seq != "m":
+        errors.append("an app-level config (no server) applies to every server of the app: podSeq must be m")
+    if old is not None:
+        for key in TCONFIG_IMMUTABLE:
+            if old.get(key) != obj.get(key):
+                errors.append(f"{key} cannot change: create a new TConfig version instead")
+        if old.get("activated", True) and obj.get("activated") is False:
+            errors.append("an activated TConfig cannot be deactivated by hand: activate another version instead")
+    return errors
+
+
+def validate_ttemplate(obj: Obj, old: Obj | None) -> list[str]:
+    spec = obj.get("spec") or {}
+    if not str(spec.get("content", "")).strip():
+        return ["spec.content is empty"]
+    return []
+
+
+# --- mutation (pure) --------------------------------------------------------------------------------------------
+def tserver_labels(obj: Obj) -> dict[str, str]:
+    spec: Obj = obj.get("spec") or {}
+    labels = {
+        meta.SERVER_APP: str(spec.get("app", "")),
+        meta.SERVER_NAME: str(spec.get("server", "")),
+        meta.SUB_TYPE: str(spec.get("subType", "")),
+    }
+    if spec.get("subType") == "tars":
+        labels[meta.TEMPLATE] = str((spec.get("tars") or {}).get("template", ""))
+    release_id = (spec.get("release") or {}).get("id")
+    if release_id:
+        labels[meta.SERVER_ID] = str(release_id)
+    return labels
+
+
+def tconfig_labels(obj: Obj) -> dict[str, str]:
+    labels = {
+        meta.SERVER_APP: str(obj.get("app", "")),
+        meta.SERVER_NAME: str(obj.get("server", "")),
+        meta.CONFIG_NAME: str(obj.get("configName", "")),
+        meta.POD_SEQ: str(obj.get("podSeq", "m")),
+        meta.ACTIVATED: "true" if obj.get("activated", True) else "false",
+    }
+    if obj.get("version"):
+        labels[meta.CONFIG_VERSION] = str(obj["version"])
+    return labels
+
+
+def _pointer(*parts: str) -> str:
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def label_patch(obj: Obj, wanted: dict[str, str]) -> list[Obj]:
+    current = (obj.get("metadata") or {}).get("labels")
+    if current is None:
+        return [{"op": "add", "path": "/metadata/labels", "value": wanted}]
+    return [
+        {"op": "add", "path": _pointer("metadata", "labels", k), "value": v}
+        for k, v in wanted.items()
+        if current.get(k) != v
+    ]
+
+
+def tserver_patch(obj: Obj) -> list[Obj]:
+    ops = label_patch(obj, tserver_labels(obj))
+    spec: Obj = obj.get("spec") or {}
+    k8s = spec.get("k8s")
+    if spec.get("subType") == "tars" and isinstance(k8s, dict):
+        gates = list(k8s.get("readinessGates") or [])
+        wanted = [meta.ACTIVE_GATE] + [g for g in gates if g != meta.ACTIVE_GATE]
+        if "readinessGates" not in k8s or gates != wanted:
+            ops.append({"op": "add", "path": "/spec/k8s/readinessGates", "value": wanted})
+    return ops
+
+
+# --- the admission service --------------------------------------------------------------------------------------
+class Admission:
+    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects."""
+
+    def __init__(self, kube: Kube | None = None) -> None:
+        self.kube = kube
+
+    async def validate(self, request: Obj) -> tuple[bool, str]:
+        kind = request.get("kind", {}).get("kind")
+        if request.get("operation") == "DELETE":
+            return True, ""
+        obj: Obj = request.get("object") or {}
+        old: Obj | None = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+        namespace = str(request.get("namespace") or "")
+        if kind == "TServer":
+            errors = validate_tserver(obj, old)
+            errors += await self._template_exists(namespace, obj)
+        elif kind == "TConfig":
+            errors = validate_tconfig(obj, old)
+            errors += await self._master_exists(namespace, obj, old)
+        elif kind == "TTemplate":
+            errors = validate_ttemplate(obj, old)
+            errors += await self._parent_exists(namespace, obj)
+        else:
+            errors = []
+        if errors:
+            what = f"{kind} {obj.get('metadata', {}).get('name', '')}".strip()
+            return False, f"{what} is invalid: " + "; ".join(errors)
+        return True, ""
+
+    def mutate(self, request: Obj) -> list[Obj]:
+        kind = request.get("kind", {}).get("kind")
+        obj: Obj = request.get("object") or {}
+        if request.get("operation") not in ("CREATE", "UPDATE"):
+            return []
+        if kind == "TServer":
+            return tserver_patch(obj)
+        if kind == "TConfig":
+            return label_patch(obj, tconfig_labels(obj))
+        return []
+
+    async def _template_exists(self, namespace: str, obj: Obj) -> list[str]:
+        spec: Obj = obj.get("spec") or {}
+        template = (spec.get("tars") or {}).get("template")
+        if self.kube is None or spec.get("subType") != "tars" or not template:
+            return []
+        if await self.kube.get(TTEMPLATE, namespace, str(template)) is None:
+            return [f"spec.tars.template {template!r} does not exist: create the TTemplate first"]
+        return []
+
+    async def _parent_exists(self, namespace: str, obj: Obj) -> list[str]:
+        parent = (obj.get("spec") or {}).get("parent")
+        if self.kube is None or not parent or parent == obj.get("metadata", {}).get("name"):
+            return []
+        if await self.kube.get(TTEMPLATE, namespace, str(parent)) is None:
+            return [f"spec.parent {parent!r} does not exist: create the parent TTemplate first"]
+        return []
+
+    async def _master_exists(self, namespace: str, obj: Obj, old: Obj | None) -> list[str]:
+        if self.kube is None or old is not None or str(obj.get("podSeq", "m")) == "m" or not obj.get("server"):
+            return []
+        selector = ",".join(
+            f"{k}={v}"
+            for k, v in {
+                meta.SERVER_APP: obj.get("app", ""),
+                meta.SERVER_NAME: obj.get("server", ""),
+                meta.CONFIG_NAME: obj.get("configName", ""),
+                meta.POD_SEQ: "m",
+                meta.ACTIVATED: "true",
+            }.items()
+        )
+        masters = (await self.kube.list(TCONFIG, namespace, selector=selector)).get("items") or []
+        if not masters:
+            return [
+                f"a pod-level config (podSeq {obj.get('podSeq')}) overrides a server-level one: create and activate "
+                f"{obj.get('configName')!r} with podSeq m for {obj.get('app')}.{obj.get('server')} first"
+            ]
+        return []
+
+
+def _review(uid: str, allowed: bool, message: str = "", patch: list[Obj] | None = None) -> Obj:
+    response: Obj = {"uid": uid, "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": 422, "reason": "Invalid", "message": message}
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
+
+
+def make_app(admission: Admission) -> web.Application:
+    async def validate(request: web.Request) -> web.StreamResponse:
+        review = await request.json()
+        req: Obj = review.get("request") or {}
+        try:
+            allowed, message = await admission.validate(req)
+        except Exception as exc:  # a lookup failed: refuse with the reason rather than guess
+            log.exception("validation of %s failed", req.get("kind"))
+            allowed, message = False, f"k8stars webhook could not validate the object: {exc}"
+        return web.json_response(_review(str(req.get("uid", "")), allowed, message))
+
+    async def mutate(request: web.Request) -> web.StreamResponse:
+        review = await request.json()
+        req: Obj = review.get("request") or {}
+        return web.json_response(_review(str(req.get("uid", "")), True, patch=admission.mutate(req)))
+
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/validate", validate)
+    app.router.add_post("/mutate", mutate)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(admission: Admission, host: str, port: int, ssl_context: ssl.SSLContext | None) -> web.AppRunner:
+    """Start the webhook server; returns the runner (`await runner.cleanup()` stops it)."""
+    runner = web.AppRunner(make_app(admission), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    return runner
+
+
+WEBHOOK_KINDS = {"tservers": "TServer", "tconfigs": "TConfig", "ttemplates": "TTemplate"}
+
+
+def webhook_configurations(
+    base_url: str,
+    ca_bundle: str,
+    *,
+    name: str = "k8stars",
+    namespace_selector: Obj | None = None,
+) -> tuple[Obj, Obj]:
+    """The Mutating- and ValidatingWebhookConfiguration pointing at `base_url` (https://host:port)."""
+
+    def hook(kind: str, path: str, resources: list[str]) -> Obj:
+        entry: Obj = {
+            "name": f"{kind}.{name}.{meta.GROUP}",
+            "clientConfig": {"url": f"{base_url}{path}", "caBundle": ca_bundle},
+            "rules": [
+                {
+                    "apiGroups": [meta.GROUP],
+                    "apiVersions": [meta.VERSION],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": resources,
+                    "scope": "Namespaced",
+                }
+            ],
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+        }
+        if namespace_selector is not None:
+            entry["namespaceSelector"] = namespace_selector
+        return entry
+
+    mutating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": f"{name}-mutating"},
+        "webhooks": [hook("mutate", "/mutate", ["tservers", "tconfigs"])],
+    }
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": f"{name}-validating"},
+        "webhooks": [hook("validate", "/validate", sorted(WEBHOOK_KINDS))],
+    }
+    return mutating, validating
+
+
+async def register(kube: Kube, base_url: str, ca_bundle: str, **options: Any) -> tuple[str, str]:
+    """Server-side apply both webhook configurations; returns their names."""
+    from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+
+    mutating, validating = webhook_configurations(base_url, ca_bundle, **options)
+    await kube.apply(MUTATING_WEBHOOK, None, mutating)
+    await kube.apply(VALIDATING_WEBHOOK, None, validating)
+    return mutating["metadata"]["name"], validating["metadata"]["name"]

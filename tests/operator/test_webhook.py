@@ -1,0 +1,152 @@
+"""The admission webhooks, called by the real apiserver over HTTPS on 127.0.0.1: defaults and clear refusals."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from operator_helpers import free_port, load_examples, resource_of
+
+from k8stars.kube.client import ApiException, Kube, Obj
+from k8stars.kube.resources import MUTATING_WEBHOOK, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
+from k8stars.operator import webhook
+from k8stars.testing.cluster import Cluster
+
+
+@pytest.fixture
+async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIterator[None]:
+    """The webhook server on a free loopback port, registered for the test's namespace only."""
+    tls = k8s_cluster.webhook_tls("k8stars-webhook")
+    port = free_port()
+    runner = await webhook.serve(webhook.Admission(kube), "127.0.0.1", port, tls.server_context())
+    names = await webhook.register(
+        kube,
+        f"https://127.0.0.1:{port}",
+        tls.ca_bundle,
+        name=f"k8stars-{namespace}",
+        namespace_selector={"matchLabels": {"k8stars.io/test": namespace}},
+    )
+    try:
+        yield
+    finally:
+        await kube.delete(MUTATING_WEBHOOK, None, names[0])
+        await kube.delete(VALIDATING_WEBHOOK, None, names[1])
+        await runner.cleanup()
+
+
+async def _templates(kube: Kube, namespace: str) -> None:
+    for doc in load_examples("ttemplate.yaml"):
+        await kube.create(TTEMPLATE, namespace, doc)
+
+
+def _tserver(**spec: Any) -> Obj:
+    (doc,) = load_examples("tserver.yaml")
+    doc = copy.deepcopy(doc)
+    doc["spec"].update(spec)
+    return doc
+
+
+async def _refused(kube: Kube, namespace: str, body: Obj) -> str:
+    with pytest.raises(ApiException) as err:
+        await kube.create(resource_of(body["kind"]), namespace, body)
+    text = str(err.value.body)
+    assert "denied the request" in text, text
+    return text
+
+
+async def test_mutations_fill_labels_and_readiness_gate(kube: Kube, namespace: str, webhooks: None) -> None:
+    await _templates(kube, namespace)
+    doc = _tserver()
+    del doc["metadata"]["labels"]
+    doc["spec"]["k8s"]["readinessGates"] = ["example.com/warm"]
+    ts = await kube.create(TSERVER, namespace, doc)
+    assert ts["metadata"]["labels"] == {
+        "tars.io/ServerApp": "Test",
+        "tars.io/ServerName": "HelloServer",
+        "tars.io/SubType": "tars",
+        "tars.io/Template": "tars.cpp",
+        "tars.io/ServerID": "v20260101-1",
+    }
+    assert ts["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+    # Removing the list gives back the gate; a removed label is put back.
+    patched = await kube.request(
+        "PATCH",
+        TSERVER.path(namespace, "test-helloserver"),
+        body=[
+            {"op": "remove", "path": "/spec/k8s/readinessGates"},
+            {"op": "remove", "path": "/metadata/labels/tars.io~1ServerApp"},
+        ],
+        content_type="application/json-patch+json",
+    )
+    assert patched["spec"]["k8s"]["readinessGates"] == ["tars.io/active"]
+    assert patched["metadata"]["labels"]["tars.io/ServerApp"] == "Test"
+
+    master, slave = load_examples("tconfig.yaml")
+    stored = await kube.create(resource_of("TConfig"), namespace, master)
+    assert stored["metadata"]["labels"] == {
+        "tars.io/ServerApp": "Test",
+        "tars.io/ServerName": "HelloServer",
+        "tars.io/ConfigName": "hello.conf",
+        "tars.io/PodSeq": "m",
+        "tars.io/Activated": "true",
+        "tars.io/Version": "v1",
+    }
+    stored = await kube.create(resource_of("TConfig"), namespace, slave)  # its master now exists
+    assert stored["metadata"]["labels"]["tars.io/PodSeq"] == "1"
+
+
+async def test_invalid_tservers_are_refused_with_clear_messages(kube: Kube, namespace: str, webhooks: None) -> None:
+    await _templates(kube, namespace)
+    servants = [{"name": "HelloObj", "port": 10000}, {"name": "AdminObj", "port": 10000}]
+    text = await _refused(kube, namespace, _tserver(tars={"template": "tars.cpp", "servants": servants}))
+    assert "port 10000 is used by servant HelloObj and servant AdminObj" in text
+    assert "binds its own endpoint" in text  # says why
+
+    servants = [{"name": "HelloObj", "port": 19385}]
+    text = await _refused(kube, namespace, _tserver(tars={"template": "tars.cpp", "servants": servants}))
+    assert "19385" in text and "reserved for the in-pod node servant" in text
+
+    servants = [{"name": "HelloObj", "port": 10000}, {"name": "helloobj", "port": 10001}]
+    text = await _refused(kube, namespace, _tserver(tars={"template": "tars.cpp", "servants": servants}))
+    assert "'helloobj' is used more than once" in text
+
+    wrong_name = _tserver()
+    wrong_name["metadata"]["name"] = "hello"
+    text = await _refused(kube, namespace, wrong_name)
+    assert "metadata.name must be lower(app)-lower(server) = 'test-helloserver'" in text
+
+    text = await _refused(kube, namespace, _tserver(tars={"template": "tars.nope", "servants": []}))
+    assert "spec.tars.template 'tars.nope' does not exist" in text
+
+    host_ports = _tserver()
+    host_ports["spec"]["k8s"]["hostPorts"] = [{"nameRef": "NoSuchObj", "port": 20000}]
+    text = await _refused(kube, namespace, host_ports)
+    assert "nameRef 'NoSuchObj' names no servant or port (known: AdminHttpObj, HelloObj)" in text
+
+    await kube.create(TSERVER, namespace, _tserver())
+    with pytest.raises(ApiException) as err:
+        await kube.merge_patch(TSERVER, namespace, "test-helloserver", {"spec": {"app": "Other"}})
+    assert "spec.app cannot change ('Test' → 'Other')" in str(err.value.body)
+
+
+async def test_tconfig_and_ttemplate_rules(kube: Kube, namespace: str, webhooks: None) -> None:
+    master, slave = load_examples("tconfig.yaml")
+    text = await _refused(kube, namespace, slave)
+    assert "create and activate 'hello.conf' with podSeq m for Test.HelloServer first" in text
+
+    app_level = copy.deepcopy(slave)
+    app_level["server"] = ""
+    text = await _refused(kube, namespace, app_level)
+    assert "podSeq must be m" in text
+
+    stored = await kube.create(resource_of("TConfig"), namespace, master)
+    with pytest.raises(ApiException) as err:
+        await kube.merge_patch(resource_of("TConfig"), namespace, stored["metadata"]["name"], {"configContent": "x"})
+    assert "configContent cannot change" in str(err.value.body)
+
+    orphan = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TTemplate", "metadata": {"name": "tars.go"},
+              "spec": {"parent": "tars.missing", "content": "<tars/>"}}  # fmt: skip
+    text = await _refused(kube, namespace, orphan)
+    assert "spec.parent 'tars.missing' does not exist" in text
