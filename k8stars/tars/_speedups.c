@@ -1354,8 +1354,10 @@ is_default(FieldDesc *f, PyObject *v)
                 return a == b;
         }
         else if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(f->cmp)) {
-            if (PyUnicode_GET_LENGTH(v) != PyUnicode_GET_LENGTH(f->cmp))
+            Py_ssize_t len = PyUnicode_GET_LENGTH(v);
+            if (len != PyUnicode_GET_LENGTH(f->cmp) || PyUnicode_KIND(v) != PyUnicode_KIND(f->cmp))
                 return 0;
+            return memcmp(PyUnicode_DATA(v), PyUnicode_DATA(f->cmp), (size_t)len * PyUnicode_KIND(v)) == 0;
         }
         r = PyObject_RichCompare(v, f->cmp, Py_EQ);
         if (r == NULL)
