@@ -282,7 +282,7 @@ class Supervisor:
             delay = self.backoff
             self.backoff = min(self.backoff * 2, self.opts.restart_backoff_max)
             kind = "[alarm] down, server is inactive" if uptime > self.opts.activating_timeout else "[warn] server down"
-            message = f"{kind} (exit code {code} after {uptime:.0f} s); restarting in {delay:.0f} s"
+            message = f"{kind} (exit code {code} after {uptime:.0f} s); restarting in {delay:g} s"
             log.warning("%s", message)
             self._notify(message, NOTIFYLEVEL.NOTIFYERROR)
             await self._sleep_unless_stopping(delay)
@@ -373,7 +373,6 @@ class Supervisor:
         if self._deactivating():
             return
         if healthy:
-            self.backoff = self.opts.restart_backoff
             self._set_state(ACTIVE)
         elif self.state == ACTIVATING and time.monotonic() - self.started_at > self.opts.activating_timeout:
             message = f"[alarm] still activating after {self.opts.activating_timeout:.0f} s: inactive"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,6 +159,17 @@ def _sleeping(pid: int) -> bool:
         return "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return False
+
+
+async def test_crash_loop_backs_off(registry: RegistryProc, pods: MakePod) -> None:
+    pod = pods("App.Crashy", "127.0.0.16", registry.locator, "echo starting; exit 3",
+               env={"TARS_RESTART_BACKOFF": "100ms", "TARS_RESTART_BACKOFF_MAX": "800ms"})  # fmt: skip
+    pod.start()
+    await wait_for(lambda: pod.log().count("restarting in") >= 6, 15, "six restarts")
+    delays = [float(d) for d in re.findall(r"restarting in ([\d.]+) s", pod.log())]
+    assert delays[:6] == [0.1, 0.2, 0.4, 0.8, 0.8, 0.8]
+    assert "(exit code 3 after 0 s)" in pod.log() and pod.state() in ("inactive", "activating")
+    assert "starting" in (pod.tars_path / "supervisor.out").read_text()  # start.log's tail on the supervisor's stdout
 
 
 async def test_activating_times_out(registry: RegistryProc, notify: NotifyReceiver, pods: MakePod) -> None:
