@@ -2059,6 +2059,7 @@ typedef struct {
     const char *fname;
     int npos, nreq, ntotal;
     const char *names[4];
+    PyObject *interned[4]; /* filled at import: keyword names usually arrive interned, compared by identity */
 } Sig;
 
 static int
@@ -2079,8 +2080,14 @@ parse_args(const Sig *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
             PyObject *key = PyTuple_GET_ITEM(kwnames, k);
             int j;
             for (j = 0; j < s->ntotal; j++) {
-                if (PyUnicode_CompareWithASCIIString(key, s->names[j]) == 0)
+                if (key == s->interned[j])
                     break;
+            }
+            if (j == s->ntotal) {
+                for (j = 0; j < s->ntotal; j++) {
+                    if (PyUnicode_CompareWithASCIIString(key, s->names[j]) == 0)
+                        break;
+                }
             }
             if (j == s->ntotal) {
                 PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'", s->fname, key);
@@ -2140,7 +2147,7 @@ encode_struct(PyObject *obj, int skip, int framed)
     return enc_finish(&e, rc);
 }
 
-static const Sig SIG_ENCODE = {"encode", 1, 1, 2, {"obj", "skip_defaults"}};
+static Sig SIG_ENCODE = {"encode", 1, 1, 2, {"obj", "skip_defaults"}};
 
 static PyObject *
 m_encode(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2154,7 +2161,7 @@ m_encode(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     return encode_struct(a[0], skip, 0);
 }
 
-static const Sig SIG_ENCODE_FRAMED = {"encode_framed", 1, 1, 2, {"obj", "skip_defaults"}};
+static Sig SIG_ENCODE_FRAMED = {"encode_framed", 1, 1, 2, {"obj", "skip_defaults"}};
 
 static PyObject *
 m_encode_framed(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2168,7 +2175,7 @@ m_encode_framed(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *
     return encode_struct(a[0], skip, 1);
 }
 
-static const Sig SIG_DECODE = {"decode", 2, 2, 2, {"cls", "data"}};
+static Sig SIG_DECODE = {"decode", 2, 2, 2, {"cls", "data"}};
 
 static PyObject *
 m_decode(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2196,7 +2203,7 @@ m_decode(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     return obj;
 }
 
-static const Sig SIG_ENCODE_FIELDS = {"encode_fields", 2, 2, 3, {"fields", "values", "skip_defaults"}};
+static Sig SIG_ENCODE_FIELDS = {"encode_fields", 2, 2, 3, {"fields", "values", "skip_defaults"}};
 
 static PyObject *
 m_encode_fields(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2225,7 +2232,7 @@ m_encode_fields(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *
     return enc_finish(&e, rc);
 }
 
-static const Sig SIG_DECODE_FIELDS = {"decode_fields", 2, 2, 2, {"fields", "data"}};
+static Sig SIG_DECODE_FIELDS = {"decode_fields", 2, 2, 2, {"fields", "data"}};
 
 static PyObject *
 m_decode_fields(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2294,7 +2301,7 @@ tag_arg(PyObject *o, int *tag)
     return 0;
 }
 
-static const Sig SIG_ENCODE_VALUE = {"encode_value", 3, 2, 4, {"t", "value", "tag", "skip_defaults"}};
+static Sig SIG_ENCODE_VALUE = {"encode_value", 3, 2, 4, {"t", "value", "tag", "skip_defaults"}};
 
 static PyObject *
 m_encode_value(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2317,7 +2324,7 @@ m_encode_value(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return enc_finish(&e, rc);
 }
 
-static const Sig SIG_DECODE_VALUE = {"decode_value", 3, 2, 3, {"t", "data", "tag"}};
+static Sig SIG_DECODE_VALUE = {"decode_value", 3, 2, 3, {"t", "data", "tag"}};
 
 static PyObject *
 m_decode_value(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -2440,6 +2447,17 @@ intern(const char *s)
     return PyUnicode_InternFromString(s);
 }
 
+static int
+intern_sig(Sig *s)
+{
+    int i;
+    for (i = 0; i < s->ntotal; i++) {
+        if ((s->interned[i] = intern(s->names[i])) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
@@ -2459,6 +2477,10 @@ PyInit__speedups(void)
         !(int_15 = PyLong_FromLong(15)) || !(int_ff = PyLong_FromLong(0xFF)))
         return NULL;
     if (!(fields_cache = PyDict_New()) || !(type_cache = PyDict_New()))
+        return NULL;
+    if (intern_sig(&SIG_ENCODE) < 0 || intern_sig(&SIG_ENCODE_FRAMED) < 0 || intern_sig(&SIG_DECODE) < 0 ||
+        intern_sig(&SIG_ENCODE_FIELDS) < 0 || intern_sig(&SIG_DECODE_FIELDS) < 0 ||
+        intern_sig(&SIG_ENCODE_VALUE) < 0 || intern_sig(&SIG_DECODE_VALUE) < 0)
         return NULL;
     m = PyModule_Create(&moduledef);
     if (m == NULL)

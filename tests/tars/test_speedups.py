@@ -552,6 +552,33 @@ def test_corner_cases_same_outcome(case: tuple[str, Callable[[c.Backend], Any]])
     same(outcome(fn, C), outcome(fn, PY))
 
 
+ARGUMENT_CASES: list[tuple[str, Callable[[c.Backend], Any]]] = [
+    ("encode(obj=)", lambda b: b.encode(obj=Inner(a=1))),
+    ("encode skip positional", lambda b: b.encode(Inner(), True)),
+    ("encode unknown keyword", lambda b: b.encode(Inner(), skip=True)),
+    ("encode no argument", lambda b: b.encode()),
+    ("decode missing data", lambda b: b.decode(Inner)),
+    ("decode by keyword", lambda b: b.decode(cls=Inner, data=b"\x00\x01")),
+    ("decode data twice", lambda b: b.decode(Inner, b"", data=b"")),
+    ("encode_value 4 positional", lambda b: b.encode_value(c.INT, 1, 3, True)),
+    ("encode_value keywords", lambda b: b.encode_value(c.INT, value=1, tag=3, skip_defaults=False)),
+    ("decode_value tag keyword", lambda b: b.decode_value(c.INT, b"\x30\x01", tag=3)),
+    ("decode_value too many", lambda b: b.decode_value(c.INT, b"", 0, 1)),
+    ("encode_fields keywords", lambda b: b.encode_fields(fields=OP.in_fields, values=["", [], {}], skip_defaults=0)),
+    ("decode_fields keywords", lambda b: b.decode_fields(data=b"", fields=OP.out_fields)),
+]
+
+
+@needs_c
+@pytest.mark.parametrize("case", ARGUMENT_CASES, ids=[name for name, _ in ARGUMENT_CASES])
+def test_same_signatures(case: tuple[str, Callable[[c.Backend], Any]]) -> None:
+    a, b = outcome(case[1], C), outcome(case[1], PY)
+    if a[0] == "error" and a[1][0] == "TypeError":  # argument errors: same class, wording of C vs Python calls
+        assert b[0] == "error" and b[1][0] == "TypeError", (a, b)
+    else:
+        same(a, b)
+
+
 def test_string_decoding_keeps_invalid_utf8(backend: str) -> None:
     raw = bytes.fromhex("0603FF61FE")
     s = c.decode_value(c.STRING, raw)
