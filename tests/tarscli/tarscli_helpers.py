@@ -181,9 +181,9 @@ class Pod:
     def full_env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, **FAST_ENV, "TARS_PATH": str(self.tars_path), "POD_IP": self.ip, **self.env, **extra}
 
-    def start(self, **extra: str) -> None:
+    def start(self, wrapper: tuple[str, ...] = (), **extra: str) -> None:
         out = open(self.tars_path / "supervisor.out", "ab")
-        self.proc = subprocess.Popen([*TARSCLI, "supervisor"], env=self.full_env(**extra), stdout=out,
+        self.proc = subprocess.Popen([*wrapper, *TARSCLI, "supervisor"], env=self.full_env(**extra), stdout=out,
                                      stderr=subprocess.STDOUT, cwd=self.tars_path)  # fmt: skip
         out.close()
 

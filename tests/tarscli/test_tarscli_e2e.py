@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,6 +171,36 @@ async def test_crash_loop_backs_off(registry: RegistryProc, pods: MakePod) -> No
     assert delays[:6] == [0.1, 0.2, 0.4, 0.8, 0.8, 0.8]
     assert "(exit code 3 after 0 s)" in pod.log() and pod.state() in ("inactive", "activating")
     assert "starting" in (pod.tars_path / "supervisor.out").read_text()  # start.log's tail on the supervisor's stdout
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, state) of the children of ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append((int(entry.name), fields[0]))
+    return out
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs unshare and root")
+async def test_as_pid_1_it_reaps_orphans(registry: RegistryProc, pods: MakePod) -> None:
+    """In a container tarscli is PID 1, and the service's orphans become its children: they must not stay zombies."""
+    start = f"(sleep 0.2 &); (sleep 0.4 &); {hello_start()}"
+    pod = pods("TestApp.HelloServer", "127.0.0.17", registry.locator, start, objects=("HelloObj",))
+    pod.start(wrapper=("unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"))
+    await pod.wait_state("active")
+    assert pod.proc is not None
+    (tarscli,) = (pid for pid, _ in _children(pod.proc.pid))  # PID 1 of the new namespace
+    await asyncio.sleep(2.5)  # the sleeps have exited; a check tick has passed since
+    assert [c for c in _children(tarscli) if c[1] == "Z"] == []
+    assert await say_hello(registry.locator, "pid1") == "hello pid1"
+    os.kill(tarscli, signal.SIGTERM)  # unshare itself ignores SIGTERM
+    assert await pod.wait_exit(15) == 0
 
 
 async def test_activating_times_out(registry: RegistryProc, notify: NotifyReceiver, pods: MakePod) -> None:
