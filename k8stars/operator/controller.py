@@ -26,7 +26,7 @@ from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
-from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TSERVER
+from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
 
 from . import translate
 
@@ -182,6 +182,7 @@ class Operator:
         self.pods = Informer(kube, POD, namespace, owned, self._on_pod)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
         self.pods_by_server: dict[Key, set[Key]] = {}
+        self.exited: dict[Key, list[Obj]] = {}  # pods gone since the last reconcile, for TExitedRecord
         self.ready = asyncio.Event()
 
     # --- event routing ----------------------------------------------------------------------------------------
@@ -201,6 +202,7 @@ class Operator:
                 members = self.pods_by_server.setdefault(server, set())
                 if kind == "DELETED":
                     members.discard(_key(obj))
+                    self.exited.setdefault(server, []).append(translate.exited_pod(obj))
                 else:
                     members.add(_key(obj))
                 self.queue.add(server)
@@ -254,6 +256,7 @@ class Operator:
         self.stats.reconciles += 1
         ts = self.tservers.get(key)
         if ts is None or ts["metadata"].get("deletionTimestamp"):
+            self.exited.pop(key, None)
             return  # owned objects are garbage-collected through their ownerReferences
         namespace, name = key
         daemon = bool(((ts.get("spec") or {}).get("k8s") or {}).get("daemonSet"))
@@ -277,6 +280,7 @@ class Operator:
         await self._ensure(TENDPOINT, self.endpoints.get(key), translate.endpoint(ts), "tendpoint")
         await self._endpoint_status(key, ts)
         await self._tserver_status(key, ts, self.daemonsets.get(key) if daemon else self.statefulsets.get(key))
+        await self._exited_record(key, ts)
 
     @staticmethod
     def _owned_by(obj: Obj, ts: Obj) -> bool:
@@ -306,6 +310,23 @@ class Operator:
         body = {"apiVersion": meta.API_VERSION, "kind": "TEndpoint", "metadata": {"name": key[1]}, "status": status}
         await self.kube.apply(TENDPOINT, key[0], body, sub="status")
         self.stats.wrote("tendpoint-status")
+
+    async def _exited_record(self, key: Key, ts: Obj) -> None:
+        """Append the pods that went away to the server's TExitedRecord (newest last, at most EXITED_LIMIT)."""
+        gone = self.exited.pop(key, [])
+        if not gone:
+            return
+        try:
+            current = await self.kube.get(TEXITEDRECORD, key[0], key[1])
+            pods = list((current or {}).get("pods") or [])
+            known = {p.get("uid") for p in pods}
+            pods += [p for p in gone if p["uid"] not in known]
+            body = translate.exited_record(ts, pods[-translate.EXITED_LIMIT :])
+            await self.kube.apply(TEXITEDRECORD, key[0], body)
+        except BaseException:
+            self.exited.setdefault(key, [])[:0] = gone  # keep them for the retry
+            raise
+        self.stats.wrote("texitedrecord")
 
     async def _tserver_status(self, key: Key, ts: Obj, workload: Obj | None) -> None:
         status = translate.tserver_status(ts, workload)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from k8stars.kube import meta
@@ -23,6 +24,7 @@ HOST_TIMEZONE = "host-timezone"
 NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes to $TARS_PATH/bin
 STORAGE_CLASS = "tars-storage-class"
 GRACE_SECONDS = 90
+EXITED_LIMIT = 48  # K8SFramework's default recordLimit.texitedPod
 
 
 def spec_hash(manifest: Any) -> str:
@@ -461,4 +463,32 @@ def tserver_status(ts: Obj, workload: Obj | None) -> Obj:
         "readyReplicas": int(counts[1] or 0),
         "currentReplicas": int(counts[2] or 0),
         "selector": selector_string(ts),
+    }
+
+
+# --- TExitedRecord ----------------------------------------------------------------------------------------------
+def exited_pod(pod: Obj) -> Obj:
+    md = pod.get("metadata") or {}
+    st = pod.get("status") or {}
+    deleted = md.get("deletionTimestamp") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "uid": str(md.get("uid", "")),
+        "name": str(md.get("name", "")),
+        "id": str((md.get("labels") or {}).get(meta.SERVER_ID, "")),
+        "nodeIP": str(st.get("hostIP", "")),
+        "podIP": str(st.get("podIP", "")),
+        "createTime": str(md.get("creationTimestamp", "")),
+        "deleteTime": str(deleted),
+    }
+
+
+def exited_record(ts: Obj, pods: list[Obj]) -> Obj:
+    spec = _spec(ts)
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "TExitedRecord",
+        "metadata": _object_meta(ts),
+        "app": spec.get("app", ""),
+        "server": spec.get("server", ""),
+        "pods": pods,
     }

@@ -13,7 +13,7 @@ from conftest import OperatorRunner
 from operator_helpers import load_examples, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
-from k8stars.kube.resources import POD, SERVICE, STATEFULSET, TENDPOINT, TSERVER
+from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
 
 NAME = "test-helloserver"
 
@@ -183,6 +183,13 @@ async def test_pods_running_and_tendpoint_follows(kube: Kube, namespace: str, op
     te = await until(endpoint_has_running_pods, timeout=30, what="TEndpoint with the replacement pod")
     assert old_uid not in {e["uid"] for e in te["status"]["pods"]}
 
+    # ... and is recorded in the server's TExitedRecord.
+    record = await until(lambda: kube.get(TEXITEDRECORD, namespace, NAME), what="TExitedRecord")
+    assert record["app"] == "Test" and record["server"] == "HelloServer"
+    (exited,) = [p for p in record["pods"] if p["uid"] == old_uid]
+    assert exited["name"] == first and exited["podIP"].startswith("127.64.") and exited["id"] == "v20260101-1"
+    assert exited["createTime"] and exited["deleteTime"]
+
 
 async def test_scaling_and_template_edits_roll(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
     await _create_tserver(kube, namespace)
@@ -291,3 +298,53 @@ async def _endpoint_size(kube: Kube, namespace: str, count: int) -> bool:
 async def _endpoint_important(kube: Kube, namespace: str, value: int) -> bool:
     te = await kube.get(TENDPOINT, namespace, NAME)
     return bool(te and te["spec"].get("important") == value)
+
+
+async def test_daemonset_switch(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    await _create_tserver(kube, namespace)
+    await until(lambda: kube.get(SERVICE, namespace, NAME), what="Service")
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"daemonSet": True}}})
+
+    async def daemonset_only() -> Obj | None:
+        ds = await kube.get(DAEMONSET, namespace, NAME)
+        gone = await kube.get(STATEFULSET, namespace, NAME) is None and await kube.get(SERVICE, namespace, NAME) is None
+        return ds if ds and gone else None
+
+    ds = await until(daemonset_only, what="DaemonSet instead of StatefulSet and Service")
+    affinity = ds["spec"]["template"]["spec"]["affinity"]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in affinity["nodeAffinity"]  # no ability affinity
+    await until(lambda: _pods_running(kube, namespace, 2), timeout=30, what="a pod per node")
+
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"daemonSet": False}}})
+
+    async def statefulset_again() -> bool:
+        return (
+            await kube.get(DAEMONSET, namespace, NAME) is None
+            and await kube.get(STATEFULSET, namespace, NAME) is not None
+            and await kube.get(SERVICE, namespace, NAME) is not None
+        )
+
+    await until(statefulset_again, what="StatefulSet and Service back")
+
+
+async def test_concurrent_edits_never_recreate_pods(kube: Kube, namespace: str, operator: OperatorRunner) -> None:
+    """Two clients edit the TServer at once (fields outside the pod template) while the operator reconciles:
+    no conflict error, no pod recreated, the TEndpoint ends with the last values."""
+    await _create_tserver(kube, namespace)
+    await until(lambda: _pods_running(kube, namespace, 2), timeout=30, what="2 running pods")
+    await until(lambda: _endpoint_size(kube, namespace, 2), what="TEndpoint with 2 pods")
+    uids = {p["metadata"]["uid"] for p in await _pods(kube, namespace)}
+
+    async def editor(key: str, values: range) -> None:
+        for value in values:
+            if key == "important":
+                await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"important": value}})
+            else:
+                await kube.merge_patch(TSERVER, namespace, NAME, {"metadata": {"annotations": {key: str(value)}}})
+
+    await asyncio.gather(editor("important", range(1, 21)), editor("example.com/note", range(40)))
+    await until(lambda: _endpoint_important(kube, namespace, 20), what="TEndpoint spec at the last value")
+    op = await operator.idle()
+    assert op.stats.errors == 0
+    assert {p["metadata"]["uid"] for p in await _pods(kube, namespace)} == uids
+    assert op.stats.writes.get("statefulset", 0) == 1  # only the first create
