@@ -18,10 +18,10 @@ from k8stars.kube import meta
 from k8stars.kube.client import Obj
 
 HASH_ANNOTATION = "k8stars.io/spec-hash"
-TARS_PATH = "/tars"
 TARSNODE_WORK_DIR = "tarsnode-work-dir"
+TARSNODE_MOUNT = "/tarsnode"  # shared by the init container and the server container; $TARS_PATH stays the image's
 HOST_TIMEZONE = "host-timezone"
-NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes to $TARS_PATH/bin
+NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copied to /tarsnode/bin)
 STORAGE_CLASS = "tars-storage-class"
 GRACE_SECONDS = 90
 EXITED_LIMIT = 48  # K8SFramework's default recordLimit.texitedPod
@@ -199,7 +199,7 @@ def _volume_mounts(ts: Obj) -> list[Obj]:
         mounts.append(vm)
     mounts.append({"name": HOST_TIMEZONE, "mountPath": "/etc/localtime", "readOnly": True})
     if is_tars(ts):
-        mounts.append({"name": TARSNODE_WORK_DIR, "mountPath": TARS_PATH})
+        mounts.append({"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT})
     return mounts
 
 
@@ -239,7 +239,6 @@ def _env(ts: Obj) -> list[Obj]:
         env = [
             {"name": "TARS_APPLICATION", "value": str(spec["app"])},
             {"name": "TARS_SERVER", "value": str(spec["server"])},
-            {"name": "TARS_PATH", "value": TARS_PATH},
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "TARS_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -316,10 +315,10 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
                 "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
                 "command": ["tarscli", "syncdir"],
                 "env": [
-                    {"name": "TARS_PATH", "value": TARS_PATH},
                     {"name": "TARS_SYNC_DIRECTORY", "value": NODE_SOURCE_DIR},
+                    {"name": "TARS_SYNC_TARGET_DIRECTORY", "value": f"{TARSNODE_MOUNT}/bin"},
                 ],
-                "volumeMounts": [{"name": TARSNODE_WORK_DIR, "mountPath": TARS_PATH}],
+                "volumeMounts": [{"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT}],
             }
         ]
     gates = [meta.ACTIVE_GATE] if tars else []
