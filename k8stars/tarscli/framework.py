@@ -66,7 +66,10 @@ class Framework:
             return obj
         path = self._cache(obj)
         cached = (read_text(path) or "").strip()
-        age = time.time() - path.stat().st_mtime if cached else 0.0
+        try:
+            age = time.time() - path.stat().st_mtime if cached else 0.0
+        except FileNotFoundError:
+            cached, age = "", 0.0
         if cached and age < CACHE_FRESH:
             return cached
         try:

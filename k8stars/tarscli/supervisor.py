@@ -54,6 +54,7 @@ STABLE_AFTER = 60.0  # a service that ran this long without crashing restarts wi
 REGISTRY_BACKOFF_MAX = 30.0
 REREGISTER_EVERY = 10  # re-send onStartup every N reports, in case the registry lost us (e.g. retention expiry)
 TAIL_BYTES = 64 * 1024
+STALE_TRIES = 5
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Supervisor:
         self.restarts = 0
         self.backoff = opts.restart_backoff
         self.stale_ips: list[str] = []
+        self.stale_tries = 0
         self.stopping = asyncio.Event()
         self.cut_wait = asyncio.Event()
         self.wake = asyncio.Event()
@@ -418,10 +420,7 @@ class Supervisor:
         while not self._deactivating():
             state = self.state
             try:
-                for ip in list(self.stale_ips):
-                    await fw.on_prestop(ip)
-                    self.stale_ips.remove(ip)
-                    log.info("deregistered the old endpoint on %s", ip)
+                await self._deregister_stale(fw)
                 if need_register or self._version() != self.registered_version or reports >= REREGISTER_EVERY:
                     await fw.on_startup(state, self._version(), self.opts.disable_flow)
                     self.registered_version = self._version()
@@ -442,6 +441,20 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
             self.wake.clear()
+
+    async def _deregister_stale(self, fw: Framework) -> None:
+        """onPrestop for the pod's previous IP. It must not hold up the registration of the new IP for long: after
+        a few failed tries the old endpoint is left to the registry's heartbeat expiry."""
+        for ip in list(self.stale_ips):
+            try:
+                await fw.on_prestop(ip)
+                log.info("deregistered the old endpoint on %s", ip)
+            except FrameworkError as e:
+                self.stale_tries += 1
+                if self.stale_tries < STALE_TRIES:
+                    raise
+                log.warning("giving up deregistering %s (%s): the registry will expire it", ip, e)
+            self.stale_ips.remove(ip)
 
     def _start_prestop(self) -> None:
         """SIGUSR1 (from `tarscli prestop`, the preStop hook) or SIGTERM: stop reporting, then the prestop sequence."""
