@@ -127,13 +127,13 @@ class Supervisor:
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # first: a SIGTERM during startup still stops cleanly
+            loop.add_signal_handler(sig, self._on_term, sig)
+        loop.add_signal_handler(signal.SIGUSR1, self._start_prestop)
         self._claim()
         try:
             await self._prepare()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_term, sig)
-            loop.add_signal_handler(signal.SIGUSR1, self._start_prestop)
             await self._run_script("before-check script")
             await self._start_service()
             self.registry_task = asyncio.create_task(self._registry_loop())
@@ -284,7 +284,8 @@ class Supervisor:
             delay = self.backoff
             self.backoff = min(self.backoff * 2, self.opts.restart_backoff_max)
             kind = "[alarm] down, server is inactive" if uptime > self.opts.activating_timeout else "[warn] server down"
-            message = f"{kind} (exit code {code} after {uptime:.0f} s); restarting in {delay:g} s"
+            self.restarts += 1
+            message = f"{kind} (exit code {code} after {uptime:.0f} s); restart #{self.restarts} in {delay:g} s"
             log.warning("%s", message)
             self._notify(message, NOTIFYLEVEL.NOTIFYERROR)
             await self._sleep_unless_stopping(delay)
@@ -294,7 +295,6 @@ class Supervisor:
             if self.stopping.is_set() or self.prestop_task is not None:
                 return
             await self._run_stop_command(child)
-            self.restarts += 1
             await self._start_service()
 
     async def _run_stop_command(self, old: Child) -> None:
