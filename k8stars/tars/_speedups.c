@@ -1754,8 +1754,8 @@ r_bytes(Rd *r, int wire)
 static PyObject *
 r_vector(Rd *r, TypeDesc *d, int wire)
 {
-    PyObject *stackv[STACK_N], **items, *out = NULL;
-    Py_ssize_t n, i, got = 0;
+    PyObject *stackv[STACK_N], **items = stackv, *out = NULL;
+    Py_ssize_t n, i, got = 0, cap = STACK_N;
 
     if (wire != W_LIST) {
         mismatch(d, wire);
@@ -1763,9 +1763,6 @@ r_vector(Rd *r, TypeDesc *d, int wire)
     }
     if (enter(r) < 0 || rd_size(r, "list", 1, &n) < 0)
         return NULL;
-    items = n <= STACK_N ? stackv : PyMem_Malloc((size_t)n * sizeof(PyObject *));
-    if (items == NULL)
-        return PyErr_NoMemory();
     for (i = 0; i < n; i++) {
         int tag, w;
         PyObject *x;
@@ -1775,6 +1772,20 @@ r_vector(Rd *r, TypeDesc *d, int wire)
         if (x == NULL) {
             wrap_error(DecodeError, "[%zd]: ", i);
             goto done;
+        }
+        if (got == cap) { /* grow with what was actually read, never with what a hostile size claims */
+            Py_ssize_t ncap = cap * 2 < n ? cap * 2 : n;
+            PyObject **nitems = items == stackv ? PyMem_Malloc((size_t)ncap * sizeof(PyObject *))
+                                                : PyMem_Realloc(items, (size_t)ncap * sizeof(PyObject *));
+            if (nitems == NULL) {
+                Py_DECREF(x);
+                PyErr_NoMemory();
+                goto done;
+            }
+            if (items == stackv)
+                memcpy(nitems, stackv, sizeof(stackv));
+            items = nitems;
+            cap = ncap;
         }
         items[got++] = x;
     }

@@ -579,6 +579,20 @@ def test_same_signatures(case: tuple[str, Callable[[c.Backend], Any]]) -> None:
         same(a, b)
 
 
+def test_claimed_sizes_allocate_nothing_up_front(backend: str) -> None:
+    """A list claiming a million elements (with a million bytes left) that breaks after ten: memory follows what was
+    read, not what was claimed."""
+    data = b"\x09\x02" + (10**6).to_bytes(4, "big") + b"\x0c" * 10 + b"\x0e" * (10**6)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError, match="invalid wire type"):
+            c.decode_value(c.vector_of(c.INT), data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024, peak
+
+
 def test_string_decoding_keeps_invalid_utf8(backend: str) -> None:
     raw = bytes.fromhex("0603FF61FE")
     s = c.decode_value(c.STRING, raw)
