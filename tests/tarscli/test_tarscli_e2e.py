@@ -239,6 +239,21 @@ async def test_restart_on_a_new_ip_replaces_the_old_endpoint(registry: RegistryP
         new.kill()
 
 
+async def test_prestop_without_a_supervisor(registry: RegistryProc, pods: MakePod) -> None:
+    """K8STARS's other flow: start.sh runs genconf and the server, and the preStop hook deregisters on its own."""
+    pod = pods("TestApp.HelloServer", "127.0.0.28", registry.locator, hello_start(), objects=("HelloObj",))
+    pod.start()
+    await pod.wait_state("active")
+    await wait_for(lambda: _equals(active_hosts(registry.locator, pod.servant()), ["127.0.0.28"]), 10, "registered")
+    assert pod.proc is not None
+    pod.proc.kill()  # no supervisor any more
+    pod.proc.wait(10)
+    code, out = await pod.tarscli("prestop")
+    assert code == 0 and out.strip() == "prestop done", out
+    assert await all_hosts(registry.locator, pod.servant()) == []
+    assert pod.state() == "deactivating" and pod.data("prestop").read_text().strip() == "done"
+
+
 async def _equals(value: object, expected: object) -> bool:
     return await value == expected  # type: ignore[misc]
 
