@@ -92,13 +92,14 @@ class Kube:
         body: Any = None,
         content_type: str = _JSON,
         timeout: float | None = 30.0,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
         return await self.api.call_api(
             path,
             method,
             query_params=params,
-            header_params={"Accept": _JSON, "Content-Type": content_type},
+            header_params={"Accept": _JSON, "Content-Type": content_type, **(headers or {})},
             body=body,
             auth_settings=["BearerToken"],
             response_types_map={200: "object", 201: "object", 202: "object"},

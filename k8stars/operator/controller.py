@@ -398,7 +398,8 @@ async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(options.cert_file, options.key_file)
-    runner = await webhook.serve(webhook.Admission(kube), options.host, options.port, context)
+    me = await webhook.whoami(kube)  # only this identity (and Kubernetes) may change the objects we own
+    runner = await webhook.serve(webhook.Admission(kube, owners={me}), options.host, options.port, context)
     log.info("admission webhooks on https://%s:%d", options.host, options.port)
     if options.url:
         ca = Path(options.ca_file or options.cert_file).read_bytes()

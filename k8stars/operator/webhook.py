@@ -212,14 +212,51 @@ def tserver_patch(obj: Obj) -> list[Obj]:
 
 
 # --- the admission service --------------------------------------------------------------------------------------
-class Admission:
-    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects."""
+OWNED_KINDS = ("StatefulSet", "DaemonSet", "Service")
 
-    def __init__(self, kube: Kube | None = None) -> None:
+
+def is_system_user(username: str) -> bool:
+    """Kubernetes' own controllers (garbage collector, namespace, StatefulSet, ... controllers)."""
+    return username.startswith("system:serviceaccount:kube-system:") or username in (
+        "system:kube-controller-manager",
+        "system:kube-scheduler",
+        "system:apiserver",
+    )
+
+
+def check_owned(request: Obj, owners: set[str]) -> str | None:
+    """Refusal message when someone other than the operator (or Kubernetes) changes an object it owns."""
+    username = str((request.get("userInfo") or {}).get("username", ""))
+    if username in owners or is_system_user(username):
+        return None
+    obj: Obj = request.get("oldObject") or request.get("object") or {}
+    md = obj.get("metadata") or {}
+    owner = next(
+        (r for r in md.get("ownerReferences") or [] if r.get("kind") == "TServer" and r.get("controller")), None
+    )
+    if owner is None or meta.SERVER_APP not in (md.get("labels") or {}):
+        return None
+    kind = request.get("kind", {}).get("kind")
+    verb = "deleted" if request.get("operation") == "DELETE" else "changed"
+    return (
+        f"{kind} {md.get('name')} is managed by the k8stars operator for TServer {owner.get('name')} and cannot be "
+        f"{verb} by {username}: edit the TServer instead (the operator would undo changes made here)"
+    )
+
+
+class Admission:
+    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects; `owners` are the
+    usernames allowed to change the StatefulSets/DaemonSets/Services the operator owns (its own identity)."""
+
+    def __init__(self, kube: Kube | None = None, owners: set[str] | None = None) -> None:
         self.kube = kube
+        self.owners = owners or set()
 
     async def validate(self, request: Obj) -> tuple[bool, str]:
         kind = request.get("kind", {}).get("kind")
+        if kind in OWNED_KINDS:
+            refusal = check_owned(request, self.owners)
+            return refusal is None, refusal or ""
         if request.get("operation") == "DELETE":
             return True, ""
         obj: Obj = request.get("object") or {}
@@ -373,6 +410,18 @@ def webhook_configurations(
             entry["namespaceSelector"] = namespace_selector
         return entry
 
+    # Objects the operator owns: only it (and Kubernetes' controllers) may change or delete them. Ignore on failure,
+    # so that a stopped operator never blocks garbage collection or namespace deletion.
+    protect = hook("protect", "/validate", [])
+    protect["rules"] = [
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"],
+         "resources": ["statefulsets", "daemonsets"], "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE", "DELETE"],
+         "resources": ["services"], "scope": "Namespaced"},
+    ]  # fmt: skip
+    protect["objectSelector"] = {"matchExpressions": [{"key": meta.SERVER_APP, "operator": "Exists"}]}
+    protect["failurePolicy"] = "Ignore"
+
     mutating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -383,9 +432,19 @@ def webhook_configurations(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": f"{name}-validating"},
-        "webhooks": [hook("validate", "/validate", sorted(WEBHOOK_KINDS))],
+        "webhooks": [hook("validate", "/validate", sorted(WEBHOOK_KINDS)), protect],
     }
     return mutating, validating
+
+
+async def whoami(kube: Kube) -> str:
+    """The username the apiserver sees for this client (SelfSubjectReview)."""
+    review = await kube.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    return str(review["status"]["userInfo"]["username"])
 
 
 async def register(kube: Kube, base_url: str, ca_bundle: str, **options: Any) -> tuple[str, str]:

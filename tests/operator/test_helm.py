@@ -73,12 +73,13 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
     ours = webhook.webhook_configurations("https://x", "ca")
     for kind, expected in zip(("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"), ours, strict=True):
         (config,) = [d for d in docs if d["kind"] == kind]
-        (hook,) = config["webhooks"]
-        (want,) = expected["webhooks"]
-        for key in ("name", "rules", "admissionReviewVersions", "sideEffects", "failurePolicy", "timeoutSeconds"):
-            assert hook[key] == want[key], key
-        assert hook["clientConfig"]["service"]["name"] == "k8stars-k8stars-controller-webhook"
-        assert hook["clientConfig"]["caBundle"]
+        assert [h["name"] for h in config["webhooks"]] == [h["name"] for h in expected["webhooks"]]
+        for hook, want in zip(config["webhooks"], expected["webhooks"], strict=True):
+            for key in ("rules", "admissionReviewVersions", "sideEffects", "failurePolicy", "timeoutSeconds"):
+                assert hook[key] == want[key], (hook["name"], key)
+            assert hook.get("objectSelector") == want.get("objectSelector")
+            assert hook["clientConfig"]["service"]["name"] == "k8stars-k8stars-controller-webhook"
+            assert hook["clientConfig"]["caBundle"]
 
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     groups = {g for rule in role["rules"] for g in rule["apiGroups"]}

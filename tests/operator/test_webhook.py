@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from operator_helpers import free_port, load_examples, resource_of
+from conftest import OperatorRunner
+from operator_helpers import free_port, load_examples, resource_of, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
-from k8stars.kube.resources import MUTATING_WEBHOOK, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
+from k8stars.kube.resources import MUTATING_WEBHOOK, SERVICE, STATEFULSET, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
 from k8stars.operator import webhook
 from k8stars.testing.cluster import Cluster
 
@@ -20,7 +21,8 @@ async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIte
     """The webhook server on a free loopback port, registered for the test's namespace only."""
     tls = k8s_cluster.webhook_tls("k8stars-webhook")
     port = free_port()
-    runner = await webhook.serve(webhook.Admission(kube), "127.0.0.1", port, tls.server_context())
+    owners = {await webhook.whoami(kube)}
+    runner = await webhook.serve(webhook.Admission(kube, owners), "127.0.0.1", port, tls.server_context())
     names = await webhook.register(
         kube,
         f"https://127.0.0.1:{port}",
@@ -150,3 +152,48 @@ async def test_tconfig_and_ttemplate_rules(kube: Kube, namespace: str, webhooks:
               "spec": {"parent": "tars.missing", "content": "<tars/>"}}  # fmt: skip
     text = await _refused(kube, namespace, orphan)
     assert "spec.parent 'tars.missing' does not exist" in text
+
+
+async def test_owned_objects_are_protected(
+    kube: Kube, namespace: str, webhooks: None, operator: OperatorRunner
+) -> None:
+    """Only the operator (and Kubernetes' controllers) may change or delete the StatefulSets/Services it owns."""
+    await _templates(kube, namespace)
+    await kube.create(TSERVER, namespace, _tserver())
+    await until(lambda: kube.get(SERVICE, namespace, "test-helloserver"), what="Service")
+    sts = await until(lambda: kube.get(STATEFULSET, namespace, "test-helloserver"), what="StatefulSet")
+    alice = {"Impersonate-User": "alice", "Impersonate-Group": "system:masters"}  # may do anything RBAC-wise
+
+    with pytest.raises(ApiException) as err:
+        await kube.request(
+            "PATCH",
+            STATEFULSET.path(namespace, "test-helloserver"),
+            body={"spec": {"replicas": 5}},
+            content_type="application/merge-patch+json",
+            headers=alice,
+        )
+    text = str(err.value.body)
+    assert "StatefulSet test-helloserver is managed by the k8stars operator for TServer test-helloserver" in text
+    assert "cannot be changed by alice: edit the TServer instead" in text
+
+    with pytest.raises(ApiException) as err:
+        await kube.request("DELETE", SERVICE.path(namespace, "test-helloserver"), headers=alice)
+    assert "cannot be deleted by alice" in str(err.value.body)
+
+    # The operator's own identity (here the same admin as this client) may; deleting the TServer cascades.
+    await kube.merge_patch(TSERVER, namespace, "test-helloserver", {"spec": {"k8s": {"replicas": 3}}})
+    await until(lambda: _replicas(kube, namespace, 3), what="StatefulSet scaled by the operator")
+    assert (
+        sts["metadata"]["uid"] == (await kube.get(STATEFULSET, namespace, "test-helloserver") or {})["metadata"]["uid"]
+    )
+    await kube.delete(TSERVER, namespace, "test-helloserver")
+
+    async def collected() -> bool:
+        return await kube.get(STATEFULSET, namespace, "test-helloserver") is None
+
+    await until(collected, what="garbage collection of the StatefulSet")
+
+
+async def _replicas(kube: Kube, namespace: str, count: int) -> bool:
+    sts = await kube.get(STATEFULSET, namespace, "test-helloserver")
+    return bool(sts and sts["spec"]["replicas"] == count)
