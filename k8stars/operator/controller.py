@@ -26,13 +26,17 @@ from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
-from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
+from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TCONFIG, TENDPOINT, TEXITEDRECORD, TSERVER
 
 from . import translate
 
 log = logging.getLogger("k8stars.operator")
 
 Key = tuple[str, str]  # (namespace, TServer name)
+
+
+def config_group(obj: Obj) -> str:
+    return "/".join(str(obj.get(k, "")) for k in ("app", "server", "configName", "podSeq"))
 
 
 def _key(obj: Obj) -> Key:
@@ -180,12 +184,54 @@ class Operator:
         self.services = Informer(kube, SERVICE, namespace, owned, self._on_owned)
         self.endpoints = Informer(kube, TENDPOINT, namespace, owned, self._on_owned)
         self.pods = Informer(kube, POD, namespace, owned, self._on_pod)
+        self.tconfigs = Informer(kube, TCONFIG, namespace, None, self._on_tconfig)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
+        self.informers.append(self.tconfigs)
+        self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
         self.pods_by_server: dict[Key, set[Key]] = {}
         self.exited: dict[Key, list[Obj]] = {}  # pods gone since the last reconcile, for TExitedRecord
         self.ready = asyncio.Event()
 
     # --- event routing ----------------------------------------------------------------------------------------
+    def _on_tconfig(self, obj: Obj, kind: str) -> None:
+        self.config_queue.add((obj["metadata"]["namespace"], config_group(obj)))
+
+    async def _config_worker(self) -> None:
+        while True:
+            key = await self.config_queue.get()
+            try:
+                await self.reconcile_configs(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.errors += 1
+                log.warning("TConfig group %s/%s failed (%s), retrying", *key, exc)
+                self.config_queue.add_after(key, 1.0)
+            finally:
+                self.config_queue.done(key)
+
+    async def reconcile_configs(self, key: Key) -> None:
+        """At most one activated TConfig per (app, server, configName, podSeq): the newest activation wins, the
+        others are deactivated (activated false, label tars.io/Activated=false)."""
+        namespace, group = key
+        members = [
+            c
+            for (ns, _), c in self.tconfigs.store.items()
+            if ns == namespace and config_group(c) == group and not c["metadata"].get("deletionTimestamp")
+        ]
+        active = [c for c in members if c.get("activated", True)]
+        if len(active) <= 1:
+            return
+        active.sort(
+            key=lambda c: (str(c["metadata"].get("creationTimestamp", "")), int(c["metadata"]["resourceVersion"]))
+        )
+        for old in active[:-1]:
+            patch = {"activated": False, "metadata": {"labels": {meta.ACTIVATED: "false"}}}
+            await self.kube.merge_patch(TCONFIG, namespace, old["metadata"]["name"], patch)
+            self.stats.wrote("tconfig-deactivate")
+            log.info("deactivated TConfig %s/%s (superseded by %s)", namespace, old["metadata"]["name"],
+                     active[-1]["metadata"]["name"])  # fmt: skip
+
     def _on_tserver(self, obj: Obj, kind: str) -> None:
         self.queue.add(_key(obj))
 
@@ -226,6 +272,7 @@ class Operator:
             for n in range(self.workers):
                 group.create_task(self._worker(), name=f"worker-{n}")
             group.create_task(self._resync(), name="resync")
+            group.create_task(self._config_worker(), name="tconfig-worker")
 
     async def _resync(self) -> None:
         while True:

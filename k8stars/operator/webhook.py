@@ -129,7 +129,7 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
 TCONFIG_IMMUTABLE = ("app", "server", "configName", "configContent", "podSeq", "version")
 
 
-def validate_tconfig(obj: Obj, old: Obj | None) -> list[str]:
+def validate_tconfig(obj: Obj, old: Obj | None, by_operator: bool = False) -> list[str]:
     errors: list[str] = []
     labels = (obj.get("metadata") or {}).get("labels") or {}
     if old is None:
@@ -143,7 +143,7 @@ def validate_tconfig(obj: Obj, old: Obj | None) -> list[str]:
         for key in TCONFIG_IMMUTABLE:
             if old.get(key) != obj.get(key):
                 errors.append(f"{key} cannot change: create a new TConfig version instead")
-        if old.get("activated", True) and obj.get("activated") is False:
+        if old.get("activated", True) and obj.get("activated") is False and not by_operator:
             errors.append("an activated TConfig cannot be deactivated by hand: activate another version instead")
     return errors
 
@@ -266,7 +266,8 @@ class Admission:
             errors = validate_tserver(obj, old)
             errors += await self._template_exists(namespace, obj)
         elif kind == "TConfig":
-            errors = validate_tconfig(obj, old)
+            username = str((request.get("userInfo") or {}).get("username", ""))
+            errors = validate_tconfig(obj, old, by_operator=username in self.owners)
             errors += await self._master_exists(namespace, obj, old)
         elif kind == "TTemplate":
             errors = validate_ttemplate(obj, old)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from conftest import OperatorRunner
-from operator_helpers import load_examples, until
+from operator_helpers import load_examples, resource_of, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
@@ -348,3 +348,27 @@ async def test_concurrent_edits_never_recreate_pods(kube: Kube, namespace: str, 
     assert op.stats.errors == 0
     assert {p["metadata"]["uid"] for p in await _pods(kube, namespace)} == uids
     assert op.stats.writes.get("statefulset", 0) == 1  # only the first create
+
+
+async def test_activating_a_tconfig_deactivates_the_previous_version(
+    kube: Kube, namespace: str, operator: OperatorRunner
+) -> None:
+    master, slave = load_examples("tconfig.yaml")
+    tconfig = resource_of("TConfig")
+    await kube.create(tconfig, namespace, master)
+    await kube.create(tconfig, namespace, slave)
+    v2 = copy.deepcopy(master)
+    v2["metadata"] = {"name": "test-helloserver-hello.conf-m-v2"}
+    v2["version"], v2["configContent"] = "v2", "<hello>\n  greeting=hello again\n</hello>\n"
+    await kube.create(tconfig, namespace, v2)
+
+    async def v1_deactivated() -> Obj | None:
+        v1 = await kube.get(tconfig, namespace, master["metadata"]["name"])
+        return v1 if v1 and v1["activated"] is False else None
+
+    v1 = await until(v1_deactivated, what="v1 deactivated")
+    assert v1["metadata"]["labels"]["tars.io/Activated"] == "false"
+    await operator.idle()
+    assert (await kube.get(tconfig, namespace, "test-helloserver-hello.conf-m-v2") or {})["activated"] is True
+    # The pod-level config is another group: untouched.
+    assert (await kube.get(tconfig, namespace, slave["metadata"]["name"]) or {})["activated"] is True
