@@ -133,11 +133,21 @@ def _fail(message: str, code: int) -> NoReturn:
               help="Seconds an inactive endpoint is kept before it is removed.")  # fmt: skip
 @click.option("--http-port", envvar="K8STARS_REGISTRY_HTTP_PORT", type=int, default=9325, show_default=True,
               help="Port of /metrics and the Prometheus http_sd endpoint (0 = off).")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_REGISTRY_NODE_NAME", "POD_IP"], default=None,
+              help="Address clients reach this replica at, registered for its own servants (default: --host, or "
+                   "this machine's IP when --host is a wildcard).")  # fmt: skip
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
-    from k8stars.registry.app import serve
+    from k8stars.registry.app import ConfigError, StoreUnavailable, serve
 
-    asyncio.run(serve(**options))
+    try:
+        asyncio.run(serve(**options))
+    except ConfigError as e:
+        _fail(str(e), 2)
+    except StoreUnavailable as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
 
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------

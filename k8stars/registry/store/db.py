@@ -1,0 +1,87 @@
+"""The little a SQL store needs from a database: autocommit reads and writes, transactions, and dialect details.
+
+SQL is written once, with ``?`` placeholders; each backend translates what differs (placeholders, upserts, row
+locks, timestamps, introspection).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+Row = tuple[Any, ...]
+Params = Sequence[Any]
+
+
+class Tx(ABC):
+    """Statements of one transaction (committed when its context exits cleanly, rolled back otherwise)."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; the number of rows it matched."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+
+class Database(ABC):
+    """One database behind a store. ``fetch`` and ``execute`` run alone (autocommit, a fresh snapshot each)."""
+
+    name: str = ""
+    for_update: str = ""  # the row-lock suffix of a SELECT inside a transaction
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def execute_script(self, statements: Sequence[str]) -> None:
+        """Run schema statements one after the other (outside any transaction)."""
+        for stmt in statements:
+            await self.execute(stmt)
+
+    @abstractmethod
+    def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
+        """``INSERT`` of ``columns`` that updates the ``update`` columns when the unique ``keys`` already exist."""
+
+    @abstractmethod
+    def ddl(self) -> list[str]:
+        """Statements creating every missing table and index (idempotent)."""
+
+    @abstractmethod
+    async def columns(self, table: str) -> set[str]: ...
+
+    @abstractmethod
+    def add_column(self, table: str, column: str) -> list[str]:
+        """Statements adding one of the registry's own columns to an existing classic table."""
+
+    @abstractmethod
+    def ts(self, epoch: float) -> Any:
+        """A timestamp parameter (local time, as classic TARS writes its datetime columns)."""
+
+    @abstractmethod
+    def epoch(self, value: Any) -> float | None:
+        """A timestamp column value back to epoch seconds."""
+
+
+def local_datetime(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch)
+
+
+def in_clause(column_groups: Sequence[str], count: int) -> str:
+    """``(a=? AND b=?) OR (...)`` for ``count`` tuples: row-value IN lists are not portable to SQLite."""
+    one = "(" + " AND ".join(f"{c} = ?" for c in column_groups) + ")"
+    return " OR ".join([one] * count)

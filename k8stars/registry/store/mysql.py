@@ -1,0 +1,186 @@
+"""The shared store's database: MySQL or MariaDB holding the classic ``db_tars`` tables, through a small pool.
+
+Every pooled connection is in autocommit mode, so each read is a fresh snapshot (a replica polling for changes must
+never sit in an old REPEATABLE READ snapshot); transactions are explicit. ``FOUND_ROWS`` makes UPDATE report the
+rows it matched, not only those it changed, as SQLite does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiomysql  # type: ignore[import-untyped]
+from pymysql.constants import CLIENT  # type: ignore[import-untyped]
+
+from k8stars.registry.store.db import Database, Params, Row, Tx, local_datetime
+from k8stars.registry.store.schema import MYSQL_ADDED_COLUMNS, MYSQL_TABLES
+
+POOL_SIZE = 8
+CONNECT_TIMEOUT = 5.0
+_DB_NAME = re.compile(r"[A-Za-z0-9_]+")
+# K8STARS's DB_DSN form (Go's mysql driver): user:pass@tcp(host:port)/db_tars
+_GO_DSN = re.compile(
+    r"(?P<user>[^:@]*)(?::(?P<password>[^@]*))?@tcp\((?P<host>[^:)]+)(?::(?P<port>\d+))?\)/(?P<db>[^?]*)"
+)
+
+
+@dataclass(frozen=True)
+class MysqlDsn:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def __str__(self) -> str:  # never print the password
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_dsn(text: str) -> MysqlDsn:
+    """``mysql://user:pass@host:port/db`` (or K8STARS's ``user:pass@tcp(host:port)/db``); ValueError if neither."""
+    m = _GO_DSN.fullmatch(text.split("?", 1)[0].strip())
+    if m:
+        dsn = MysqlDsn(m["host"], int(m["port"] or 3306), m["user"], m["password"] or "", m["db"])
+    else:
+        u = urlsplit(text.strip())
+        if u.scheme not in ("mysql", "mariadb") or not u.hostname:
+            raise ValueError(f"bad DSN {_redact(text)!r}: expected mysql://user:pass@host:port/db_tars")
+        try:
+            port = u.port or 3306
+        except ValueError as e:
+            raise ValueError(f"bad DSN {_redact(text)!r}: {e}") from None
+        dsn = MysqlDsn(u.hostname, port, unquote(u.username or "root"), unquote(u.password or ""), u.path.lstrip("/"))
+    if not _DB_NAME.fullmatch(dsn.database):
+        raise ValueError(f"bad DSN {_redact(text)!r}: database name {dsn.database!r} (letters, digits and _)")
+    return dsn
+
+
+def _redact(text: str) -> str:
+    return re.sub(r":[^:@/]*@", ":***@", text)
+
+
+def _q(sql: str) -> str:
+    # the SQL is ours and holds no '%' or '?' inside literals: a plain swap of placeholders is safe
+    return sql.replace("?", "%s")
+
+
+class _MysqlTx(Tx):
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return int(await self.cur.execute(_q(sql), tuple(params)))
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        await self.cur.execute(_q(sql), tuple(params))
+        return list(await self.cur.fetchall())
+
+
+class MysqlDatabase(Database):
+    name = "mysql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, dsn: MysqlDsn | str) -> None:
+        self.dsn = parse_dsn(dsn) if isinstance(dsn, str) else dsn
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        await self._create_database()
+        self._pool = await aiomysql.create_pool(minsize=1, maxsize=POOL_SIZE, db=self.dsn.database, **self._args())
+
+    def _args(self) -> dict[str, Any]:
+        d = self.dsn
+        return {
+            "host": d.host,
+            "port": d.port,
+            "user": d.user,
+            "password": d.password,
+            "autocommit": True,
+            "client_flag": CLIENT.FOUND_ROWS,
+            "charset": "utf8",
+            "connect_timeout": CONNECT_TIMEOUT,
+            "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        }
+
+    async def _create_database(self) -> None:
+        await self._script([f"CREATE DATABASE IF NOT EXISTS `{self.dsn.database}` DEFAULT CHARACTER SET utf8"], db=None)
+
+    async def _script(self, statements: Sequence[str], db: str | None) -> None:
+        conn = await aiomysql.connect(db=db, **self._args())
+        try:
+            async with conn.cursor() as cur:
+                # "already exists" notes would otherwise come back as Python warnings on every start
+                await cur.execute("SET SESSION sql_notes = 0")
+                for stmt in statements:
+                    await cur.execute(stmt)
+        finally:
+            conn.close()
+
+    async def execute_script(self, statements: Sequence[str]) -> None:
+        await self._script(statements, db=self.dsn.database)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    def _require_pool(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("the MySQL store is not open")
+        return self._pool
+
+    async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._require_pool().acquire() as conn, conn.cursor() as cur:
+            return await _MysqlTx(cur).fetch(sql, params)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._require_pool().acquire() as conn, conn.cursor() as cur:
+            return await _MysqlTx(cur).execute(sql, params)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Tx]:
+        async with self._require_pool().acquire() as conn:
+            await conn.begin()
+            try:
+                async with conn.cursor() as cur:
+                    yield _MysqlTx(cur)
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        return self._transaction()
+
+    def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
+        marks = ", ".join("?" for _ in columns)
+        sets = ", ".join(f"{c} = VALUES({c})" for c in update)
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {sets}"
+
+    def ddl(self) -> list[str]:
+        return list(MYSQL_TABLES)
+
+    async def columns(self, table: str) -> set[str]:
+        rows = await self.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            (self.dsn.database, table),
+        )
+        return {str(r[0]).lower() for r in rows}
+
+    def add_column(self, table: str, column: str) -> list[str]:
+        return list(MYSQL_ADDED_COLUMNS[column])
+
+    def ts(self, epoch: float) -> Any:
+        return local_datetime(epoch)
+
+    def epoch(self, value: Any) -> float | None:
+        if isinstance(value, dt.datetime):
+            return value.timestamp()
+        return None

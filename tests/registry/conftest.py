@@ -1,0 +1,229 @@
+"""Fixtures of the registry tests: a real MariaDB (started here, on 127.0.0.1), stores of both kinds, in-process
+registries and clients that talk to them over TARS RPC.
+
+Every test that takes ``store_kind`` runs twice: against SQLite and against MariaDB. Without a MariaDB server binary
+the MySQL half is skipped, or fails when CI=true (CI must install mariadb-server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k8stars.registry.app import RegistryConfig, RegistryServer
+from k8stars.registry.store import Store, open_store
+from k8stars.tars.protocol.adminf import AdminFProxy
+from k8stars.tars.protocol.queryf import QueryFProxy
+from k8stars.tars.protocol.tarsregistry import AdapterConf, onStartupReq, tarsregistryProxy
+from k8stars.tars.rpc import Communicator
+
+START_TIMEOUT = 60.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------------------------- MariaDB
+
+
+@dataclass
+class MariaDB:
+    host: str
+    port: int
+    pid: int
+
+    def dsn(self, database: str) -> str:
+        return f"mysql://root@{self.host}:{self.port}/{database}"
+
+
+def _binary(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name) or next(
+            (f"{d}/{name}" for d in ("/usr/sbin", "/usr/libexec", "/usr/bin") if os.access(f"{d}/{name}", os.X_OK)),
+            None,
+        )
+        if found:
+            return found
+    return None
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI must install it: apt-get install -y mariadb-server)")
+    pytest.skip(reason)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import pymysql  # type: ignore[import-untyped]
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=1).close()
+            return
+        except pymysql.err.OperationalError:
+            time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    raise RuntimeError(f"mariadbd did not become ready on 127.0.0.1:{port}:\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """A private MariaDB server on a free loopback port, with a throwaway data directory; stopped by its PID."""
+    server = _binary("mariadbd", "mysqld")
+    install = _binary("mariadb-install-db", "mysql_install_db")
+    if server is None or install is None:
+        _missing("MariaDB server binaries (mariadbd, mariadb-install-db) not found")
+    assert server is not None and install is not None
+    base = tmp_path_factory.mktemp("mariadb")
+    datadir, log = base / "data", base / "mariadbd.log"
+    as_root = ["--user=root"] if os.geteuid() == 0 else []
+    sizes = ["--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M"]
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
+         "--skip-test-db", *as_root, *sizes],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    port = free_port()
+    argv = [
+        server, "--no-defaults", f"--datadir={datadir}", f"--socket={base}/mysqld.sock", f"--port={port}",
+        "--bind-address=127.0.0.1", f"--pid-file={base}/mysqld.pid", "--skip-log-bin", "--skip-name-resolve",
+        "--innodb-flush-log-at-trx-commit=2", "--max-connections=500", *sizes, *as_root,
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_ready(port, proc, log)
+        yield MariaDB("127.0.0.1", port, proc.pid)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+# ----------------------------------------------------------------------------------------------- stores
+
+
+StoreFactory = Callable[[], Store]
+
+
+@dataclass
+class StoreSpec:
+    """Where one test's store lives; ``new()`` opens another handle on the same data (a restart, a replica)."""
+
+    kind: str
+    data_dir: Path
+    dsn: str | None = None
+
+    def new(self) -> Store:
+        return open_store(self.kind, data_dir=self.data_dir, dsn=self.dsn)
+
+    def options(self) -> list[str]:
+        if self.kind == "mysql":
+            assert self.dsn is not None
+            return ["--store", "mysql", "--dsn", self.dsn]
+        return ["--store", "sqlite", "--data-dir", str(self.data_dir)]
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_spec(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
+    if store_kind == "mysql":
+        db: MariaDB = request.getfixturevalue("mariadb")
+        return StoreSpec("mysql", tmp_path, db.dsn(f"db_tars_{uuid.uuid4().hex[:12]}"))
+    return StoreSpec("sqlite", tmp_path / "data")
+
+
+# ----------------------------------------------------------------------------------------------- registries
+
+
+Launch = Callable[..., Awaitable[RegistryServer]]
+
+
+@pytest.fixture
+async def launch(store_spec: StoreSpec) -> AsyncIterator[Launch]:
+    """Start in-process registries over the test's store (``await launch(host="127.0.0.2", heartbeat_timeout=1)``);
+    all are stopped at the end."""
+    running: list[RegistryServer] = []
+
+    async def start(**overrides: Any) -> RegistryServer:
+        options: dict[str, Any] = {"port": 0, "http_port": 0, "poll_interval": 0.1, **overrides}
+        options.setdefault("node_name", options.get("host", "127.0.0.1"))
+        server = RegistryServer(RegistryConfig(**options), store_spec.new())
+        await server.start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        with contextlib.suppress(Exception):
+            await server.stop()
+
+
+class Client:
+    """One registry as TARS clients see it: QueryObj, Registry and AdminObj proxies over real connections."""
+
+    def __init__(self, comm: Communicator, server: RegistryServer) -> None:
+        self.comm = comm
+        self.server = server
+        self.locator = f"tars.tarsregistry.QueryObj@{server.query_endpoint}"
+        self.query = comm.string_to_proxy(QueryFProxy, self.locator)
+        self.registry = comm.string_to_proxy(
+            tarsregistryProxy, f"tars.tarsregistry.Registry@{server.registry_endpoint}"
+        )
+        self.admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@{server.registry_endpoint}")
+
+    async def start(self, node: str, app: str, server: str, *objs: tuple[str, int], **extra: Any) -> None:
+        adapters = [AdapterConf(f"{app}.{server}.{obj}", f"tcp -h {node} -p {port} -t 30000") for obj, port in objs]
+        await self.registry.onStartup(onStartupReq(node, app, server, adapters=adapters, **extra))
+
+    async def active(self, servant: str) -> set[tuple[str, int]]:
+        res = await self.query.findObjectById4Any(servant)
+        return {(e.host, e.port) for e in res.activeEp}
+
+    async def inactive(self, servant: str) -> set[tuple[str, int]]:
+        res = await self.query.findObjectById4Any(servant)
+        return {(e.host, e.port) for e in res.inactiveEp}
+
+
+@pytest.fixture
+async def comm() -> AsyncIterator[Communicator]:
+    async with Communicator() as c:
+        yield c
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.02) -> float:
+    """Seconds until ``check()`` holds; AssertionError after ``timeout``."""
+    start = time.monotonic()
+    while True:
+        if await check():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
