@@ -691,7 +691,10 @@ def crd(
     columns: Sequence[dict[str, str]] = (),
     status: bool = False,
     scale: dict[str, str] | None = None,
+    legacy: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """A CRD storing v1beta3; `legacy` versions are served too, deprecated, with the same schema (K8SFramework's
+    older versions of these kinds differ from v1beta3 in nothing but the name: conversion None)."""
     plural = kind.lower() + "s"
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
     if short_names:
@@ -706,12 +709,52 @@ def crd(
         version["subresources"] = subresources
     if columns:
         version["additionalPrinterColumns"] = list(columns)
+    versions = [legacy_version(version, kind, name) for name in legacy] + [version]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "k8stars"}},
-        "spec": {"group": GROUP, "names": names, "scope": "Namespaced", "versions": [version]},
+        "spec": {"group": GROUP, "names": names, "scope": "Namespaced", "versions": versions},
     }
+
+
+def legacy_version(current: dict[str, Any], kind: str, name: str, schema: Schema | None = None) -> dict[str, Any]:
+    older: dict[str, Any] = json.loads(json.dumps(current))
+    older.update(
+        name=name,
+        storage=False,
+        deprecated=True,
+        deprecationWarning=f"{GROUP}/{name} {kind} is deprecated; use {GROUP}/{VERSION} {kind}",
+    )
+    if schema is not None:
+        older["schema"] = {"openAPIV3Schema": schema}
+    return older
+
+
+def tserver_v1beta2_schema() -> Schema:
+    """v1beta2 TServer: no k8s.command/args, one `readinessGate` string instead of the `readinessGates` list."""
+    schema: Schema = json.loads(json.dumps(tserver_schema()))
+    k8s = schema["properties"]["spec"]["properties"]["k8s"]["properties"]
+    del k8s["command"], k8s["args"]
+    k8s["readinessGate"] = k8s.pop("readinessGates")["items"]
+    return schema
+
+
+def with_conversion(tserver_crd: dict[str, Any], url: str, ca_bundle: str) -> dict[str, Any]:
+    """The TServer CRD also serving v1beta2, converted by the webhook at `url` (https://.../convert)."""
+    manifest: dict[str, Any] = json.loads(json.dumps(tserver_crd))
+    spec = manifest["spec"]
+    (current,) = [v for v in spec["versions"] if v["name"] == VERSION]
+    spec["versions"] = [legacy_version(current, "TServer", "v1beta2", tserver_v1beta2_schema()), current]
+    spec["conversion"] = {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"url": url, "caBundle": ca_bundle}},
+    }
+    return manifest
+
+
+# Older versions K8SFramework still serves with a schema equal to v1beta3's (its CRDs with conversion None).
+LEGACY = ("v1beta1", "v1beta2")
 
 
 def all_crds() -> list[dict[str, Any]]:
@@ -742,6 +785,7 @@ def all_crds() -> list[dict[str, Any]]:
             "TConfig",
             tconfig_schema(),
             short_names=["tc"],
+            legacy=LEGACY,
             columns=[
                 column("App", "string", ".app"),
                 column("Server", "string", ".server"),
@@ -751,14 +795,24 @@ def all_crds() -> list[dict[str, Any]]:
                 column("Activated", "boolean", ".activated"),
             ],
         ),
-        crd("TTemplate", ttemplate_schema(), short_names=["tt"], columns=[column("Parent", "string", ".spec.parent")]),
-        crd("TImage", timage_schema(), short_names=["ti"]),
-        crd("TEndpoint", tendpoint_schema(), short_names=["te"], status=True),
-        crd("TExitedRecord", texitedrecord_schema()),
-        crd("TFrameworkConfig", tframeworkconfig_schema(), short_names=["tfc"]),
-        crd("TTree", ttree_schema()),
         crd(
-            "TAccount", taccount_schema(), short_names=["ta"], columns=[column("Username", "string", ".spec.username")]
+            "TTemplate",
+            ttemplate_schema(),
+            short_names=["tt"],
+            columns=[column("Parent", "string", ".spec.parent")],
+            legacy=LEGACY,
+        ),
+        crd("TImage", timage_schema(), short_names=["ti"], legacy=LEGACY),
+        crd("TEndpoint", tendpoint_schema(), short_names=["te"], status=True, legacy=LEGACY),
+        crd("TExitedRecord", texitedrecord_schema(), legacy=LEGACY),
+        crd("TFrameworkConfig", tframeworkconfig_schema(), short_names=["tfc"]),
+        crd("TTree", ttree_schema(), legacy=LEGACY),
+        crd(
+            "TAccount",
+            taccount_schema(),
+            short_names=["ta"],
+            columns=[column("Username", "string", ".spec.username")],
+            legacy=LEGACY,
         ),
     ]
 

@@ -6,14 +6,19 @@ import asyncio
 import time
 
 from .client import Kube
-from .crds import all_crds
+from .crds import all_crds, with_conversion
 from .resources import CRD
 
 
-async def install_crds(kube: Kube, *, timeout: float = 30.0) -> list[str]:
-    """Apply every CRD (idempotent) and wait for Established; returns their names."""
+async def install_crds(
+    kube: Kube, *, timeout: float = 30.0, conversion_url: str | None = None, ca_bundle: str = ""
+) -> list[str]:
+    """Apply every CRD (idempotent) and wait for Established; returns their names. With `conversion_url` (the
+    webhook's https://.../convert) TServer also serves v1beta2 through that conversion webhook."""
     names = []
     for manifest in all_crds():
+        if conversion_url and manifest["spec"]["names"]["kind"] == "TServer":
+            manifest = with_conversion(manifest, conversion_url, ca_bundle)
         await kube.apply(CRD, None, manifest)
         names.append(manifest["metadata"]["name"])
     deadline = time.monotonic() + timeout

@@ -416,11 +416,13 @@ async def run_operator(
     from k8stars.kube.install import install_crds as install
 
     async with await Kube.connect(kubeconfig) as kube:
+        runner = await _start_webhooks(kube, webhook) if webhook is not None else None
         if install_crds:
             t0 = time.monotonic()
-            names = await install(kube)
+            url = f"{webhook.url.rstrip('/')}/convert" if webhook is not None and webhook.url else None
+            ca = _ca_bundle(webhook) if webhook is not None and url else ""
+            names = await install(kube, conversion_url=url, ca_bundle=ca)
             log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
-        runner = await _start_webhooks(kube, webhook) if webhook is not None else None
         operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
         task = asyncio.create_task(operator.run())
         if on_ready is not None:
@@ -436,10 +438,15 @@ async def run_operator(
                 await runner.cleanup()
 
 
-async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
+def _ca_bundle(options: WebhookOptions) -> str:
     import base64
-    import ssl
     from pathlib import Path
+
+    return base64.b64encode(Path(options.ca_file or options.cert_file).read_bytes()).decode()
+
+
+async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
+    import ssl
 
     from . import webhook
 
@@ -449,7 +456,6 @@ async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
     runner = await webhook.serve(webhook.Admission(kube, owners={me}), options.host, options.port, context)
     log.info("admission webhooks on https://%s:%d", options.host, options.port)
     if options.url:
-        ca = Path(options.ca_file or options.cert_file).read_bytes()
-        names = await webhook.register(kube, options.url.rstrip("/"), base64.b64encode(ca).decode())
+        names = await webhook.register(kube, options.url.rstrip("/"), _ca_bundle(options))
         log.info("registered %s", ", ".join(names))
     return runner

@@ -329,6 +329,70 @@ class Admission:
         return []
 
 
+# --- conversion (v1beta1/v1beta2 ↔ v1beta3) ----------------------------------------------------------------------
+CONVERSION_ANNOTATION = "k8stars.io/v1beta3-k8s"  # v1beta3-only fields kept while an object is seen as v1beta2
+
+
+def convert_tserver(obj: Obj, to_version: str) -> Obj:
+    """TServer between v1beta2 (k8s.readinessGate: one string; no k8s.command/args) and v1beta3 (readinessGates: a
+    list starting with tars.io/active for TARS servers). Converting down keeps the v1beta3-only fields in an
+    annotation, so that a v1beta2 client's update loses nothing; converting up restores them."""
+    out: Obj = json.loads(json.dumps(obj))
+    from_version = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1]
+    out["apiVersion"] = f"{meta.GROUP}/{to_version}"
+    if from_version == to_version or (from_version != meta.VERSION and to_version != meta.VERSION):
+        return out
+    spec: Obj = out.get("spec") or {}
+    k8s: Obj | None = spec.get("k8s")
+    md: Obj = out.setdefault("metadata", {})
+    annotations: Obj = dict(md.get("annotations") or {})
+    if to_version != meta.VERSION:  # down
+        saved: Obj = {}
+        if isinstance(k8s, dict):
+            gates = k8s.pop("readinessGates", None)
+            if gates is not None:
+                extra = [g for g in gates if g != meta.ACTIVE_GATE]
+                if extra:
+                    k8s["readinessGate"] = extra[0]
+                saved["readinessGates"] = gates
+            for key in ("command", "args"):
+                if key in k8s:
+                    saved[key] = k8s.pop(key)
+        if saved:
+            annotations[CONVERSION_ANNOTATION] = json.dumps(saved, sort_keys=True, separators=(",", ":"))
+    else:  # up
+        saved = json.loads(annotations.pop(CONVERSION_ANNOTATION, "{}") or "{}")
+        if isinstance(k8s, dict):
+            gate = k8s.pop("readinessGate", None)
+            gates = saved.get("readinessGates")
+            if (
+                gates is None
+                or (gate and gate not in gates)
+                or (not gate and any(g != meta.ACTIVE_GATE for g in gates))
+            ):
+                gates = [meta.ACTIVE_GATE] if spec.get("subType") == "tars" else []
+                if gate and gate not in gates:
+                    gates.append(gate)
+            if gates:
+                k8s["readinessGates"] = gates
+            for key in ("command", "args"):
+                if key in saved:
+                    k8s[key] = saved[key]
+    if annotations:
+        md["annotations"] = annotations
+    else:
+        md.pop("annotations", None)
+    return out
+
+
+def convert_object(obj: Obj, to_version: str) -> Obj:
+    if obj.get("kind") == "TServer":
+        return convert_tserver(obj, to_version)
+    out = dict(obj)
+    out["apiVersion"] = f"{meta.GROUP}/{to_version}"
+    return out
+
+
 def _review(uid: str, allowed: bool, message: str = "", patch: list[Obj] | None = None) -> Obj:
     response: Obj = {"uid": uid, "allowed": allowed}
     if not allowed:
@@ -361,10 +425,26 @@ def make_app(admission: Admission) -> web.Application:
     async def healthz(request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")
 
+    async def convert(request: web.Request) -> web.StreamResponse:
+        review = await request.json()
+        req: Obj = review.get("request") or {}
+        to_version = str(req.get("desiredAPIVersion", "")).rsplit("/", 1)[-1]
+        response: Obj = {"uid": req.get("uid", "")}
+        try:
+            response["convertedObjects"] = [convert_object(o, to_version) for o in req.get("objects") or []]
+            response["result"] = {"status": "Success"}
+        except Exception as exc:
+            log.exception("conversion to %s failed", to_version)
+            response["result"] = {"status": "Failure", "message": f"k8stars conversion failed: {exc}"}
+        return web.json_response(
+            {"apiVersion": review.get("apiVersion"), "kind": "ConversionReview", "response": response}
+        )
+
     app = web.Application()
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/convert", convert)
     return app
 
 

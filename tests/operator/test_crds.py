@@ -136,3 +136,18 @@ async def test_tconfig_violating_the_schema_is_rejected(kube: Kube, namespace: s
     with pytest.raises(ApiException) as err:
         await kube.create(resource_of("TConfig"), namespace, missing)
     assert "configContent" in str(err.value.body)
+
+
+async def test_older_versions_of_unchanged_kinds_are_served(kube: Kube, namespace: str) -> None:
+    """K8SFramework's v1beta1/v1beta2 TConfig, TTemplate, ... YAML applies too (same schema; stored as v1beta3)."""
+    from k8stars.kube.client import Resource
+
+    master, _ = load_examples("tconfig.yaml")
+    for version in ("v1beta1", "v1beta2"):
+        doc = copy.deepcopy(master)
+        doc["apiVersion"] = f"k8s.tars.io/{version}"
+        doc["metadata"] = {"name": f"cfg-{version}"}
+        stored = await kube.create(Resource("k8s.tars.io", version, "tconfigs", "TConfig"), namespace, doc)
+        assert stored["apiVersion"] == f"k8s.tars.io/{version}"
+        again = await kube.get(resource_of("TConfig"), namespace, f"cfg-{version}")
+        assert again is not None and again["configContent"] == master["configContent"]

@@ -10,14 +10,15 @@ import pytest
 from conftest import OperatorRunner
 from operator_helpers import free_port, load_examples, resource_of, until
 
-from k8stars.kube.client import ApiException, Kube, Obj
-from k8stars.kube.resources import MUTATING_WEBHOOK, SERVICE, STATEFULSET, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
+from k8stars.kube import crds
+from k8stars.kube.client import ApiException, Kube, Obj, Resource
+from k8stars.kube.resources import CRD, MUTATING_WEBHOOK, SERVICE, STATEFULSET, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
 from k8stars.operator import webhook
 from k8stars.testing.cluster import Cluster
 
 
 @pytest.fixture
-async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIterator[None]:
+async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIterator[tuple[str, str]]:
     """The webhook server on a free loopback port, registered for the test's namespace only."""
     tls = k8s_cluster.webhook_tls("k8stars-webhook")
     port = free_port()
@@ -31,7 +32,7 @@ async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIte
         namespace_selector={"matchLabels": {"k8stars.io/test": namespace}},
     )
     try:
-        yield
+        yield f"https://127.0.0.1:{port}", tls.ca_bundle
     finally:
         await kube.delete(MUTATING_WEBHOOK, None, names[0])
         await kube.delete(VALIDATING_WEBHOOK, None, names[1])
@@ -58,7 +59,7 @@ async def _refused(kube: Kube, namespace: str, body: Obj) -> str:
     return text
 
 
-async def test_mutations_fill_labels_and_readiness_gate(kube: Kube, namespace: str, webhooks: None) -> None:
+async def test_mutations_fill_labels_and_readiness_gate(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
     await _templates(kube, namespace)
     doc = _tserver()
     del doc["metadata"]["labels"]
@@ -99,7 +100,9 @@ async def test_mutations_fill_labels_and_readiness_gate(kube: Kube, namespace: s
     assert stored["metadata"]["labels"]["tars.io/PodSeq"] == "1"
 
 
-async def test_invalid_tservers_are_refused_with_clear_messages(kube: Kube, namespace: str, webhooks: None) -> None:
+async def test_invalid_tservers_are_refused_with_clear_messages(
+    kube: Kube, namespace: str, webhooks: tuple[str, str]
+) -> None:
     await _templates(kube, namespace)
     servants = [{"name": "HelloObj", "port": 10000}, {"name": "AdminObj", "port": 10000}]
     text = await _refused(kube, namespace, _tserver(tars={"template": "tars.cpp", "servants": servants}))
@@ -133,7 +136,7 @@ async def test_invalid_tservers_are_refused_with_clear_messages(kube: Kube, name
     assert "spec.app cannot change ('Test' → 'Other')" in str(err.value.body)
 
 
-async def test_tconfig_and_ttemplate_rules(kube: Kube, namespace: str, webhooks: None) -> None:
+async def test_tconfig_and_ttemplate_rules(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
     master, slave = load_examples("tconfig.yaml")
     text = await _refused(kube, namespace, slave)
     assert "create and activate 'hello.conf' with podSeq m for Test.HelloServer first" in text
@@ -155,7 +158,7 @@ async def test_tconfig_and_ttemplate_rules(kube: Kube, namespace: str, webhooks:
 
 
 async def test_owned_objects_are_protected(
-    kube: Kube, namespace: str, webhooks: None, operator: OperatorRunner
+    kube: Kube, namespace: str, webhooks: tuple[str, str], operator: OperatorRunner
 ) -> None:
     """Only the operator (and Kubernetes' controllers) may change or delete the StatefulSets/Services it owns."""
     await _templates(kube, namespace)
@@ -197,3 +200,58 @@ async def test_owned_objects_are_protected(
 async def _replicas(kube: Kube, namespace: str, count: int) -> bool:
     sts = await kube.get(STATEFULSET, namespace, "test-helloserver")
     return bool(sts and sts["spec"]["replicas"] == count)
+
+
+async def test_v1beta2_tservers_are_converted(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
+    """TServer served as v1beta2 too (readinessGate string, no command/args) through the conversion webhook; a
+    v1beta2 round trip keeps the v1beta3-only fields."""
+    await _templates(kube, namespace)
+    base_url, ca_bundle = webhooks
+    (plain,) = [c for c in crds.all_crds() if c["spec"]["names"]["kind"] == "TServer"]
+    await kube.apply(CRD, None, crds.with_conversion(plain, f"{base_url}/convert", ca_bundle))
+    v2 = Resource("k8s.tars.io", "v1beta2", "tservers", "TServer")
+    try:
+        old = _tserver()
+        old["apiVersion"] = "k8s.tars.io/v1beta2"
+        old["spec"]["k8s"]["readinessGate"] = "example.com/warm"
+
+        async def created() -> Obj | None:
+            try:
+                return await kube.create(v2, namespace, copy.deepcopy(old))
+            except ApiException as exc:
+                if exc.status == 404:  # v1beta2 not served yet
+                    return None
+                raise
+
+        await until(created, what="v1beta2 TServer created")
+        new = await kube.get(TSERVER, namespace, "test-helloserver")
+        assert new is not None and new["apiVersion"] == "k8s.tars.io/v1beta3"
+        assert new["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+        assert "readinessGate" not in new["spec"]["k8s"]
+
+        # v1beta3-only fields survive a v1beta2 client's read-modify-write.
+        await kube.merge_patch(TSERVER, namespace, "test-helloserver", {"spec": {"k8s": {"command": ["/bin/hello"]}}})
+        seen = await kube.get(v2, namespace, "test-helloserver")
+        assert seen is not None and "command" not in seen["spec"]["k8s"]
+        assert seen["spec"]["k8s"]["readinessGate"] == "example.com/warm"
+        seen["spec"]["important"] = 9
+        await kube.request("PUT", v2.path(namespace, "test-helloserver"), body=seen)
+        after = await kube.get(TSERVER, namespace, "test-helloserver")
+        assert after is not None and after["spec"]["important"] == 9
+        assert after["spec"]["k8s"]["command"] == ["/bin/hello"]
+        assert after["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+        assert "k8stars.io/v1beta3-k8s" not in (after["metadata"].get("annotations") or {})
+    finally:
+        await kube.delete(TSERVER, namespace, "test-helloserver")
+        await kube.apply(CRD, None, plain)  # the same field manager: v1beta2 and the webhook go away again
+
+
+def test_conversion_is_lossless_both_ways() -> None:
+    (doc,) = load_examples("tserver.yaml")
+    doc["spec"]["k8s"].update(command=["/x"], args=["-v"], readinessGates=["tars.io/active", "a.io/b"])
+    down = webhook.convert_tserver(doc, "v1beta2")
+    assert down["apiVersion"] == "k8s.tars.io/v1beta2" and down["spec"]["k8s"]["readinessGate"] == "a.io/b"
+    assert "command" not in down["spec"]["k8s"] and "readinessGates" not in down["spec"]["k8s"]
+    assert webhook.convert_tserver(down, "v1beta3") == doc
+    other = webhook.convert_object({"apiVersion": "k8s.tars.io/v1beta3", "kind": "TConfig", "app": "A"}, "v1beta1")
+    assert other == {"apiVersion": "k8s.tars.io/v1beta1", "kind": "TConfig", "app": "A"}
