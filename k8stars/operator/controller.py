@@ -26,7 +26,18 @@ from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
-from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TCONFIG, TENDPOINT, TEXITEDRECORD, TSERVER
+from k8stars.kube.resources import (
+    DAEMONSET,
+    POD,
+    SERVICE,
+    STATEFULSET,
+    TCONFIG,
+    TENDPOINT,
+    TEXITEDRECORD,
+    TIMAGE,
+    TSERVER,
+    TTREE,
+)
 
 from . import translate
 
@@ -190,6 +201,9 @@ class Operator:
         self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
         self.pods_by_server: dict[Key, set[Key]] = {}
         self.exited: dict[Key, list[Obj]] = {}  # pods gone since the last reconcile, for TExitedRecord
+        self._tree_apps: set[Key] = set()  # (namespace, app) known to be in tars-tree
+        self._tree_lock = asyncio.Lock()  # one tars-tree edit at a time (this operator's workers never race)
+        self._image_releases: dict[Key, str] = {}  # TServer → release id known to be in its TImage
         self.ready = asyncio.Event()
 
     # --- event routing ----------------------------------------------------------------------------------------
@@ -277,6 +291,8 @@ class Operator:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync)
+            self._tree_apps.clear()
+            self._image_releases.clear()
             for key in list(self.tservers.store):
                 self.queue.add(key)
 
@@ -328,6 +344,8 @@ class Operator:
         await self._endpoint_status(key, ts)
         await self._tserver_status(key, ts, self.daemonsets.get(key) if daemon else self.statefulsets.get(key))
         await self._exited_record(key, ts)
+        await self._tree_app(namespace, str(ts["spec"]["app"]))
+        await self._image_release(key, ts)
 
     @staticmethod
     def _owned_by(obj: Obj, ts: Obj) -> bool:
@@ -357,6 +375,44 @@ class Operator:
         body = {"apiVersion": meta.API_VERSION, "kind": "TEndpoint", "metadata": {"name": key[1]}, "status": status}
         await self.kube.apply(TENDPOINT, key[0], body, sub="status")
         self.stats.wrote("tendpoint-status")
+
+    async def _tree_app(self, namespace: str, app: str) -> None:
+        """Every app with a TServer is in the namespace's TTree `tars-tree` (businessRef "" until someone sets it)."""
+        if (namespace, app) in self._tree_apps:
+            return
+        async with self._tree_lock:
+            await self._tree_app_locked(namespace, app)
+
+    async def _tree_app_locked(self, namespace: str, app: str) -> None:
+        if (namespace, app) in self._tree_apps:
+            return
+        tree = await self.kube.get(TTREE, namespace, translate.TREE_NAME)
+        if tree is None:
+            await self.kube.create(TTREE, namespace, translate.tree(app))
+            self.stats.wrote("ttree")
+        elif app not in {a.get("name") for a in tree.get("apps") or []}:
+            # A read-modify-write of one shared object: the resourceVersion makes a concurrent edit fail (409) and
+            # this reconcile retry, instead of losing the other edit.
+            tree["apps"] = [*(tree.get("apps") or []), translate.tree_app(app)]
+            await self.kube.request("PUT", TTREE.path(namespace, translate.TREE_NAME), body=tree)
+            self.stats.wrote("ttree")
+        self._tree_apps.add((namespace, app))
+
+    async def _image_release(self, key: Key, ts: Obj) -> None:
+        """The TServer's release is recorded in the TImage of the same name (newest first, at most 48 kept)."""
+        rel = translate.release(ts)
+        if not rel.get("id") or not rel.get("image") or self._image_releases.get(key) == rel["id"]:
+            return
+        image = await self.kube.get(TIMAGE, key[0], key[1])
+        if image is None:
+            await self.kube.create(TIMAGE, key[0], translate.image_record(ts, []))
+            self.stats.wrote("timage")
+        elif rel["id"] not in {r.get("id") for r in image.get("releases") or []}:
+            updated = translate.image_record(ts, list(image.get("releases") or []))
+            image["releases"] = updated["releases"]
+            await self.kube.request("PUT", TIMAGE.path(key[0], key[1]), body=image)
+            self.stats.wrote("timage")
+        self._image_releases[key] = str(rel["id"])
 
     async def _exited_record(self, key: Key, ts: Obj) -> None:
         """Append the pods that went away to the server's TExitedRecord (newest last, at most EXITED_LIMIT)."""

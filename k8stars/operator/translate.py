@@ -25,6 +25,9 @@ NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copie
 STORAGE_CLASS = "tars-storage-class"
 GRACE_SECONDS = 90
 EXITED_LIMIT = 48  # K8SFramework's default recordLimit.texitedPod
+RELEASE_LIMIT = 48  # K8SFramework's default recordLimit.timageRelease
+TREE_NAME = "tars-tree"
+CREATE_PERSON = "k8stars-operator"
 
 
 def spec_hash(manifest: Any) -> str:
@@ -469,7 +472,7 @@ def tserver_status(ts: Obj, workload: Obj | None) -> Obj:
 def exited_pod(pod: Obj) -> Obj:
     md = pod.get("metadata") or {}
     st = pod.get("status") or {}
-    deleted = md.get("deletionTimestamp") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    deleted = md.get("deletionTimestamp") or _now()
     return {
         "uid": str(md.get("uid", "")),
         "name": str(md.get("name", "")),
@@ -490,4 +493,43 @@ def exited_record(ts: Obj, pods: list[Obj]) -> Obj:
         "app": spec.get("app", ""),
         "server": spec.get("server", ""),
         "pods": pods,
+    }
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- TTree, TImage ----------------------------------------------------------------------------------------------
+def tree_app(app: str) -> Obj:
+    return {"name": app, "businessRef": "", "createPerson": CREATE_PERSON, "createTime": _now()}
+
+
+def tree(app: str) -> Obj:
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "TTree",
+        "metadata": {"name": TREE_NAME},
+        "businesses": [],
+        "apps": [tree_app(app)],
+    }
+
+
+def image_record(ts: Obj, releases: list[Obj]) -> Obj:
+    """The TServer's TImage with its current release first (an id already recorded keeps its first entry)."""
+    rel = release(ts)
+    entry: Obj = {"id": str(rel["id"]), "image": str(rel["image"]), "createPerson": CREATE_PERSON, "createTime": _now()}
+    if rel.get("secret"):
+        entry["secret"] = str(rel["secret"])
+    if not any(r.get("id") == entry["id"] for r in releases):
+        releases = [entry, *releases]
+    return {
+        "apiVersion": meta.API_VERSION,
+        "kind": "TImage",
+        "metadata": {
+            "name": ts["metadata"]["name"],
+            "labels": {**selector_labels(ts), "tars.io/ImageType": "server"},
+        },
+        "imageType": "server",
+        "releases": releases[:RELEASE_LIMIT],
     }

@@ -231,6 +231,16 @@ async def test_scaling_and_template_edits_roll(kube: Kube, namespace: str, opera
     pods = await _pods(kube, namespace)
     assert all(p["metadata"]["labels"]["tars.io/ServerID"] == "v20260102-1" for p in pods)
 
+    # Both releases are recorded in the server's TImage, newest first; the app is in the namespace's TTree.
+    async def releases() -> list[str] | None:
+        image = await kube.get(resource_of("TImage"), namespace, NAME)
+        ids = [r["id"] for r in (image or {}).get("releases") or []]
+        return ids if len(ids) == 2 else None
+
+    assert await until(releases, what="TImage with both releases") == ["v20260102-1", "v20260101-1"]
+    tree = await kube.get(resource_of("TTree"), namespace, "tars-tree")
+    assert tree is not None and [(a["name"], a["businessRef"]) for a in tree["apps"]] == [("Test", "")]
+
     # Scale down.
     await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"replicas": 1}}})
     await until(lambda: _pods_running(kube, namespace, 1), timeout=30, what="1 pod")
