@@ -57,9 +57,12 @@ def is_status(exc: BaseException, *codes: int) -> bool:
 class Kube:
     """Raw API calls with JSON bodies; one instance per event loop."""
 
-    def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(
+        self, api: client.ApiClient, field_manager: str = FIELD_MANAGER, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.api = api
         self.field_manager = field_manager
+        self.headers = dict(headers or {})  # sent with every request (e.g. Impersonate-User in tests)
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, field_manager: str = FIELD_MANAGER) -> Kube:
@@ -99,7 +102,7 @@ class Kube:
             path,
             method,
             query_params=params,
-            header_params={"Accept": _JSON, "Content-Type": content_type, **(headers or {})},
+            header_params={"Accept": _JSON, "Content-Type": content_type, **self.headers, **(headers or {})},
             body=body,
             auth_settings=["BearerToken"],
             response_types_map={200: "object", 201: "object", 202: "object"},
@@ -187,7 +190,7 @@ class Kube:
             res.path(namespace),
             "GET",
             query_params=params,
-            header_params={"Accept": _JSON},
+            header_params={"Accept": _JSON, **self.headers},
             auth_settings=["BearerToken"],
             _preload_content=False,
             _return_http_data_only=True,

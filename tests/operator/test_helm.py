@@ -117,3 +117,78 @@ async def test_chart_installs_on_the_control_plane(k8s_cluster: Cluster, kube: K
             ["kubectl", "delete", "--ignore-not-found", "-f", "-"],
             input=yaml.safe_dump_all(cluster_scoped), capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
+
+
+async def test_chart_rbac_is_enough_for_the_operator(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    """The operator, running as the chart's ServiceAccount with only the chart's ClusterRole, does all its work."""
+    import asyncio
+    import contextlib
+
+    from operator_helpers import load_examples, resource_of
+
+    from k8stars.kube.resources import SERVICE, STATEFULSET, TENDPOINT, TSERVER
+    from k8stars.operator import Operator
+
+    release = f"k8stars-{namespace}"
+    docs = render(release, namespace, "--set", "webhook.enabled=false")
+    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    applied = subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", "-"],
+        input=yaml.safe_dump_all(rbac), capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    (account,) = [d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount"]
+    identity = {"Impersonate-User": f"system:serviceaccount:{namespace}:{account}"}
+    label = f"tars.io/node.{namespace}"
+    nodes = [n["metadata"]["name"] for n in (await kube.list(Resource("", "v1", "nodes", "Node", False)))["items"]]
+    try:
+        for node in nodes:
+            await kube.merge_patch(
+                Resource("", "v1", "nodes", "Node", False), None, node, {"metadata": {"labels": {label: "true"}}}
+            )
+        async with await Kube.connect(str(k8s_cluster.kubeconfig)) as admin_client:
+            restricted = Kube(admin_client.api, headers=identity)
+            with pytest.raises(Exception, match="forbidden"):  # really restricted: no access to secrets
+                await restricted.list(Resource("", "v1", "secrets", "Secret"), namespace)
+            operator = Operator(restricted, namespace=namespace, workers=2, resync=3600)
+            task = asyncio.create_task(operator.run())
+            try:
+                await asyncio.wait_for(operator.ready.wait(), 20)
+                (doc,) = load_examples("tserver.yaml")
+                await kube.create(TSERVER, namespace, doc)
+                (cfg, _) = load_examples("tconfig.yaml")
+                await kube.create(resource_of("TConfig"), namespace, cfg)
+                cfg2 = {**cfg, "metadata": {"name": "cfg-v2"}, "version": "v2"}
+                await kube.create(resource_of("TConfig"), namespace, cfg2)
+
+                async def everything() -> bool:
+                    te = await kube.get(TENDPOINT, namespace, "test-helloserver")
+                    ts = await kube.get(TSERVER, namespace, "test-helloserver")
+                    v1 = await kube.get(resource_of("TConfig"), namespace, cfg["metadata"]["name"])
+                    return bool(
+                        await kube.get(STATEFULSET, namespace, "test-helloserver")
+                        and await kube.get(SERVICE, namespace, "test-helloserver")
+                        and te and len((te.get("status") or {}).get("pods") or []) == 2
+                        and ts and ts.get("status")
+                        and await kube.get(resource_of("TTree"), namespace, "tars-tree")
+                        and await kube.get(resource_of("TImage"), namespace, "test-helloserver")
+                        and v1 and v1["activated"] is False
+                    )  # fmt: skip
+
+                await until(everything, timeout=30, what="the operator's work done under the chart's RBAC")
+                assert operator.stats.errors == 0
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        for node in nodes:
+            await kube.merge_patch(
+                Resource("", "v1", "nodes", "Node", False), None, node, {"metadata": {"labels": {label: None}}}
+            )
+        cluster_scoped = [d for d in rbac if "namespace" not in d["metadata"]]
+        subprocess.run(
+            ["kubectl", "delete", "--ignore-not-found", "-f", "-"],
+            input=yaml.safe_dump_all(cluster_scoped), capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
