@@ -139,9 +139,10 @@ def _fail(message: str, code: int) -> NoReturn:
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
     from k8stars.registry.app import ConfigError, StoreUnavailable, serve
+    from k8stars.tars.rpc.loop import run
 
     try:
-        asyncio.run(serve(**options))
+        run(serve(**options))
     except ConfigError as e:
         _fail(str(e), 2)
     except StoreUnavailable as e:
