@@ -75,6 +75,29 @@ configured(void)
     return 1;
 }
 
+/* The value of an int (PyLong_Check passed): single-digit ints inline, others through the C API.
+   Returns -1 with an exception set on error; *overflow as PyLong_AsLongLongAndOverflow. */
+static inline int
+long_value(PyObject *v, long long *out, int *overflow)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyUnstable_Long_IsCompact((PyLongObject *)v)) {
+        *overflow = 0;
+        *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+        return 0;
+    }
+#else
+    Py_ssize_t size = Py_SIZE(v);
+    if (size >= -1 && size <= 1) {
+        *overflow = 0;
+        *out = size * (long long)((PyLongObject *)v)->ob_digit[0];
+        return 0;
+    }
+#endif
+    *out = PyLong_AsLongLongAndOverflow(v, overflow);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Compiled types */
 
@@ -104,6 +127,8 @@ typedef struct {
     Py_ssize_t offset;      /* slot offset in instances of the plan's class, or -1 */
     PyObject *field, *name, *tagobj;
     PyObject *cmp;          /* SKIP_EQ: the value equal to which the field is left out */
+    int cmp_is_int;         /* cmp is an exact int that fits in cmp_int */
+    long long cmp_int;
     PyObject *defobj;       /* DEF_CONST / DEF_COPY*: the default */
     TypeDesc *type;
 } FieldDesc;
@@ -505,6 +530,12 @@ field_compile(FieldDesc *fd, PyObject *fo)
         fd->cmp = def != Py_None ? Py_NewRef(def) : PyObject_CallMethod(fd->type->ttype, "default", NULL);
         if (fd->cmp == NULL)
             goto fail;
+        if (PyLong_CheckExact(fd->cmp)) {
+            int overflow;
+            if (long_value(fd->cmp, &fd->cmp_int, &overflow) < 0)
+                goto fail;
+            fd->cmp_is_int = !overflow;
+        }
     }
 
     /* Field.default_value() */
@@ -944,8 +975,7 @@ w_int(Enc *e, TypeDesc *d, int tag, PyObject *v)
     long long x;
     if (!PyLong_Check(v))
         return expected_error("expected an integer for ", d, v);
-    x = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (x == -1 && PyErr_Occurred())
+    if (long_value(v, &x, &overflow) < 0)
         return -1;
     if (overflow || x < d->lo || x > d->hi) {
         PyObject *n = idl_name(d), *s;
@@ -1347,17 +1377,19 @@ is_default(FieldDesc *f, PyObject *v)
             return PyDict_GET_SIZE(v) == 0;
         return PyObject_Not(v);
     case SKIP_EQ:
-        if (PyLong_CheckExact(v) && PyLong_CheckExact(f->cmp)) {
-            int o1, o2;
-            long long a = PyLong_AsLongLongAndOverflow(v, &o1), b = PyLong_AsLongLongAndOverflow(f->cmp, &o2);
-            if (!o1 && !o2)
-                return a == b;
+        if (PyLong_CheckExact(v) && f->cmp_is_int) {
+            int overflow;
+            long long a;
+            if (long_value(v, &a, &overflow) < 0)
+                return -1;
+            return !overflow && a == f->cmp_int;
         }
-        else if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(f->cmp)) {
+        if (PyUnicode_CheckExact(v) && PyUnicode_CheckExact(f->cmp)) {
             Py_ssize_t len = PyUnicode_GET_LENGTH(v);
             if (len != PyUnicode_GET_LENGTH(f->cmp) || PyUnicode_KIND(v) != PyUnicode_KIND(f->cmp))
                 return 0;
-            return memcmp(PyUnicode_DATA(v), PyUnicode_DATA(f->cmp), (size_t)len * PyUnicode_KIND(v)) == 0;
+            return len == 0 ||
+                   memcmp(PyUnicode_DATA(v), PyUnicode_DATA(f->cmp), (size_t)len * PyUnicode_KIND(v)) == 0;
         }
         r = PyObject_RichCompare(v, f->cmp, Py_EQ);
         if (r == NULL)
