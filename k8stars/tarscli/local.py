@@ -111,12 +111,11 @@ async def _service_ready(tars_path: Path, child: Child, timeout: float) -> str:
 
 
 class LocalFramework:
-    def __init__(self, data_dir: Path, registry_port: int, first_ip: str, registry_command: list[str] | None) -> None:
+    def __init__(self, data_dir: Path, registry_port: int, first_ip: str) -> None:
         self.data_dir = data_dir
         self.registry_port = registry_port
         self.first_ip = ipaddress.IPv4Address(first_ip)
         self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry_port}"
-        self.registry_command = registry_command
         self.registry: Child | None = None
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
@@ -141,9 +140,8 @@ class LocalFramework:
     async def _start_registry(self) -> None:
         reg_dir = self.data_dir / "registry"
         reg_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.registry_command or [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1",
-                                         "--port", str(self.registry_port), "--data-dir", str(reg_dir),
-                                         "--http-port", "0"]  # fmt: skip
+        argv = [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1", "--port", str(self.registry_port),
+                "--data-dir", str(reg_dir), "--http-port", "0"]  # fmt: skip
         self.registry = Child(argv, cwd=reg_dir, env=dict(os.environ), output=reg_dir / "registry.log")
         await _registry_ready(self.locator, self.registry, REGISTRY_START_TIMEOUT)
 
@@ -231,11 +229,9 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
     return True
 
 
-async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11",
-                    registry_command: list[str] | None = None) -> int:  # fmt: skip
+async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11") -> int:
     """Start everything, print where it listens, run until Ctrl-C/SIGTERM, stop everything. Returns the exit code."""
-    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip,
-                           registry_command)  # fmt: skip
+    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

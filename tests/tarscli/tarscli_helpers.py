@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -28,10 +27,6 @@ from tests.conftest import free_port  # the repository root is on sys.path (test
 
 ROOT = Path(__file__).resolve().parents[2]
 TARSCLI = [sys.executable, "-m", "k8stars.tarscli"]
-# The real `k8stars registry`; TARSCLI_TEST_REGISTRY=stub swaps in a small in-memory stand-in (for working on tarscli
-# while the registry itself is being changed).
-REAL_REGISTRY = (os.environ.get("TARSCLI_TEST_REGISTRY") != "stub"
-                 and importlib.util.find_spec("k8stars.registry.app") is not None)  # fmt: skip
 
 # Fast timings for tests: a check every second, a heartbeat to the registry every 2 s, 1 s of prestop wait.
 FAST_ENV = {
@@ -68,7 +63,7 @@ def stop_pid(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 
 class RegistryProc:
-    """``k8stars registry`` (or the stub until it exists) on 127.0.0.1."""
+    """``k8stars registry`` (SQLite store) on 127.0.0.1, as a process that can be stopped and started again."""
 
     def __init__(self, tmp: Path, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -81,10 +76,8 @@ class RegistryProc:
         return f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {self.port}"
 
     def argv(self, data_dir: Path) -> list[str]:
-        if REAL_REGISTRY:
-            return [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--data-dir", str(data_dir), "--http-port", "0", "--heartbeat-timeout", "20"]  # fmt: skip
-        return [sys.executable, str(ROOT / "tests" / "tarscli" / "stub_registry.py"), "--port", str(self.port)]
+        return [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(data_dir), "--http-port", "0", "--heartbeat-timeout", "20"]  # fmt: skip
 
     async def start(self, fresh: bool = False) -> None:
         self.runs += 1

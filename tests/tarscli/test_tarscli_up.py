@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tarscli_helpers import REAL_REGISTRY, ROOT, active_hosts, wait_for
+from tarscli_helpers import ROOT, active_hosts, wait_for
 
 from examples.hello.gen.hello import HelloProxy
 from k8stars.tars.rpc import Communicator
@@ -19,13 +19,8 @@ from tests.conftest import free_port
 
 
 def up_command(data_dir: Path, port: int) -> list[str]:
-    if REAL_REGISTRY:
-        return [sys.executable, "-m", "k8stars", "up", "--data-dir", str(data_dir), "--registry-port", str(port),
-                "--first-ip", "127.0.0.31"]  # fmt: skip
-    stub = [sys.executable, str(ROOT / "tests" / "tarscli" / "stub_registry.py"), "--port", str(port)]
-    code = ("import asyncio, sys\nfrom k8stars.tarscli.local import run_local\n"
-            f"sys.exit(asyncio.run(run_local({str(data_dir)!r}, {port}, '127.0.0.31', {stub!r})))")  # fmt: skip
-    return [sys.executable, "-c", code]
+    return [sys.executable, "-m", "k8stars", "up", "--data-dir", str(data_dir), "--registry-port", str(port),
+            "--first-ip", "127.0.0.31"]  # fmt: skip
 
 
 def alive(pid: int) -> bool:
