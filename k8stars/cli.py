@@ -190,14 +190,25 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
               help="Base URL the apiserver calls (https://...): registers the webhook configurations.")  # fmt: skip
 @click.option("--webhook-ca", envvar="K8STARS_WEBHOOK_CA", type=click.Path(dir_okay=False), default=None,
               help="CA (PEM) for the configurations' caBundle (default: the serving certificate).")  # fmt: skip
+@click.option("--leader-elect/--no-leader-elect", envvar="K8STARS_LEADER_ELECT", default=False, show_default=True,
+              help="Run as one of several replicas: only the holder of a Lease reconciles.")  # fmt: skip
+@click.option("--leader-election-namespace", envvar=["K8STARS_LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
+              default=None, help="Namespace of the Lease (default: --namespace, else default).")  # fmt: skip
+@click.option("--lease-duration", envvar="K8STARS_LEASE_DURATION", type=float, default=15.0, show_default=True,
+              help="Seconds without renewal after which another replica takes over.")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
              webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
-             webhook_url: str | None, webhook_ca: str | None, log_level: str) -> None:  # fmt: skip
+             webhook_url: str | None, webhook_ca: str | None, leader_elect: bool, leader_election_namespace: str | None,
+             lease_duration: float, log_level: str) -> None:  # fmt: skip
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
     import logging
+    import os
+    import signal
+    import socket
 
-    from k8stars.operator import WebhookOptions, run_operator
+    from k8stars.operator import LeaderOptions, WebhookOptions, run_operator
+    from k8stars.operator.leader import LeadershipLost
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig and ":" in kubeconfig:
@@ -208,8 +219,15 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
             _fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
         hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
                                webhook_ca)  # fmt: skip
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (pod deletion) shuts down like Ctrl-C
+    leader = None
+    if leader_elect:
+        leader = LeaderOptions(leader_election_namespace or namespace or "default",
+                               f"{socket.gethostname()}-{os.getpid()}", duration=lease_duration)  # fmt: skip
     try:
         asyncio.run(run_operator(kubeconfig, namespace=namespace, workers=workers, install_crds=install_crds,
-                                 resync=resync, webhook=hooks))  # fmt: skip
+                                 resync=resync, webhook=hooks, leader=leader))  # fmt: skip
     except KeyboardInterrupt:
         pass
+    except LeadershipLost as e:
+        _fail(str(e), 1)

@@ -458,6 +458,16 @@ class WebhookOptions:
     ca_file: str | None = None
 
 
+@dataclass
+class LeaderOptions:
+    """Elect a leader among replicas on the Lease `namespace/name`; only the leader reconciles."""
+
+    namespace: str
+    identity: str
+    name: str = "k8stars-operator"
+    duration: float = 15.0
+
+
 async def run_operator(
     kubeconfig: str | None = None,
     *,
@@ -466,30 +476,45 @@ async def run_operator(
     install_crds: bool = True,
     resync: float = 300.0,
     webhook: WebhookOptions | None = None,
+    leader: LeaderOptions | None = None,
     on_ready: Callable[[Operator], Awaitable[None]] | None = None,
 ) -> None:
-    """Connect, install the CRDs (optional), serve the webhooks (optional) and reconcile until cancelled."""
+    """Connect, serve the webhooks (optional; every replica), install the CRDs (optional), wait for leadership
+    (optional) and reconcile until cancelled. Raises LeadershipLost when the lease is lost (exit and restart)."""
     from k8stars.kube.install import install_crds as install
+
+    from .leader import LeaderElector
 
     async with await Kube.connect(kubeconfig) as kube:
         runner = await _start_webhooks(kube, webhook) if webhook is not None else None
-        if install_crds:
-            t0 = time.monotonic()
-            url = f"{webhook.url.rstrip('/')}/convert" if webhook is not None and webhook.url else None
-            ca = _ca_bundle(webhook) if webhook is not None and url else ""
-            names = await install(kube, conversion_url=url, ca_bundle=ca)
-            log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
-        operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
-        task = asyncio.create_task(operator.run())
-        if on_ready is not None:
-            await operator.ready.wait()
-            await on_ready(operator)
+        elector = None
         try:
-            await task
+            if install_crds:
+                t0 = time.monotonic()
+                url = f"{webhook.url.rstrip('/')}/convert" if webhook is not None and webhook.url else None
+                ca = _ca_bundle(webhook) if webhook is not None and url else ""
+                names = await install(kube, conversion_url=url, ca_bundle=ca)
+                log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
+            if leader is not None:
+                elector = LeaderElector(
+                    kube, leader.namespace, leader.identity, leader.name, leader.duration, renew=leader.duration / 3
+                )
+                log.info("%s waiting for the lease %s/%s", leader.identity, leader.namespace, leader.name)
+                await elector.acquire()
+            operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(operator.run(), name="operator")
+                if elector is not None:
+                    group.create_task(elector.hold(), name="lease")
+                if on_ready is not None:
+                    await operator.ready.wait()
+                    await on_ready(operator)
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if elector is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(elector.release())
             if runner is not None:
                 await runner.cleanup()
 

@@ -61,6 +61,8 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
         "CustomResourceDefinition",
         "Deployment",
         "MutatingWebhookConfiguration",
+        "Role",
+        "RoleBinding",
         "Secret",
         "Service",
         "ServiceAccount",
@@ -88,9 +90,17 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--no-install-crds" in args and "--webhook-port=9443" in args
+    assert "--leader-elect" in args and "--leader-election-namespace=tars-system" in args
 
     no_hooks = render("k8stars", "tars-system", "--set", "webhook.enabled=false")
-    assert {d["kind"] for d in no_hooks} == {"ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"}
+    assert {d["kind"] for d in no_hooks} == {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
 
 
 async def test_chart_installs_on_the_control_plane(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
@@ -128,10 +138,13 @@ async def test_chart_rbac_is_enough_for_the_operator(k8s_cluster: Cluster, kube:
 
     from k8stars.kube.resources import SERVICE, STATEFULSET, TENDPOINT, TSERVER
     from k8stars.operator import Operator
+    from k8stars.operator.leader import LeaderElector
 
     release = f"k8stars-{namespace}"
     docs = render(release, namespace, "--set", "webhook.enabled=false")
-    rbac = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    rbac = [
+        d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     applied = subprocess.run(
         ["kubectl", "apply", "--server-side", "-f", "-"],
@@ -151,6 +164,8 @@ async def test_chart_rbac_is_enough_for_the_operator(k8s_cluster: Cluster, kube:
             restricted = Kube(admin_client.api, headers=identity)
             with pytest.raises(Exception, match="forbidden"):  # really restricted: no access to secrets
                 await restricted.list(Resource("", "v1", "secrets", "Secret"), namespace)
+            elector = LeaderElector(restricted, namespace, "rbac-test", duration=5)
+            await asyncio.wait_for(elector.acquire(), 10)  # the Role on leases suffices
             operator = Operator(restricted, namespace=namespace, workers=2, resync=3600)
             task = asyncio.create_task(operator.run())
             try:

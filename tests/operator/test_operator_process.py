@@ -7,19 +7,20 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from operator_helpers import load_examples, until
 
-from k8stars.kube.client import Kube, Obj
+from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import SERVICE, STATEFULSET, TENDPOINT, TSERVER
 from k8stars.testing.cluster import Cluster
 
 
-async def _spawn(cluster: Cluster, namespace: str) -> asyncio.subprocess.Process:
+async def _spawn(cluster: Cluster, namespace: str, *args: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "k8stars", "operator", "--namespace", namespace, "--workers", "2",
+        sys.executable, "-m", "k8stars", "operator", "--namespace", namespace, "--workers", "2", *args,
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
@@ -91,3 +92,42 @@ async def test_operator_process_killed_and_restarted_converges(
     await asyncio.sleep(1.0)  # its first reconciles of both servers
     assert processes[2].returncode is None
     assert await converged() == settled
+
+
+async def test_leader_election_between_two_replicas(
+    k8s_cluster: Cluster, kube: Kube, namespace: str, processes: list[asyncio.subprocess.Process]
+) -> None:
+    """Two replicas with --leader-elect: one reconciles; SIGKILL it and the other takes over; SIGTERM gives the
+    Lease up."""
+    lease = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+    args = ["--leader-elect", "--leader-election-namespace", namespace, "--lease-duration", "2"]
+    for _ in range(2):
+        processes.append(await _spawn(k8s_cluster, namespace, *args))
+
+    async def holder() -> str | None:
+        obj = await kube.get(lease, namespace, "k8stars-operator")
+        name = str(((obj or {}).get("spec") or {}).get("holderIdentity") or "")
+        return name or None
+
+    first = await until(holder, timeout=30, what="a leader")
+    (leader,) = [p for p in processes if first.endswith(f"-{p.pid}")]
+    (other,) = [p for p in processes if p is not leader]
+    docs = [load_examples("tserver.yaml")[0], load_examples("tserver-normal.yaml")[0]]
+    await kube.create(TSERVER, namespace, docs[0])
+    await until(lambda: kube.get(STATEFULSET, namespace, "test-helloserver"), timeout=30, what="StatefulSet")
+
+    await _kill(leader)
+    second = await until(lambda: _other_holder(holder, first), timeout=30, what="the other replica leading")
+    assert second.endswith(f"-{other.pid}")
+    await kube.create(TSERVER, namespace, docs[1])
+    await until(lambda: kube.get(STATEFULSET, namespace, "test-webgateway"), timeout=30, what="StatefulSet by #2")
+
+    other.send_signal(signal.SIGTERM)  # a clean shutdown hands the lease over at once
+    await asyncio.wait_for(other.wait(), 15)
+    obj = await kube.get(lease, namespace, "k8stars-operator")
+    assert obj is not None and not obj["spec"].get("holderIdentity")
+
+
+async def _other_holder(holder: Any, first: str) -> str | None:
+    name: str | None = await holder()
+    return name if name and name != first else None
