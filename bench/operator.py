@@ -69,9 +69,10 @@ async def _wait_names(kube: Kube, res: Resource, namespace: str, names: set[str]
 
 
 async def _latency(kube: Kube, namespace: str, samples: int) -> list[float]:
+    """One unmeasured warm-up first (a fresh apiserver's watch caches of new CRDs may still be initializing)."""
     results = []
-    for i in range(samples):
-        doc = _tserver(i, release=True)
+    for i in range(-1, samples):
+        doc = _tserver(i if i >= 0 else 9999, release=True)
         name = doc["metadata"]["name"]
         listening = asyncio.Event()
         waiter = asyncio.create_task(_first_seen(kube, namespace, name, listening))
@@ -79,7 +80,8 @@ async def _latency(kube: Kube, namespace: str, samples: int) -> list[float]:
         t0 = time.monotonic()
         await kube.create(TSERVER, namespace, doc)
         seen_at = await asyncio.wait_for(waiter, 30)
-        results.append(seen_at - t0)
+        if i >= 0:
+            results.append(seen_at - t0)
     return results
 
 

@@ -88,7 +88,8 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # network errors, apiserver restarts: relist after a pause
-                log.warning("%s informer: %s; relisting in %.1f s", self.res.plural, exc, backoff)
+                reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else repr(exc)
+                log.warning("%s informer: %s; relisting in %.1f s", self.res.plural, reason, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
