@@ -172,7 +172,10 @@ class Pod:
         return f"{self.name}.{obj or self.objects[0]}"
 
     def full_env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, **FAST_ENV, "TARS_PATH": str(self.tars_path), "POD_IP": self.ip, **self.env, **extra}
+        # start scripts call `tarscli`: the console script sits next to this interpreter
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, **FAST_ENV, "PATH": path, "TARS_PATH": str(self.tars_path), "POD_IP": self.ip,
+                **self.env, **extra}  # fmt: skip
 
     def start(self, wrapper: tuple[str, ...] = (), **extra: str) -> None:
         out = open(self.tars_path / "supervisor.out", "ab")
