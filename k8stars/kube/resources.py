@@ -19,6 +19,7 @@ STATEFULSET = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
 SERVICE = Resource("", "v1", "services", "Service")
 POD = Resource("", "v1", "pods", "Pod")
+CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 
 TARS_KINDS = (TSERVER, TCONFIG, TTEMPLATE, TIMAGE, TENDPOINT, TEXITEDRECORD, TFRAMEWORKCONFIG, TTREE, TACCOUNT)

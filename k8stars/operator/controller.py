@@ -27,6 +27,7 @@ from typing import Any
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
 from k8stars.kube.resources import (
+    CONFIGMAP,
     DAEMONSET,
     POD,
     SERVICE,
@@ -194,10 +195,12 @@ class Operator:
         self.statefulsets = Informer(kube, STATEFULSET, namespace, owned, self._on_owned)
         self.daemonsets = Informer(kube, DAEMONSET, namespace, owned, self._on_owned)
         self.services = Informer(kube, SERVICE, namespace, owned, self._on_owned)
+        self.configmaps = Informer(kube, CONFIGMAP, namespace, owned, self._on_owned)
         self.endpoints = Informer(kube, TENDPOINT, namespace, owned, self._on_owned)
         self.pods = Informer(kube, POD, namespace, owned, self._on_pod)
         self.tconfigs = Informer(kube, TCONFIG, namespace, None, self._on_tconfig)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
+        self.informers.append(self.configmaps)
         self.informers.append(self.tconfigs)
         self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
         self.pods_by_server: dict[Key, set[Key]] = {}
@@ -324,6 +327,9 @@ class Operator:
             return  # owned objects are garbage-collected through their ownerReferences
         namespace, name = key
         daemon = bool(((ts.get("spec") or {}).get("k8s") or {}).get("daemonSet"))
+        if translate.is_tars(ts):  # before the pods that mount it
+            meta_map = self.configmaps.get((namespace, translate.server_meta_name(ts)))
+            await self._ensure(CONFIGMAP, meta_map, translate.server_meta_configmap(ts), "configmap")
         sts = self.statefulsets.get(key)
         ds = self.daemonsets.get(key)
         if daemon:

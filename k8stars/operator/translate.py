@@ -18,6 +18,10 @@ from k8stars.kube import meta
 from k8stars.kube.client import Obj
 
 HASH_ANNOTATION = "k8stars.io/spec-hash"
+SERVER_META_HASH = "k8stars.io/server-meta-hash"  # on the pod template: servant changes roll the pods
+SERVER_META_KEY = "_server_meta.yaml"
+SERVER_META_VOLUME = "server-meta"
+SERVER_META_MOUNT = "/tarsnode/meta"
 TARSNODE_WORK_DIR = "tarsnode-work-dir"
 TARSNODE_MOUNT = "/tarsnode"  # shared by the init container and the server container; $TARS_PATH stays the image's
 HOST_TIMEZONE = "host-timezone"
@@ -185,6 +189,7 @@ def _volumes(ts: Obj) -> list[Obj]:
     volumes.append({"name": HOST_TIMEZONE, "hostPath": {"path": "/etc/localtime", "type": ""}})
     if is_tars(ts):
         volumes.append({"name": TARSNODE_WORK_DIR, "emptyDir": {}})
+        volumes.append({"name": SERVER_META_VOLUME, "configMap": {"name": server_meta_name(ts)}})
     return volumes
 
 
@@ -203,6 +208,7 @@ def _volume_mounts(ts: Obj) -> list[Obj]:
     mounts.append({"name": HOST_TIMEZONE, "mountPath": "/etc/localtime", "readOnly": True})
     if is_tars(ts):
         mounts.append({"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT})
+        mounts.append({"name": SERVER_META_VOLUME, "mountPath": SERVER_META_MOUNT, "readOnly": True})
     return mounts
 
 
@@ -246,6 +252,7 @@ def _env(ts: Obj) -> list[Obj]:
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "TARS_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "TARS_TERMINATION_GRACE_PERIOD", "value": f"{GRACE_SECONDS}s"},
+            {"name": "TARS_SERVER_META", "value": f"{SERVER_META_MOUNT}/{SERVER_META_KEY}"},
         ]
     user = [dict(e) for e in _k8s(ts).get("env") or []]
     overridden = {e.get("name") for e in user}
@@ -338,7 +345,10 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
     pull = [{"name": s} for s in dict.fromkeys(s for s in secrets if s)]
     if pull:
         pod_spec["imagePullSecrets"] = pull
-    return {"metadata": {"labels": pod_labels(ts)}, "spec": pod_spec}
+    template_meta: Obj = {"labels": pod_labels(ts)}
+    if tars:
+        template_meta["annotations"] = {SERVER_META_HASH: spec_hash(server_meta(ts))}
+    return {"metadata": template_meta, "spec": pod_spec}
 
 
 # --- workloads --------------------------------------------------------------------------------------------------
@@ -533,3 +543,47 @@ def image_record(ts: Obj, releases: list[Obj]) -> Obj:
         "imageType": "server",
         "releases": releases[:RELEASE_LIMIT],
     }
+
+
+# --- the server description for the in-pod agent ---------------------------------------------------------------
+def server_meta_name(ts: Obj) -> str:
+    return f"{ts['metadata']['name']}-server-meta"
+
+
+def server_meta(ts: Obj) -> Obj:
+    """The TServer as tarscli's `_server_meta.yaml` (K8STARS's ServerConf): one adapter per servant on its declared
+    port (so that the Service's ports reach it), threads/connections/queue from the servant."""
+    spec = _spec(ts)
+    tars = spec.get("tars") or {}
+    adapters = []
+    for s in tars.get("servants") or []:
+        proto = "tcp" if s.get("isTcp", True) else "udp"
+        timeout = int(s.get("timeout", 60000))
+        adapters.append(
+            {
+                "object": str(s["name"]),
+                "endpoint": f"{proto} -h ${{local_ip}} -p {int(s['port'])} -t {timeout}",
+                "maxconns": int(s.get("connection", 10000)),
+                "protocol": "tars" if s.get("isTars", True) else "not_tars",
+                "queuecap": int(s.get("capacity", 10000)),
+                "queuetimeout": timeout,
+                "threads": int(s.get("thread", 3)),
+            }
+        )
+    return {
+        "application": str(spec["app"]),
+        "server": str(spec["server"]),
+        "asyncThreadNum": int(tars.get("asyncThread", 3)),
+        "adapters": adapters,
+    }
+
+
+def server_meta_configmap(ts: Obj) -> Obj:
+    body: Obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {**_object_meta(ts), "name": server_meta_name(ts)},
+        "data": {SERVER_META_KEY: json.dumps(server_meta(ts), indent=2, sort_keys=False) + "\n"},
+    }
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    return body

@@ -9,11 +9,12 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
+import yaml  # type: ignore[import-untyped,unused-ignore]
 from conftest import OperatorRunner
 from operator_helpers import load_examples, resource_of, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
-from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
+from k8stars.kube.resources import CONFIGMAP, DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER
 
 NAME = "test-helloserver"
 
@@ -110,6 +111,25 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
         (60, f"tars.io/ability.{namespace}.Test-HelloServer"),
         (30, f"tars.io/ability.{namespace}.Test"),
     ]
+
+    # The in-pod agent's server description: one adapter per servant on its declared port.
+    assert env["TARS_SERVER_META"]["value"] == "/tarsnode/meta/_server_meta.yaml"
+    assert mounts["server-meta"]["mountPath"] == "/tarsnode/meta"
+    assert volumes["server-meta"]["configMap"] == {"name": "test-helloserver-server-meta", "defaultMode": 420}
+    assert template["metadata"]["annotations"]["k8stars.io/server-meta-hash"]
+    cm = await until(lambda: kube.get(CONFIGMAP, namespace, "test-helloserver-server-meta"), what="ConfigMap")
+    server_meta = yaml.safe_load(cm["data"]["_server_meta.yaml"])
+    assert (server_meta["application"], server_meta["server"], server_meta["asyncThreadNum"]) == (
+        "Test",
+        "HelloServer",
+        3,
+    )
+    assert server_meta["adapters"] == [
+        {"object": "HelloObj", "endpoint": "tcp -h ${local_ip} -p 10000 -t 60000", "maxconns": 10000,
+         "protocol": "tars", "queuecap": 100000, "queuetimeout": 60000, "threads": 3},
+        {"object": "AdminHttpObj", "endpoint": "tcp -h ${local_ip} -p 10001 -t 60000", "maxconns": 10000,
+         "protocol": "not_tars", "queuecap": 10000, "queuetimeout": 60000, "threads": 3},
+    ]  # fmt: skip
 
     svc = await until(lambda: kube.get(SERVICE, namespace, NAME), what="Service")
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["selector"] == labels
