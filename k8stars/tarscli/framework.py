@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
-import k8stars.tars.rpc  # noqa: F401  # isort: skip - first: the generated protocol modules cannot be imported before it
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.errors import TarsError
 from k8stars.tars.protocol.adminf import AdminFProxy

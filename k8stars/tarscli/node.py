@@ -12,7 +12,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import k8stars.tars.rpc  # noqa: F401  # isort: skip - first: the generated protocol modules cannot be imported before it
 from k8stars.tars.protocol.nodef import ServerFServant, ServerInfo
 
 log = logging.getLogger("tarscli")

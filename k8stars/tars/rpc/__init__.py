@@ -4,7 +4,8 @@ Public face: :class:`Communicator` and :class:`ServantProxy` (clients), :class:`
 :class:`Application` (servers), :func:`current` (the call being served).
 """
 
-from k8stars.tars.rpc.application import Application
+from typing import TYPE_CHECKING, Any
+
 from k8stars.tars.rpc.current import Current, current
 from k8stars.tars.rpc.proxy import CallOptions, Communicator, CommunicatorConfig, ServantProxy
 from k8stars.tars.rpc.servant import Servant
@@ -22,3 +23,16 @@ __all__ = [
     "Server",
     "current",
 ]
+
+if TYPE_CHECKING:
+    from k8stars.tars.rpc.application import Application
+
+
+def __getattr__(name: str) -> Any:
+    # Application is loaded on first use: it imports generated framework modules, which import this package's
+    # proxy and servant modules, so an eager import here would make `import k8stars.tars.protocol.adminf` circular.
+    if name == "Application":
+        from k8stars.tars.rpc.application import Application
+
+        return Application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
