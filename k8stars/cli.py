@@ -153,7 +153,7 @@ def registry(**options: Any) -> None:
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
 @main.command("up")
-@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", envvar="K8STARS_UP_DATA_DIR", type=click.Path(file_okay=False), default=None,
               help="Where the local framework keeps its state (default ~/.local/share/k8stars/up).")  # fmt: skip
 @click.option("--registry-port", envvar="K8STARS_UP_REGISTRY_PORT", type=int, default=17890, show_default=True,
               help="Port of the registry's QueryObj (and Registry) on 127.0.0.1.")  # fmt: skip
