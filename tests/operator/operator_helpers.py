@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from k8stars.kube.client import Resource
+from k8stars.kube.client import Kube, Resource
 from k8stars.kube.resources import TARS_KINDS
+from k8stars.operator import Operator
+from k8stars.testing.cluster import Cluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "k8s"
 
@@ -48,3 +53,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class OperatorRunner:
+    """The operator in the test's event loop, watching one namespace; start/stop to simulate restarts."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.kube: Kube | None = None
+        self.operator: Operator | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Operator:
+        assert self.task is None
+        self.kube = await Kube.connect(str(self.cluster.kubeconfig))
+        self.operator = Operator(self.kube, namespace=self.namespace, workers=2, resync=3600)
+        self.task = asyncio.create_task(self.operator.run())
+        await asyncio.wait_for(self.operator.ready.wait(), 20)
+        return self.operator
+
+    async def idle(self, settle: float = 0.5, timeout: float = 20.0) -> Operator:
+        """Wait until the queue has stayed empty for `settle` seconds."""
+        assert self.operator is not None
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < settle:
+            if len(self.operator.queue):
+                quiet_since = time.monotonic()
+            if time.monotonic() > deadline:
+                raise AssertionError("operator queue never drained")
+            await asyncio.sleep(0.05)
+        return self.operator
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        if self.kube is not None:
+            await self.kube.close()
+            self.kube = None

@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
-from conftest import OperatorRunner
-from operator_helpers import load_examples, resource_of, until
+from operator_helpers import OperatorRunner, load_examples, resource_of, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.resources import CONFIGMAP, DAEMONSET, POD, SERVICE, STATEFULSET, TENDPOINT, TEXITEDRECORD, TSERVER

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import OperatorRunner
-from operator_helpers import free_port, load_examples, resource_of, until
+from operator_helpers import OperatorRunner, free_port, load_examples, resource_of, until
 
 from k8stars.kube import crds
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
