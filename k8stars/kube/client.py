@@ -7,6 +7,7 @@ has been modified".
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,15 @@ Obj = dict[str, Any]
 __all__ = ["ApiException", "Kube", "Obj", "Resource", "is_status"]
 
 _JSON = "application/json"
+TOO_MANY_RETRIES = 10
+
+
+def _retry_after(exc: ApiException) -> float:
+    try:
+        headers: Any = exc.headers or {}
+        return min(5.0, max(0.1, float(headers.get("Retry-After", 1))))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 @dataclass(frozen=True)
@@ -98,17 +108,26 @@ class Kube:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
-        return await self.api.call_api(
-            path,
-            method,
-            query_params=params,
-            header_params={"Accept": _JSON, "Content-Type": content_type, **self.headers, **(headers or {})},
-            body=body,
-            auth_settings=["BearerToken"],
-            response_types_map={200: "object", 201: "object", 202: "object"},
-            _return_http_data_only=True,
-            _request_timeout=timeout,
-        )
+        for attempt in range(TOO_MANY_RETRIES + 1):
+            try:
+                return await self.api.call_api(
+                    path,
+                    method,
+                    query_params=params,
+                    header_params={"Accept": _JSON, "Content-Type": content_type, **self.headers, **(headers or {})},
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    _return_http_data_only=True,
+                    _request_timeout=timeout,
+                )
+            except ApiException as exc:
+                # 429: API priority and fairness, or a resource whose storage is (re)initializing (just after its
+                # CRD changed). The apiserver says when to come back.
+                if exc.status != 429 or attempt == TOO_MANY_RETRIES:
+                    raise
+                await asyncio.sleep(_retry_after(exc))
+        raise AssertionError("unreachable")
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
         try:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
-from k8stars.kube.resources import TCONFIG, TTEMPLATE
+from k8stars.kube.resources import TCONFIG, TSERVER, TTEMPLATE
 
 log = logging.getLogger("k8stars.operator.webhook")
 
@@ -155,6 +155,16 @@ def validate_ttemplate(obj: Obj, old: Obj | None) -> list[str]:
     return []
 
 
+TREE_NAME = "tars-tree"
+
+
+def validate_ttree(obj: Obj) -> list[str]:
+    name = (obj.get("metadata") or {}).get("name")
+    if name != TREE_NAME:
+        return [f"the TTree of a namespace is named {TREE_NAME!r}, not {name!r}"]
+    return []
+
+
 # --- mutation (pure) --------------------------------------------------------------------------------------------
 def tserver_labels(obj: Obj) -> dict[str, str]:
     spec: Obj = obj.get("spec") or {}
@@ -197,6 +207,76 @@ def label_patch(obj: Obj, wanted: dict[str, str]) -> list[Obj]:
         for k, v in wanted.items()
         if current.get(k) != v
     ]
+
+
+def ttemplate_patch(obj: Obj) -> list[Obj]:
+    """Label tars.io/Parent with the parent (absent when the template is its own parent)."""
+    parent = (obj.get("spec") or {}).get("parent")
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if parent and parent != (obj.get("metadata") or {}).get("name"):
+        return label_patch(obj, {meta.PARENT: str(parent)})
+    if meta.PARENT in labels:
+        return [{"op": "remove", "path": _pointer("metadata", "labels", meta.PARENT)}]
+    return []
+
+
+def ttree_patch(obj: Obj) -> list[Obj]:
+    """An app whose businessRef names no business gets businessRef ""."""
+    businesses = {b.get("name") for b in obj.get("businesses") or []}
+    return [
+        {"op": "replace", "path": f"/apps/{i}/businessRef", "value": ""}
+        for i, app in enumerate(obj.get("apps") or [])
+        if app.get("businessRef") and app.get("businessRef") not in businesses
+    ]
+
+
+def timage_patch(obj: Obj) -> list[Obj]:
+    """Releases with a duplicate id: the first in order is kept."""
+    releases = obj.get("releases") or []
+    seen: set[str] = set()
+    kept = []
+    for release in releases:
+        if release.get("id") in seen:
+            continue
+        seen.add(str(release.get("id")))
+        kept.append(release)
+    return [] if len(kept) == len(releases) else [{"op": "replace", "path": "/releases", "value": kept}]
+
+
+def hash_password(password: str) -> str:
+    """K8SFramework's stored form: bcrypt of the hex SHA-1 of the password."""
+    import hashlib
+
+    import bcrypt
+
+    digest = hashlib.sha1(password.encode()).hexdigest().encode()
+    return str(bcrypt.hashpw(digest, bcrypt.gensalt()).decode())
+
+
+def check_password(password: str, hashed: str) -> bool:
+    import hashlib
+
+    import bcrypt
+
+    digest = hashlib.sha1(password.encode()).hexdigest().encode()
+    return bool(bcrypt.checkpw(digest, hashed.encode()))
+
+
+def taccount_patch(obj: Obj, old: Obj | None) -> list[Obj]:
+    """A plain `password` is replaced by `bcryptPassword`; a new password invalidates the tokens."""
+    auth = ((obj.get("spec") or {}).get("authentication")) or {}
+    password = auth.get("password")
+    if not password:
+        return []
+    ops: list[Obj] = [
+        {"op": "remove", "path": "/spec/authentication/password"},
+        {"op": "add", "path": "/spec/authentication/bcryptPassword", "value": hash_password(str(password))},
+    ]
+    old_hash = (((old or {}).get("spec") or {}).get("authentication") or {}).get("bcryptPassword")
+    changed = not (old_hash and check_password(str(password), str(old_hash)))
+    if changed and auth.get("tokens"):
+        ops.append({"op": "replace", "path": "/spec/authentication/tokens", "value": []})
+    return ops
 
 
 def tserver_patch(obj: Obj) -> list[Obj]:
@@ -258,7 +338,8 @@ class Admission:
             refusal = check_owned(request, self.owners)
             return refusal is None, refusal or ""
         if request.get("operation") == "DELETE":
-            return True, ""
+            refusal = await self._deletion_blocked(request)
+            return refusal is None, refusal or ""
         obj: Obj = request.get("object") or {}
         old: Obj | None = request.get("oldObject") if request.get("operation") == "UPDATE" else None
         namespace = str(request.get("namespace") or "")
@@ -272,6 +353,8 @@ class Admission:
         elif kind == "TTemplate":
             errors = validate_ttemplate(obj, old)
             errors += await self._parent_exists(namespace, obj)
+        elif kind == "TTree":
+            errors = validate_ttree(obj)
         else:
             errors = []
         if errors:
@@ -288,7 +371,60 @@ class Admission:
             return tserver_patch(obj)
         if kind == "TConfig":
             return label_patch(obj, tconfig_labels(obj))
+        if kind == "TTemplate":
+            return ttemplate_patch(obj)
+        if kind == "TTree":
+            return ttree_patch(obj)
+        if kind == "TImage":
+            return timage_patch(obj)
+        if kind == "TAccount":
+            return taccount_patch(obj, request.get("oldObject") if request.get("operation") == "UPDATE" else None)
         return []
+
+    async def _deletion_blocked(self, request: Obj) -> str | None:
+        """A TTemplate used by a child template or a TServer, or a server-level TConfig with an activated pod-level
+        one, cannot be deleted."""
+        kind = request.get("kind", {}).get("kind")
+        old: Obj = request.get("oldObject") or {}
+        namespace = str(request.get("namespace") or "")
+        name = str(request.get("name") or old.get("metadata", {}).get("name", ""))
+        if self.kube is None:
+            return None
+        if kind == "TTemplate":
+            children = [
+                t["metadata"]["name"]
+                for t in (await self.kube.list(TTEMPLATE, namespace)).get("items") or []
+                if (t.get("spec") or {}).get("parent") == name and t["metadata"]["name"] != name
+            ]
+            servers = [
+                t["metadata"]["name"]
+                for t in (await self.kube.list(TSERVER, namespace)).get("items") or []
+                if ((t.get("spec") or {}).get("tars") or {}).get("template") == name
+            ]
+            if children or servers:
+                users = [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]
+                return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}"
+        if kind == "TConfig" and str(old.get("podSeq", "m")) == "m" and old.get("activated", True):
+            selector = ",".join(
+                f"{k}={v}"
+                for k, v in {
+                    meta.SERVER_APP: old.get("app", ""),
+                    meta.SERVER_NAME: old.get("server", ""),
+                    meta.CONFIG_NAME: old.get("configName", ""),
+                    meta.ACTIVATED: "true",
+                }.items()
+            )
+            slaves = [
+                c["metadata"]["name"]
+                for c in (await self.kube.list(TCONFIG, namespace, selector=selector)).get("items") or []
+                if str(c.get("podSeq", "m")) != "m"
+            ]
+            if slaves:
+                return (
+                    f"TConfig {name} cannot be deleted: the pod-level configs {', '.join(slaves)} override it; "
+                    "delete them first"
+                )
+        return None
 
     async def _template_exists(self, namespace: str, obj: Obj) -> list[str]:
         spec: Obj = obj.get("spec") or {}
@@ -457,7 +593,8 @@ async def serve(admission: Admission, host: str, port: int, ssl_context: ssl.SSL
     return runner
 
 
-WEBHOOK_KINDS = {"tservers": "TServer", "tconfigs": "TConfig", "ttemplates": "TTemplate"}
+WEBHOOK_KINDS = {"tservers": "TServer", "tconfigs": "TConfig", "ttemplates": "TTemplate", "ttrees": "TTree"}
+MUTATED = ["taccounts", "tconfigs", "timages", "tservers", "ttemplates", "ttrees"]
 
 
 def webhook_configurations(
@@ -491,6 +628,13 @@ def webhook_configurations(
             entry["namespaceSelector"] = namespace_selector
         return entry
 
+    # Deleting a TTemplate or TConfig still in use is refused too.
+    validate = hook("validate", "/validate", sorted(WEBHOOK_KINDS))
+    validate["rules"].append(
+        {"apiGroups": [meta.GROUP], "apiVersions": [meta.VERSION], "operations": ["DELETE"],
+         "resources": ["tconfigs", "ttemplates"], "scope": "Namespaced"}
+    )  # fmt: skip
+
     # Objects the operator owns: only it (and Kubernetes' controllers) may change or delete them. Ignore on failure,
     # so that a stopped operator never blocks garbage collection or namespace deletion.
     protect = hook("protect", "/validate", [])
@@ -507,13 +651,13 @@ def webhook_configurations(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": f"{name}-mutating"},
-        "webhooks": [hook("mutate", "/mutate", ["tservers", "tconfigs"])],
+        "webhooks": [hook("mutate", "/mutate", MUTATED)],
     }
     validating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": f"{name}-validating"},
-        "webhooks": [hook("validate", "/validate", sorted(WEBHOOK_KINDS)), protect],
+        "webhooks": [validate, protect],
     }
     return mutating, validating
 

@@ -254,3 +254,73 @@ def test_conversion_is_lossless_both_ways() -> None:
     assert webhook.convert_tserver(down, "v1beta3") == doc
     other = webhook.convert_object({"apiVersion": "k8s.tars.io/v1beta3", "kind": "TConfig", "app": "A"}, "v1beta1")
     assert other == {"apiVersion": "k8s.tars.io/v1beta1", "kind": "TConfig", "app": "A"}
+
+
+async def test_more_defaults_and_deletion_guards(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
+    await _templates(kube, namespace)
+    cpp = await kube.get(TTEMPLATE, namespace, "tars.cpp")
+    default = await kube.get(TTEMPLATE, namespace, "tars.default")
+    assert cpp is not None and cpp["metadata"]["labels"] == {"tars.io/Parent": "tars.default"}
+    assert default is not None and "tars.io/Parent" not in (default["metadata"].get("labels") or {})
+
+    # A template in use cannot be deleted (by a child template, by a TServer).
+    with pytest.raises(ApiException) as err:
+        await kube.delete(TTEMPLATE, namespace, "tars.default")
+    assert "TTemplate tars.default cannot be deleted: it is used by TTemplate tars.cpp" in str(err.value.body)
+    await kube.create(TSERVER, namespace, _tserver())
+    with pytest.raises(ApiException) as err:
+        await kube.delete(TTEMPLATE, namespace, "tars.cpp")
+    assert "it is used by TServer test-helloserver" in str(err.value.body)
+
+    # A server-level config with an activated pod-level override cannot be deleted.
+    master, slave = load_examples("tconfig.yaml")
+    await kube.create(resource_of("TConfig"), namespace, master)
+    await kube.create(resource_of("TConfig"), namespace, slave)
+    with pytest.raises(ApiException) as err:
+        await kube.delete(resource_of("TConfig"), namespace, master["metadata"]["name"])
+    assert f"the pod-level configs {slave['metadata']['name']} override it" in str(err.value.body)
+
+    # TTree: only tars-tree; a businessRef naming no business becomes "".
+    tree: Obj = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TTree", "metadata": {"name": "my-tree"}}
+    tree.update(businesses=[{"name": "Demo", "show": "Demo"}], apps=[{"name": "Test", "businessRef": "Nope"}])
+    text = await _refused(kube, namespace, tree)
+    assert "the TTree of a namespace is named 'tars-tree'" in text
+    tree["metadata"]["name"] = "tars-tree"
+    stored = await kube.create(resource_of("TTree"), namespace, tree)
+    assert stored["apps"][0]["businessRef"] == ""
+
+    # TImage: duplicate release ids keep the first.
+    image: Obj = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TImage", "metadata": {"name": "img"}}
+    image["imageType"] = "server"
+    image["releases"] = [{"id": "v1", "image": "a/b:1"}, {"id": "v1", "image": "a/b:2"}, {"id": "v2", "image": "a/b:3"}]
+    stored = await kube.create(resource_of("TImage"), namespace, image)
+    assert [(r["id"], r["image"]) for r in stored["releases"]] == [("v1", "a/b:1"), ("v2", "a/b:3")]
+
+
+async def test_taccount_password_is_hashed(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
+    pytest.importorskip("bcrypt")
+    account: Obj = {
+        "apiVersion": "k8s.tars.io/v1beta3",
+        "kind": "TAccount",
+        "metadata": {"name": "21232f297a57a5a743894a0e4a801fc3"},
+        "spec": {
+            "username": "admin",
+            "authentication": {"password": "s3cret-pass", "activated": True},
+            "authorization": [{"role": "admin", "flag": "*"}],
+        },
+    }
+    stored = await kube.create(resource_of("TAccount"), namespace, account)
+    auth = stored["spec"]["authentication"]
+    assert "password" not in auth and len(auth["bcryptPassword"]) == 60
+    assert webhook.check_password("s3cret-pass", auth["bcryptPassword"])
+
+    token = {"name": "ci", "content": "t0ken", "expirationTime": "2030-01-01T00:00:00Z"}
+    await kube.merge_patch(resource_of("TAccount"), namespace, account["metadata"]["name"],
+                           {"spec": {"authentication": {"tokens": [token]}}})  # fmt: skip
+    same = await kube.merge_patch(resource_of("TAccount"), namespace, account["metadata"]["name"],
+                                  {"spec": {"authentication": {"password": "s3cret-pass"}}})  # fmt: skip
+    assert len(same["spec"]["authentication"]["tokens"]) == 1  # the same password keeps the tokens
+    changed = await kube.merge_patch(resource_of("TAccount"), namespace, account["metadata"]["name"],
+                                     {"spec": {"authentication": {"password": "n3w-pass!"}}})  # fmt: skip
+    assert changed["spec"]["authentication"]["tokens"] == []  # a new password invalidates them
+    assert webhook.check_password("n3w-pass!", changed["spec"]["authentication"]["bcryptPassword"])
