@@ -29,6 +29,7 @@ from k8stars.kube.resources import TCONFIG, TSERVER, TTEMPLATE
 
 log = logging.getLogger("k8stars.operator.webhook")
 
+MAX_REVIEW_BYTES = 32 * 1024 * 1024
 MAX_NAME = 59  # StatefulSet pods get "-<ordinal>" and a controller-revision-hash label of name + 11 characters
 
 
@@ -576,7 +577,8 @@ def make_app(admission: Admission) -> web.Application:
             {"apiVersion": review.get("apiVersion"), "kind": "ConversionReview", "response": response}
         )
 
-    app = web.Application()
+    # AdmissionReviews carry the object and the old object: a TConfig may hold 1.5 MB of content.
+    app = web.Application(client_max_size=MAX_REVIEW_BYTES)
     app.router.add_post("/validate", validate)
     app.router.add_post("/mutate", mutate)
     app.router.add_get("/healthz", healthz)

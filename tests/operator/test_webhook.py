@@ -324,3 +324,15 @@ async def test_taccount_password_is_hashed(kube: Kube, namespace: str, webhooks:
                                      {"spec": {"authentication": {"password": "n3w-pass!"}}})  # fmt: skip
     assert changed["spec"]["authentication"]["tokens"] == []  # a new password invalidates them
     assert webhook.check_password("n3w-pass!", changed["spec"]["authentication"]["bcryptPassword"])
+
+
+async def test_large_objects_pass_the_webhooks(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
+    """A TConfig with a megabyte of content (the schema allows 1.5 MB): the review is larger than aiohttp's
+    default request limit of 1 MiB."""
+    master, _ = load_examples("tconfig.yaml")
+    master["configContent"] = "<big>\n" + ("x" * 99 + "\n") * 12_000 + "</big>\n"
+    stored = await kube.create(resource_of("TConfig"), namespace, master)
+    assert stored["metadata"]["labels"]["tars.io/ConfigName"] == "hello.conf"
+    patched = await kube.merge_patch(resource_of("TConfig"), namespace, master["metadata"]["name"],
+                                     {"updateReason": "bigger"})  # fmt: skip
+    assert patched["updateReason"] == "bigger"
