@@ -216,11 +216,17 @@ class Kube:
             _request_timeout=timeout_seconds + 30,
         )
         try:
-            while True:
-                line = await response.content.readline()
-                if not line:
-                    return
-                event: Obj = json.loads(line)
-                yield event
+            # One event per line; lines can be megabytes long (a TConfig's content), beyond what readline() accepts.
+            pending = b""
+            async for chunk in response.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event: Obj = json.loads(line)
+                        yield event
+            if pending.strip():
+                last: Obj = json.loads(pending)
+                yield last
         finally:
             response.release()

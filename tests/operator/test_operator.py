@@ -388,7 +388,8 @@ async def test_activating_a_tconfig_deactivates_the_previous_version(
     await kube.create(tconfig, namespace, slave)
     v2 = copy.deepcopy(master)
     v2["metadata"] = {"name": "test-helloserver-hello.conf-m-v2"}
-    v2["version"], v2["configContent"] = "v2", "<hello>\n  greeting=hello again\n</hello>\n"
+    # A megabyte of content: its watch event is one line far longer than aiohttp's readline() accepts.
+    v2["version"], v2["configContent"] = "v2", "<hello>\n" + ("  greeting=hello again\n" * 50_000) + "</hello>\n"
     await kube.create(tconfig, namespace, v2)
 
     async def v1_deactivated() -> Obj | None:
