@@ -196,11 +196,15 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
               default=None, help="Namespace of the Lease (default: --namespace, else default).")  # fmt: skip
 @click.option("--lease-duration", envvar="K8STARS_LEASE_DURATION", type=float, default=15.0, show_default=True,
               help="Seconds without renewal after which another replica takes over.")  # fmt: skip
+@click.option("--metrics-port", envvar="K8STARS_OPERATOR_METRICS_PORT", type=int, default=0, show_default=True,
+              help="Serve /healthz, /readyz and /metrics (Prometheus) on this port; 0 = off.")  # fmt: skip
+@click.option("--metrics-host", envvar="K8STARS_OPERATOR_METRICS_HOST", default="127.0.0.1", show_default=True,
+              help="Address of the metrics server.")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
              webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
              webhook_url: str | None, webhook_ca: str | None, leader_elect: bool, leader_election_namespace: str | None,
-             lease_duration: float, log_level: str) -> None:  # fmt: skip
+             lease_duration: float, metrics_port: int, metrics_host: str, log_level: str) -> None:  # fmt: skip
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
     import logging
     import os
@@ -226,7 +230,8 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
                                f"{socket.gethostname()}-{os.getpid()}", duration=lease_duration)  # fmt: skip
     try:
         asyncio.run(run_operator(kubeconfig, namespace=namespace, workers=workers, install_crds=install_crds,
-                                 resync=resync, webhook=hooks, leader=leader))  # fmt: skip
+                                 resync=resync, webhook=hooks, leader=leader, metrics_port=metrics_port,
+                                 metrics_host=metrics_host))  # fmt: skip
     except KeyboardInterrupt:
         pass
     except LeadershipLost as e:

@@ -484,15 +484,25 @@ async def run_operator(
     resync: float = 300.0,
     webhook: WebhookOptions | None = None,
     leader: LeaderOptions | None = None,
+    metrics_port: int = 0,
+    metrics_host: str = "127.0.0.1",
     on_ready: Callable[[Operator], Awaitable[None]] | None = None,
 ) -> None:
     """Connect, serve the webhooks (optional; every replica), install the CRDs (optional), wait for leadership
     (optional) and reconcile until cancelled. Raises LeadershipLost when the lease is lost (exit and restart)."""
     from k8stars.kube.install import install_crds as install
 
+    from . import health
     from .leader import LeaderElector
 
-    async with await Kube.connect(kubeconfig) as kube:
+    current: list[Operator] = []
+    metrics = None
+    if metrics_port:
+        metrics = await health.serve(lambda: current[0] if current else None, metrics_host, metrics_port)
+    async with contextlib.AsyncExitStack() as stack:
+        if metrics is not None:
+            stack.push_async_callback(metrics.cleanup)
+        kube = await stack.enter_async_context(await Kube.connect(kubeconfig))
         runner = await _start_webhooks(kube, webhook) if webhook is not None else None
         elector = None
         try:
@@ -509,6 +519,7 @@ async def run_operator(
                 log.info("%s waiting for the lease %s/%s", leader.identity, leader.namespace, leader.name)
                 await elector.acquire()
             operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
+            current.append(operator)
             async with asyncio.TaskGroup() as group:
                 group.create_task(operator.run(), name="operator")
                 if elector is not None:

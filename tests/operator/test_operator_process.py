@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -131,3 +132,38 @@ async def test_leader_election_between_two_replicas(
 async def _other_holder(holder: Any, first: str) -> str | None:
     name: str | None = await holder()
     return name if name and name != first else None
+
+
+async def test_health_and_metrics_endpoints(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    import aiohttp
+    from operator_helpers import free_port
+
+    from k8stars.operator import Operator, run_operator
+
+    port = free_port()
+    ready: asyncio.Future[Operator] = asyncio.get_running_loop().create_future()
+
+    async def on_ready(op: Operator) -> None:
+        ready.set_result(op)
+
+    task = asyncio.create_task(
+        run_operator(
+            str(k8s_cluster.kubeconfig), namespace=namespace, install_crds=False, metrics_port=port, on_ready=on_ready
+        )
+    )
+    try:
+        await asyncio.wait_for(asyncio.shield(ready), 20)
+        await kube.create(TSERVER, namespace, load_examples("tserver.yaml")[0])
+        await until(lambda: kube.get(STATEFULSET, namespace, "test-helloserver"), what="StatefulSet")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                assert r.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                text = await r.text()
+        assert "k8stars_operator_leader 1.0" in text
+        assert 'k8stars_operator_writes_total{kind="statefulset"} 1.0' in text
+        assert "k8stars_operator_reconciles_total" in text and 'resource="tservers"' in text
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
