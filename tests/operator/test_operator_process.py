@@ -167,3 +167,50 @@ async def test_health_and_metrics_endpoints(k8s_cluster: Cluster, kube: Kube, na
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_operator_process_with_webhooks_and_conversion(
+    k8s_cluster: Cluster, kube: Kube, namespace: str, processes: list[asyncio.subprocess.Process]
+) -> None:
+    """`k8stars operator --webhook-*`: serves the webhooks, registers them and the TServer v1beta2 conversion; the
+    configurations are removed again afterwards (they are cluster-wide)."""
+    from operator_helpers import free_port
+
+    from k8stars.kube import crds
+    from k8stars.kube.resources import CRD, MUTATING_WEBHOOK, TTEMPLATE, VALIDATING_WEBHOOK
+
+    tls = k8s_cluster.webhook_tls("k8stars-operator-process")
+    port = free_port()
+    args = ["--webhook-port", str(port), "--webhook-cert", str(tls.cert_file), "--webhook-key", str(tls.key_file),
+            "--webhook-url", f"https://127.0.0.1:{port}"]  # fmt: skip
+    ca = tls.cert_file.with_name("k8stars-operator-process-ca.pem")
+    ca.write_bytes(tls.ca_pem)
+    args += ["--webhook-ca", str(ca)]
+    processes.append(await _spawn(k8s_cluster, namespace, *args))
+    try:
+        await _synced(processes[0])
+        for doc in load_examples("ttemplate.yaml"):
+            await kube.create(TTEMPLATE, namespace, doc)
+        (doc,) = load_examples("tserver.yaml")
+        doc["apiVersion"] = "k8s.tars.io/v1beta2"
+        doc["spec"]["k8s"]["readinessGate"] = "example.com/warm"
+        del doc["metadata"]["labels"]
+        v2 = Resource("k8s.tars.io", "v1beta2", "tservers", "TServer")
+        await kube.create(v2, namespace, doc)
+        ts = await kube.get(TSERVER, namespace, "test-helloserver")
+        assert ts is not None
+        assert ts["metadata"]["labels"]["tars.io/SubType"] == "tars"  # mutated
+        assert ts["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]  # converted
+        bad = load_examples("tserver.yaml")[0]
+        bad["metadata"]["name"] = "wrong"
+        with pytest.raises(Exception, match=r"metadata\.name must be lower"):
+            await kube.create(TSERVER, namespace, bad)
+        await until(lambda: kube.get(STATEFULSET, namespace, "test-helloserver"), what="StatefulSet")
+    finally:
+        await _kill(processes[0])
+        await kube.delete(MUTATING_WEBHOOK, None, "k8stars-mutating")
+        await kube.delete(VALIDATING_WEBHOOK, None, "k8stars-validating")
+        async with await Kube.connect(str(k8s_cluster.kubeconfig)) as as_operator:  # its field manager
+            (plain,) = [c for c in crds.all_crds() if c["spec"]["names"]["kind"] == "TServer"]
+            await kube.delete(TSERVER, namespace, "test-helloserver")
+            await as_operator.apply(CRD, None, plain)
