@@ -15,13 +15,14 @@ Rules (those of the classic C++ registry, see docs/registry.md):
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from k8stars.registry.groups import NO_GROUP, GroupRules
 from k8stars.registry.model import AdapterRow, ServerKey, ServerRow
-from k8stars.tars.codec import TarsWriter, encode_value, struct_of
+from k8stars.tars.codec import TarsWriter, decode_value, encode_value, struct_of
 from k8stars.tars.endpoint import PROTOCOLS, Endpoint, EndpointError
 from k8stars.tars.protocol.endpointf import EndpointF
 
@@ -30,19 +31,27 @@ log = logging.getLogger("k8stars.registry")
 _ENDPOINTF = struct_of(EndpointF)
 SET_FALLBACK = 1  # same_set(): the servant has no set servers, answer as InSameGroup
 SET_ERROR = -1  # the classic registry's answer for a bad set id or an empty set
+_intern = sys.intern  # the same servant and host names come back for every server and node
 
 
 @dataclass(slots=True)
 class EndpointRecord:
+    """One endpoint of one servant; only its encoded form is kept (at 100k endpoints, EndpointF objects would cost
+    more than everything else together), decoded again for the rare TUP/JSON caller."""
+
     key: ServerKey
     servant: str
-    epf: EndpointF
     encoded: bytes  # the EndpointF as a vector element (tag 0)
     active: bool
     set_name: str
     set_area: str
     set_group: str
     group: int
+
+    @property
+    def epf(self) -> EndpointF:
+        value: EndpointF = decode_value(_ENDPOINTF, self.encoded)
+        return value
 
 
 class Selection(NamedTuple):
@@ -100,8 +109,18 @@ class Directory:
         self.views.clear()
         self._servants_of.clear()
         self.active_count = self.inactive_count = 0
+        self.add(rows)
+
+    def add(self, rows: Iterable[ServerRow]) -> None:
+        """Rows of servers not known yet (a full load, page by page)."""
         for row in rows:
             self._add(row)
+
+    def take(self, other: Directory) -> None:
+        """Become ``other`` (a directory filled off to the side while this one kept answering)."""
+        self.groups, self.servers, self.views = other.groups, other.servers, other.views
+        self._servants_of = other._servants_of
+        self.active_count, self.inactive_count = other.active_count, other.inactive_count
 
     def apply(self, keys: Iterable[ServerKey], rows: Iterable[ServerRow]) -> None:
         """Replace what is known of ``keys`` by ``rows`` (a key without a row is gone)."""
@@ -111,14 +130,6 @@ class Directory:
             row = fresh.get(key)
             if row is not None:
                 self._add(row)
-
-    def set_groups(self, groups: GroupRules) -> bool:
-        """New group rules; every endpoint is regrouped. False when they are the same as before."""
-        if groups.tables == self.groups.tables:
-            return False
-        self.groups = groups
-        self.reset(list(self.servers.values()))
-        return True
 
     def _remove(self, key: ServerKey) -> None:
         if self.servers.pop(key, None) is None:
@@ -135,7 +146,6 @@ class Directory:
                 del self.views[servant]
 
     def _add(self, row: ServerRow) -> None:
-        self.servers[row.key] = row
         servants = []
         for adapter in row.adapters:
             record = self._record(row, adapter)
@@ -152,6 +162,8 @@ class Directory:
             self._count(record, 1)
             servants.append(record.servant)
         self._servants_of[row.key] = servants
+        # the records hold what lookups need; the server itself is kept for getMetricsAdapters, without adapters
+        self.servers[row.key] = replace(row, adapters=[])
 
     def _count(self, record: EndpointRecord, n: int) -> None:
         if record.active:
@@ -169,7 +181,7 @@ class Directory:
             return None
         group = self.groups.group_of(ep.host)
         epf = EndpointF(
-            host=ep.host,
+            host=_intern(ep.host),
             port=ep.port,
             timeout=ep.timeout,
             istcp=PROTOCOLS[ep.protocol],
@@ -187,8 +199,7 @@ class Directory:
         set_name, set_area, set_group = (row.set_name, row.set_area, row.set_group) if row.enable_set else ("", "", "")
         return EndpointRecord(
             row.key,
-            adapter.servant,
-            epf,
+            _intern(adapter.servant),
             encode_value(_ENDPOINTF, epf),
             row.active,
             set_name,

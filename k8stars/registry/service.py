@@ -105,10 +105,10 @@ class RegistryService:
     async def reload_all(self) -> None:
         async with self._lock:
             seq = await self.store.seq()
-            groups = GroupRules(await self.store.group_tables())
-            rows = await self.store.load()
-            self.directory.groups = groups
-            self.directory.reset(rows)
+            fresh = Directory(GroupRules(await self.store.group_tables()))
+            async for rows in self.store.scan():
+                fresh.add(rows)
+            self.directory.take(fresh)
             self.seen = max(self.seen, seq)
         self.metrics.reloads.labels("full").inc()
         self.metrics.seq.set(self.seen)
@@ -150,8 +150,7 @@ class RegistryService:
         async def check() -> None:
             groups = GroupRules(await self.store.group_tables())
             if groups.tables != self.directory.groups.tables:
-                async with self._lock:
-                    self.directory.set_groups(groups)
+                await self.reload_all()  # every endpoint is regrouped
                 log.info(
                     "IP group rules changed: %d rules, %d priorities", len(groups.tables.rules), len(groups.priorities)
                 )

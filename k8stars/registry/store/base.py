@@ -7,7 +7,7 @@ they touched, so the caller refreshes its cache at once. Other replicas learn th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 from k8stars.registry.model import Registration, ServerKey, ServerRow
@@ -60,6 +60,10 @@ class Store(ABC):
     @abstractmethod
     async def load(self, keys: Collection[ServerKey] | None = None) -> list[ServerRow]:
         """Server rows with their adapters: those of ``keys`` (absent ones are simply missing), or all."""
+
+    @abstractmethod
+    def scan(self, page: int = 2000) -> AsyncIterator[list[ServerRow]]:
+        """Every server row, ``page`` servers at a time (a full load without holding the whole table twice)."""
 
     @abstractmethod
     async def group_tables(self) -> GroupTables: ...

@@ -48,14 +48,21 @@ class Database(ABC):
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
+    def retryable(self, error: Exception) -> bool:
+        """The statement failed for contention only (a deadlock victim, a lock timeout): running it again works."""
+        return False
+
     async def execute_script(self, statements: Sequence[str]) -> None:
         """Run schema statements one after the other (outside any transaction)."""
         for stmt in statements:
             await self.execute(stmt)
 
     @abstractmethod
-    def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
-        """``INSERT`` of ``columns`` that updates the ``update`` columns when the unique ``keys`` already exist."""
+    def upsert(
+        self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str], rows: int = 1
+    ) -> str:
+        """``INSERT`` of ``rows`` rows of ``columns`` that updates the ``update`` columns where the unique ``keys``
+        already exist."""
 
     @abstractmethod
     def ddl(self) -> list[str]:

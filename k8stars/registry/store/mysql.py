@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiomysql  # type: ignore[import-untyped]
+import pymysql  # type: ignore[import-untyped]
 from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 
 from k8stars.registry.store.db import Database, Params, Row, Tx, local_datetime
 from k8stars.registry.store.schema import MYSQL_ADDED_COLUMNS, MYSQL_TABLES
 
 POOL_SIZE = 8
+_RETRYABLE = {1213, 1205}  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 CONNECT_TIMEOUT = 5.0
 _DB_NAME = re.compile(r"[A-Za-z0-9_]+")
 # K8STARS's DB_DSN form (Go's mysql driver): user:pass@tcp(host:port)/db_tars
@@ -159,10 +161,15 @@ class MysqlDatabase(Database):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         return self._transaction()
 
-    def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
-        marks = ", ".join("?" for _ in columns)
+    def retryable(self, error: Exception) -> bool:
+        return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in _RETRYABLE
+
+    def upsert(
+        self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str], rows: int = 1
+    ) -> str:
+        marks = ", ".join(["(" + ", ".join("?" for _ in columns) + ")"] * rows)
         sets = ", ".join(f"{c} = VALUES({c})" for c in update)
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {sets}"
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks} ON DUPLICATE KEY UPDATE {sets}"
 
     def ddl(self) -> list[str]:
         return list(MYSQL_TABLES)

@@ -1,17 +1,21 @@
 """The registry's store over SQL: the classic ``db_tars`` tables plus a change log, on SQLite or MySQL.
 
-Every transaction that changes what a lookup answers first increments ``t_k8stars_registry_seq`` (its row lock
-serializes them) and records the servers it touched under that number in ``t_k8stars_registry_changes``. A write that
-turns out to change nothing rolls back, so change numbers have no holes and a replica can tell when the log has been
-pruned past what it has seen. Heartbeats that keep a server's state touch only ``last_heartbeat`` and log nothing.
+Every transaction that changes what a lookup answers ends by incrementing ``t_k8stars_registry_seq`` (its row lock
+serializes them from there to their commit, so change numbers follow commit order) and records the servers it
+touched under that number in ``t_k8stars_registry_changes``. A write that turns out to change nothing rolls back,
+so change numbers have no holes and a replica can tell when the log has been pruned past what it has seen.
+Heartbeats that keep a server's state touch only ``last_heartbeat`` and log nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+import random
+import sys
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from k8stars.registry.model import (
     DESTROYED,
@@ -29,7 +33,10 @@ from k8stars.registry.store.db import Database, Row, Tx, in_clause
 
 log = logging.getLogger("k8stars.registry")
 
+P = ParamSpec("P")
+T = TypeVar("T")
 CHUNK = 100  # keys per statement
+RETRIES = 5
 MAX_POLL_CHANGES = 20000  # more than this at once: reload everything instead
 _KEY_COLUMNS = ("application", "server_name", "node_name")
 _LIVE = "(" + ", ".join(f"'{s}'" for s in LIVE_STATES) + ")"
@@ -57,12 +64,12 @@ _NODE_COLUMNS = (
 
 
 class _NothingChanged(Exception):
-    """Raised inside a change transaction that touched nothing, to roll back its change number."""
+    """Raised at the end of a change transaction that touched nothing, to roll it back."""
 
 
 class _Change:
-    def __init__(self, tx: Tx, seq: int) -> None:
-        self.tx, self.seq = tx, seq
+    def __init__(self, tx: Tx) -> None:
+        self.tx, self.seq = tx, 0
         self.keys: dict[ServerKey, None] = {}  # ordered set
 
     def add(self, keys: Collection[ServerKey]) -> None:
@@ -85,6 +92,26 @@ def _flat(keys: Sequence[ServerKey]) -> list[str]:
 
 def _chunks(items: Sequence[Any], n: int = CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _retried(
+    fn: Callable[Concatenate[SqlStore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[SqlStore, P], Coroutine[Any, Any, T]]:
+    """Run a write again when the database gave up on it (InnoDB deadlock or lock wait timeout, SQLite busy):
+    transactions that lock different rows in different orders can meet, and the database then picks one to fail."""
+
+    async def retrying(self: SqlStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return await fn(self, *args, **kwargs)
+            except Exception as e:
+                if attempt == RETRIES or not self.db.retryable(e):
+                    raise
+                log.debug("%s: %s; retrying (%d)", fn.__name__, e, attempt)
+                await asyncio.sleep(random.uniform(0.002, 0.02) * attempt)
+        raise AssertionError("unreachable")
+
+    return retrying
 
 
 class SqlStore(Store):
@@ -128,10 +155,16 @@ class SqlStore(Store):
             rows += await self.db.fetch(f"{_SELECT_SERVERS} WHERE {where}", _flat(chunk))
         return self._rows(rows)
 
+    async def scan(self, page: int = 2000) -> AsyncIterator[list[ServerRow]]:
+        ids = [int(r[0]) for r in await self.db.fetch("SELECT id FROM t_server_conf ORDER BY id")]
+        for i in range(0, len(ids), page):
+            lo, hi = ids[i], ids[min(i + page, len(ids)) - 1]
+            yield self._rows(await self.db.fetch(f"{_SELECT_SERVERS} WHERE s.id >= ? AND s.id <= ?", (lo, hi)))
+
     def _rows(self, rows: Sequence[Row]) -> list[ServerRow]:
         servers: dict[ServerKey, ServerRow] = {}
         for r in rows:
-            key = ServerKey(str(r[0]), str(r[1]), str(r[2]))
+            key = ServerKey(sys.intern(str(r[0])), str(r[1]), sys.intern(str(r[2])))  # many rows share these
             server = servers.get(key)
             if server is None:
                 server = servers[key] = ServerRow(
@@ -186,12 +219,14 @@ class SqlStore(Store):
     async def _change(self, now: float) -> AsyncIterator[_Change]:
         try:
             async with self.db.transaction() as tx:
-                await tx.execute("UPDATE t_k8stars_registry_seq SET seq = seq + 1 WHERE id = 1")
-                (row,) = await tx.fetch("SELECT seq FROM t_k8stars_registry_seq WHERE id = 1")
-                change = _Change(tx, int(row[0]))
+                change = _Change(tx)
                 yield change
                 if not change.keys:
                     raise _NothingChanged
+                # the change number is taken last: its row lock serializes only the end of the transactions
+                await tx.execute("UPDATE t_k8stars_registry_seq SET seq = seq + 1 WHERE id = 1")
+                (row,) = await tx.fetch("SELECT seq FROM t_k8stars_registry_seq WHERE id = 1")
+                change.seq = int(row[0])
                 await self._log(tx, change, now)
         except _NothingChanged:
             pass
@@ -208,6 +243,7 @@ class SqlStore(Store):
             )
 
     # -- writes -----------------------------------------------------------------------------------------------
+    @_retried
     async def register(self, reg: Registration, now: float) -> Changes:
         key, ts = reg.key, self.db.ts(now)
         async with self._change(now) as ch:
@@ -220,17 +256,17 @@ class SqlStore(Store):
                     "NO_FLOW" if reg.disable_flow else "NORMAL", "tars_cpp", ts, ts, ts, ts,
                 ),
             )  # fmt: skip
-            upsert_adapter = self.db.upsert(
-                "t_adapter_conf", _ADAPTER_COLUMNS, (*_KEY_COLUMNS, "adapter_name"), _ADAPTER_COLUMNS[4:]
-            )
-            for a in reg.adapters:
-                await ch.tx.execute(
-                    upsert_adapter,
-                    (
+            if reg.adapters:
+                upsert_adapters = self.db.upsert(
+                    "t_adapter_conf", _ADAPTER_COLUMNS, (*_KEY_COLUMNS, "adapter_name"), _ADAPTER_COLUMNS[4:],
+                    rows=len(reg.adapters),
+                )  # fmt: skip
+                await ch.tx.execute(upsert_adapters, [
+                    v for a in reg.adapters for v in (
                         key.application, key.server, key.node, a.adapter_name, a.servant, a.endpoint, a.protocol,
                         a.threads, a.max_conns, a.queue_cap, a.queue_timeout, ts, ts,
-                    ),
-                )  # fmt: skip
+                    )
+                ])  # fmt: skip
             await self._prune_adapters(ch.tx, key, [a.adapter_name for a in reg.adapters])
             ch.add([key])
         return ch.result
@@ -254,6 +290,7 @@ class SqlStore(Store):
             "UPDATE t_node_info SET last_heartbeat = ?, present_state = 'active' WHERE node_name = ?", (ts, node)
         )
 
+    @_retried
     async def heartbeat(self, key: ServerKey, state: str, now: float) -> Changes:
         ts = self.db.ts(now)
         where = "application = ? AND server_name = ? AND node_name = ?"
@@ -277,6 +314,7 @@ class SqlStore(Store):
             ch.add([key])
         return ch.result
 
+    @_retried
     async def node_heartbeat(self, node: str, state: str, now: float, live_after: float) -> Changes:
         ts, live = self.db.ts(now), self.db.ts(live_after)
         await self._touch_node(node, ts)
@@ -295,6 +333,7 @@ class SqlStore(Store):
             ch.add(_keys(rows, node))
         return ch.result
 
+    @_retried
     async def deregister(self, key: ServerKey, now: float) -> Changes:
         where = "application = ? AND server_name = ? AND node_name = ?"
         async with self._change(now) as ch:
@@ -311,6 +350,7 @@ class SqlStore(Store):
             (key.node, f"{key.application}.{key.server}"),
         )
 
+    @_retried
     async def destroy_node(self, node: str, now: float) -> Changes:
         async with self._change(now) as ch:
             rows = await ch.tx.fetch(
@@ -323,6 +363,7 @@ class SqlStore(Store):
             ch.add(_keys(rows, node))
         return ch.result
 
+    @_retried
     async def set_metrics_port(self, key: ServerKey, port: int, now: float) -> Changes:
         async with self._change(now) as ch:
             n = await ch.tx.execute(
@@ -334,6 +375,7 @@ class SqlStore(Store):
             ch.add([key])
         return ch.result
 
+    @_retried
     async def expire(self, now: float, inactive_before: float, remove_before: float) -> Expiry:
         stale_ts, dead_ts = self.db.ts(inactive_before), self.db.ts(remove_before)
         dead_sql = "SELECT application, server_name, node_name FROM t_server_conf WHERE last_heartbeat < ?"
@@ -370,6 +412,7 @@ class SqlStore(Store):
             ch.add(stale)
         return Expiry(ch.result, len(stale), len(dead))
 
+    @_retried
     async def clean(self, before: float, dry_run: bool, now: float) -> tuple[list[str], Changes]:
         rows = await self.db.fetch(
             "SELECT node_name FROM t_node_info WHERE present_state = 'inactive' AND last_heartbeat < ?"

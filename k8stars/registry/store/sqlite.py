@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -103,11 +104,16 @@ class SqliteDatabase(Database):
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         return self._transaction()
 
-    def upsert(self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
-        marks = ", ".join("?" for _ in columns)
+    def retryable(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)  # another process writes
+
+    def upsert(
+        self, table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str], rows: int = 1
+    ) -> str:
+        marks = ", ".join(["(" + ", ".join("?" for _ in columns) + ")"] * rows)
         sets = ", ".join(f"{c} = excluded.{c}" for c in update)
         return (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks} "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
         )
 
