@@ -41,9 +41,13 @@ pytestmark = pytest.mark.skipif(HELM is None, reason="no helm binary (see the mo
 
 
 def render(release: str, namespace: str, *args: str) -> list[dict[str, Any]]:
+    return render_chart(CHART, release, namespace, *args)
+
+
+def render_chart(chart: Path, release: str, namespace: str, *args: str) -> list[dict[str, Any]]:
     assert HELM is not None
     out = subprocess.run(
-        [HELM, "template", release, str(CHART), "--namespace", namespace, *args],
+        [HELM, "template", release, str(chart), "--namespace", namespace, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -207,3 +211,50 @@ async def test_chart_rbac_is_enough_for_the_operator(k8s_cluster: Cluster, kube:
             ["kubectl", "delete", "--ignore-not-found", "-f", "-"],
             input=yaml.safe_dump_all(cluster_scoped), capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
+
+
+FRAMEWORK = CHART.parent / "k8stars-framework"
+
+
+def test_framework_chart_renders() -> None:
+    assert HELM is not None
+    docs = render_chart(FRAMEWORK, "fw", "tars", "--set", "ingress.enabled=true")
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    (ingress,) = by_kind["Ingress"]
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"  # not the removed v1beta1
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
+    names = sorted(t["metadata"]["name"] for t in by_kind["TTemplate"])
+    assert names == ["tars.cpp", "tars.default", "tars.go", "tars.java", "tars.nodejs", "tars.python"]
+    assert all(t["spec"]["parent"] == "tars.default" for t in by_kind["TTemplate"])
+    (svc,) = by_kind["Service"]
+    assert svc["metadata"]["name"] == "tars-registry" and svc["spec"]["ports"][0]["port"] == 17890
+    # SQLite keeps its data in one pod: more replicas are refused at render time.
+    refused = subprocess.run(
+        [HELM, "template", "fw", str(FRAMEWORK), "--set", "registry.replicas=2"], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "use replicas 1, or store mysql" in refused.stderr
+
+
+async def test_framework_chart_installs(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    docs = render_chart(FRAMEWORK, "fw", namespace)
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    applied = subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", "-"],
+        input=yaml.safe_dump_all(docs), capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    templates = (await kube.list(Resource("k8s.tars.io", "v1beta3", "ttemplates", "TTemplate"), namespace))["items"]
+    assert len(templates) == 6
+    config = await kube.get(Resource("k8s.tars.io", "v1beta3", "tframeworkconfigs", "TFrameworkConfig"), namespace,
+                            "tars-framework")  # fmt: skip
+    assert (
+        config is not None and config["recordLimit"]["texitedPod"] == 48 and config["imageBuild"]["maxBuildTime"] == 300
+    )
+
+    async def registry_running() -> bool:
+        dep = await kube.get(DEPLOYMENT, namespace, "tars-registry")
+        return bool(dep and (dep.get("status") or {}).get("replicas") == 1)
+
+    await until(registry_running, timeout=30, what="the registry Deployment with its pod")
