@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from k8stars.kube.client import Kube, Resource
 from k8stars.kube.install import install_crds
