@@ -33,14 +33,25 @@ HELLO_IDL = ROOT / "examples" / "hello" / "Hello.tars"
 class RegistryProcess:
     """One ``k8stars registry`` subprocess; ``restart()`` stops it (SIGTERM) and starts it again, same options."""
 
-    def __init__(self, argv: list[str], port: int, http_port: int, log: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        port: int,
+        http_port: int,
+        log: Path,
+        host: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.argv, self.port, self.http_port, self.log, self.host = argv, port, http_port, log, host
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.locator = f"tars.tarsregistry.QueryObj@tcp -h {host} -p {port}"
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -221,6 +232,40 @@ async def test_sigterm_deregisters_the_replica(registry: Callable[..., RegistryP
                 assert await listed(alone)
     finally:
         second.stop()
+
+
+async def test_replicas_in_different_time_zones_agree(store_spec: StoreSpec, tmp_path: Path) -> None:
+    """Heartbeats written by a replica in UTC must not look hours old to a replica in UTC+8 (or the reverse)."""
+    if store_spec.kind != "mysql":
+        pytest.skip("replicas share a MySQL store")
+    procs = []
+    for host, tz in (("127.0.0.1", "UTC"), ("127.0.0.6", "Asia/Shanghai"), ("127.0.0.7", "America/Los_Angeles")):
+        port = free_port(host)
+        argv = registry_argv(store_spec, port, "--http-port", "0", "--heartbeat-timeout", "1", host=host)
+        procs.append(RegistryProcess(argv, port, 0, tmp_path / f"{tz.replace('/', '_')}.log", host, {"TZ": tz}))
+        procs[-1].start()
+    try:
+        async with Communicator() as comm:
+            writer = comm.string_to_proxy(
+                tarsregistryProxy, f"tars.tarsregistry.Registry@tcp -h 127.0.0.1 -p {procs[0].port}"
+            )
+            adapter = AdapterConf("App.Tz.MainObj", "tcp -h 10.0.0.1 -p 1")
+            await writer.onStartup(onStartupReq("10.0.0.1", "App", "Tz", adapters=[adapter]))
+            for _ in range(12):  # 3 s: every replica sweeps meanwhile (after its 1 s grace)
+                await writer.keepAlive(keepAliveReq("10.0.0.1", "active", "App", "Tz"))
+                await asyncio.sleep(0.25)
+            for p in procs:
+                query = comm.string_to_proxy(QueryFProxy, p.locator)
+                assert [e.host for e in await query.findObjectById("App.Tz.MainObj")] == ["10.0.0.1"], p.log.name
+                replicas = await query.findObjectById("tars.tarsregistry.QueryObj")
+                assert len(replicas) == 3, p.log.name
+            await asyncio.sleep(1.6)  # silence: now every replica agrees it is inactive
+            for p in procs:
+                query = comm.string_to_proxy(QueryFProxy, p.locator)
+                assert await query.findObjectById("App.Tz.MainObj") == []
+    finally:
+        for p in procs:
+            p.stop()
 
 
 @pytest.mark.parametrize(

@@ -77,15 +77,21 @@ class Database(ABC):
 
     @abstractmethod
     def ts(self, epoch: float) -> Any:
-        """A timestamp parameter (local time, as classic TARS writes its datetime columns)."""
+        """A timestamp parameter (UTC, see utc_datetime)."""
 
     @abstractmethod
     def epoch(self, value: Any) -> float | None:
         """A timestamp column value back to epoch seconds."""
 
 
-def local_datetime(epoch: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch)
+def utc_datetime(epoch: float) -> dt.datetime:
+    """Timestamps are written in UTC (naive, as the DATETIME columns hold them): replicas whose time zones differ
+    must still agree on how old a heartbeat is."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).replace(tzinfo=None)
+
+
+def utc_epoch(value: dt.datetime) -> float:
+    return value.replace(tzinfo=dt.UTC).timestamp()
 
 
 def in_clause(column_groups: Sequence[str], count: int) -> str:

@@ -19,7 +19,7 @@ import aiomysql  # type: ignore[import-untyped]
 import pymysql  # type: ignore[import-untyped]
 from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 
-from k8stars.registry.store.db import Database, Params, Row, Tx, local_datetime
+from k8stars.registry.store.db import Database, Params, Row, Tx, utc_datetime, utc_epoch
 from k8stars.registry.store.schema import MYSQL_ADDED_COLUMNS, MYSQL_TABLES
 
 POOL_SIZE = 8
@@ -185,9 +185,9 @@ class MysqlDatabase(Database):
         return list(MYSQL_ADDED_COLUMNS[column])
 
     def ts(self, epoch: float) -> Any:
-        return local_datetime(epoch)
+        return utc_datetime(epoch)
 
     def epoch(self, value: Any) -> float | None:
         if isinstance(value, dt.datetime):
-            return value.timestamp()
+            return utc_epoch(value)
         return None

@@ -169,7 +169,7 @@ MYSQL_ADDED_COLUMNS = {
 _STATE_CHECK = "CHECK (present_state IN ('active','inactive','activating','deactivating','destroyed'))"
 
 # The same tables for the embedded store: SQLite has no enums or ON UPDATE, so states are CHECKed and every
-# timestamp is written by the registry ('YYYY-MM-DD HH:MM:SS.fff', local time, which sorts as text).
+# timestamp is written by the registry ('YYYY-MM-DD HH:MM:SS.fff', UTC, which sorts as text).
 SQLITE_TABLES = [
     f"""CREATE TABLE IF NOT EXISTS t_server_conf (
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from k8stars.registry.store.db import Database, Params, Row, Tx, local_datetime
+from k8stars.registry.store.db import Database, Params, Row, Tx, utc_datetime, utc_epoch
 from k8stars.registry.store.schema import SQLITE_ADDED_COLUMNS, SQLITE_TABLES
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -127,11 +127,11 @@ class SqliteDatabase(Database):
         return list(SQLITE_ADDED_COLUMNS[column])
 
     def ts(self, epoch: float) -> Any:
-        return local_datetime(epoch).strftime(_TS_FORMAT)[:-3]
+        return utc_datetime(epoch).strftime(_TS_FORMAT)[:-3]
 
     def epoch(self, value: Any) -> float | None:
         if value is None or value == "":
             return None
         text = str(value)
         fmt = _TS_FORMAT if "." in text else "%Y-%m-%d %H:%M:%S"
-        return dt.datetime.strptime(text, fmt).timestamp()
+        return utc_epoch(dt.datetime.strptime(text, fmt))
