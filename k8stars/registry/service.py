@@ -85,7 +85,11 @@ class RegistryService:
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
-        await self.reload_all()
+        try:
+            await self.reload_all()
+        except BaseException:
+            await self.store.close()
+            raise
         self._hold_expiry()
         for loop in (self._poll_loop, self._expiry_loop, self._groups_loop):
             self._tasks.append(asyncio.create_task(loop(), name=f"registry{loop.__name__}"))
@@ -123,8 +127,13 @@ class RegistryService:
         if not changes.keys:
             return
         self._own.add(changes.seq)
-        async with self._lock:
-            await self._refresh(changes.keys)
+        try:
+            async with self._lock:
+                await self._refresh(changes.keys)
+        except Exception as e:
+            # committed, but not re-read: leave it to the poller (the caller's write did succeed)
+            self._own.discard(changes.seq)
+            log.warning("change %d committed but not re-read yet (%s); the next poll applies it", changes.seq, e)
 
     async def poll_once(self) -> None:
         """Apply what other replicas (or this one) committed since the last poll."""

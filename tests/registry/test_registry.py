@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 import aiohttp
 import pytest
 
-from k8stars.registry.model import ERR_BAD_REQUEST, ERR_NOT_REGISTERED, MAX_ADAPTERS, ServerKey
+from k8stars.registry.model import ERR_BAD_REQUEST, ERR_NOT_REGISTERED, ERR_STORE, MAX_ADAPTERS, ServerKey
 from k8stars.registry.store import SqlStore
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.queryf import QueryFProxy
@@ -374,3 +374,23 @@ async def test_clean(launch: Launch, comm: Communicator) -> None:
 
 async def _notify_is(c: Client, command: str, expected: str) -> bool:
     return await c.admin.notify(command) == expected
+
+
+async def test_store_outage_keeps_lookups_and_refuses_writes(launch: Launch, comm: Communicator) -> None:
+    server = await launch(heartbeat_timeout=0.5)
+    c = Client(comm, server)
+    await c.start("10.0.0.1", "App", "Hello", ("MainObj", 1001))
+    store = server.store
+    assert isinstance(store, SqlStore)
+    await store.db.close()  # the database goes away
+    try:
+        assert await c.active(HELLO) == {("10.0.0.1", 1001)}  # lookups are answered from memory
+        with pytest.raises(TarsRpcError) as err:
+            await c.start("10.0.0.2", "App", "Hello", ("MainObj", 1002))
+        assert err.value.code == ERR_STORE and "store unavailable" in str(err.value)
+        await asyncio.sleep(1.0)  # longer than the heartbeat timeout: nothing could report, nothing expires
+        assert await c.active(HELLO) == {("10.0.0.1", 1001)}
+    finally:
+        await store.db.open()
+    await c.start("10.0.0.2", "App", "Hello", ("MainObj", 1002))  # and it recovers
+    assert await c.active(HELLO) == {("10.0.0.1", 1001), ("10.0.0.2", 1002)}
