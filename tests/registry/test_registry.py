@@ -394,3 +394,76 @@ async def test_store_outage_keeps_lookups_and_refuses_writes(launch: Launch, com
         await store.db.open()
     await c.start("10.0.0.2", "App", "Hello", ("MainObj", 1002))  # and it recovers
     assert await c.active(HELLO) == {("10.0.0.1", 1001), ("10.0.0.2", 1002)}
+
+
+CLASSIC_SERVER_CONF = {
+    # t_server_conf as TarsFramework creates it, before K8STARS and k8stars added their columns
+    "mysql": """CREATE TABLE t_server_conf (id int NOT NULL AUTO_INCREMENT, application varchar(128) DEFAULT '',
+        server_name varchar(128) DEFAULT '', node_group varchar(50) NOT NULL DEFAULT '',
+        node_name varchar(50) NOT NULL DEFAULT '', registry_timestamp datetime(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+        bak_flag int NOT NULL DEFAULT 0, setting_state enum('active','inactive') NOT NULL DEFAULT 'inactive',
+        present_state enum('active','inactive','activating','deactivating','destroyed') NOT NULL DEFAULT 'inactive',
+        patch_version varchar(128) NOT NULL DEFAULT '', patch_time datetime NOT NULL DEFAULT '2021-12-22 10:35:56',
+        posttime datetime DEFAULT NULL, server_type enum('tars_cpp','not_tars','tars_java','tars_nodejs','tars_php',
+        'tars_go') DEFAULT NULL, enable_group char(1) DEFAULT 'N', enable_set char(1) NOT NULL DEFAULT 'N',
+        set_name varchar(16) DEFAULT NULL, set_area varchar(16) DEFAULT NULL, set_group varchar(64) DEFAULT NULL,
+        PRIMARY KEY (id), UNIQUE KEY application (application, server_name, node_name)) ENGINE=InnoDB""",
+    "sqlite": """CREATE TABLE t_server_conf (id INTEGER PRIMARY KEY AUTOINCREMENT, application TEXT DEFAULT '',
+        server_name TEXT DEFAULT '', node_group TEXT NOT NULL DEFAULT '', node_name TEXT NOT NULL DEFAULT '',
+        registry_timestamp TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, bak_flag INTEGER NOT NULL DEFAULT 0,
+        setting_state TEXT NOT NULL DEFAULT 'inactive', present_state TEXT NOT NULL DEFAULT 'inactive',
+        patch_version TEXT NOT NULL DEFAULT '', patch_time TEXT NOT NULL DEFAULT '2021-12-22 10:35:56',
+        posttime TEXT DEFAULT NULL, server_type TEXT DEFAULT NULL, enable_group TEXT DEFAULT 'N',
+        enable_set TEXT NOT NULL DEFAULT 'N', set_name TEXT, set_area TEXT, set_group TEXT,
+        UNIQUE (application, server_name, node_name))""",
+}
+
+
+async def test_an_existing_classic_database_gets_the_registry_columns(
+    store_spec: StoreSpec, launch: Launch, comm: Communicator
+) -> None:
+    if store_spec.kind == "mysql":
+        import pymysql  # type: ignore[import-untyped]
+
+        from k8stars.registry.store.mysql import parse_dsn
+
+        dsn = parse_dsn(store_spec.dsn or "")
+        conn = pymysql.connect(host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password, autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {dsn.database}")
+            cur.execute(f"USE {dsn.database}")
+            cur.execute(CLASSIC_SERVER_CONF["mysql"])
+            cur.execute(
+                "INSERT INTO t_server_conf (application, server_name, node_name, setting_state, present_state)"
+                " VALUES ('Old', 'Web', '10.9.9.9', 'active', 'active')"
+            )
+        conn.close()
+    else:
+        import sqlite3
+
+        from k8stars.registry.store import sqlite_path
+
+        path = sqlite_path(store_spec.data_dir)
+        path.parent.mkdir(parents=True)
+        with sqlite3.connect(path) as db:
+            db.execute(CLASSIC_SERVER_CONF["sqlite"])
+            db.execute(
+                "INSERT INTO t_server_conf (application, server_name, node_name) VALUES ('Old', 'Web', '10.9.9.9')"
+            )
+        db.close()
+    server = await launch(heartbeat_timeout=0.5)
+    store = server.store
+    assert isinstance(store, SqlStore)
+    assert {"grid_flag", "metrics_port", "last_heartbeat"} <= await store.db.columns("t_server_conf")
+    c = Client(comm, server)
+    await c.start("10.0.0.1", "App", "Hello", ("MainObj", 1001), disableFlow=True)
+    await c.registry.registerMetrics(RegisterMetricsReq("10.0.0.1", "App", "Hello", 9100))
+    assert await c.inactive(HELLO) == {("10.0.0.1", 1001)}
+    assert [g.targets for g in (await c.registry.getMetricsAdapters(GetMetricsAdaptersReq())).rsp] == [
+        ["10.0.0.1:9100"]
+    ]
+    old = ServerKey("Old", "Web", "10.9.9.9")
+    before = await store.load([old])
+    assert len(before) == 1 and before[0].last_heartbeat is None
+    await asyncio.sleep(1.2)  # a row another tool wrote (no last_heartbeat) never expires nor goes away
+    assert await store.load([old]) == before

@@ -68,6 +68,10 @@ class Database(ABC):
     def ddl(self) -> list[str]:
         """Statements creating every missing table and index (idempotent)."""
 
+    def indexes(self) -> list[str]:
+        """Statements creating indexes once every column exists (idempotent)."""
+        return []
+
     @abstractmethod
     async def columns(self, table: str) -> set[str]: ...
 

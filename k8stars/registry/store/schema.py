@@ -214,7 +214,6 @@ SQLITE_TABLES = [
   UNIQUE (application, server_name, node_name)
 )""",
     "CREATE INDEX IF NOT EXISTS t_server_conf_node ON t_server_conf (node_name)",
-    "CREATE INDEX IF NOT EXISTS t_server_conf_heartbeat ON t_server_conf (last_heartbeat)",
     """CREATE TABLE IF NOT EXISTS t_adapter_conf (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   application TEXT NOT NULL DEFAULT '',
@@ -300,11 +299,11 @@ SQLITE_TABLES = [
     "INSERT OR IGNORE INTO t_k8stars_registry_seq (id, seq) VALUES (1, 0)",
 ]
 
+# after the added columns exist (an older file may not have last_heartbeat yet)
+SQLITE_INDEXES = ["CREATE INDEX IF NOT EXISTS t_server_conf_heartbeat ON t_server_conf (last_heartbeat)"]
+
 SQLITE_ADDED_COLUMNS = {
     "grid_flag": ["ALTER TABLE t_server_conf ADD COLUMN grid_flag TEXT NOT NULL DEFAULT 'NORMAL'"],
     "metrics_port": ["ALTER TABLE t_server_conf ADD COLUMN metrics_port INTEGER DEFAULT 0"],
-    "last_heartbeat": [
-        "ALTER TABLE t_server_conf ADD COLUMN last_heartbeat TEXT DEFAULT NULL",
-        "CREATE INDEX IF NOT EXISTS t_server_conf_heartbeat ON t_server_conf (last_heartbeat)",
-    ],
+    "last_heartbeat": ["ALTER TABLE t_server_conf ADD COLUMN last_heartbeat TEXT DEFAULT NULL"],
 }

@@ -141,6 +141,7 @@ class SqlStore(Store):
                 # another replica starting at the same time may have added it first
                 if column not in await self.db.columns("t_server_conf"):
                     raise
+        await self.db.execute_script(self.db.indexes())
 
     async def close(self) -> None:
         await self.db.close()

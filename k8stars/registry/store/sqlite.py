@@ -17,7 +17,7 @@ from typing import Any
 import aiosqlite
 
 from k8stars.registry.store.db import Database, Params, Row, Tx, utc_datetime, utc_epoch
-from k8stars.registry.store.schema import SQLITE_ADDED_COLUMNS, SQLITE_TABLES
+from k8stars.registry.store.schema import SQLITE_ADDED_COLUMNS, SQLITE_INDEXES, SQLITE_TABLES
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -119,6 +119,9 @@ class SqliteDatabase(Database):
 
     def ddl(self) -> list[str]:
         return list(SQLITE_TABLES)
+
+    def indexes(self) -> list[str]:
+        return list(SQLITE_INDEXES)
 
     async def columns(self, table: str) -> set[str]:
         return {str(r[1]) for r in await self.fetch(f"PRAGMA table_info({table})")}
