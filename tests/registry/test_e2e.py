@@ -59,6 +59,7 @@ class RegistryProcess:
             if "registry 0." in self.log.read_text() and _listening(self.port, self.host):
                 return
             time.sleep(0.05)
+        self.stop()  # never leave it behind
         raise AssertionError(f"registry did not start:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> int:
