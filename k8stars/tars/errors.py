@@ -82,7 +82,9 @@ class TarsRpcError(TarsError):
         if code is not None:
             self.code = code
         self.message = message
-        super().__init__(f"{code_name(self.code)} ({self.code}): {message}" if message else code_name(self.code))
+        name = code_name(self.code)
+        label = name if name == str(self.code) else f"{name} ({self.code})"  # business codes have no name
+        super().__init__(f"{label}: {message}" if message else label)
 
 
 class ServerDecodeError(TarsRpcError):
