@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -22,3 +23,12 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+# CI runs the property tests with fixed seeds so that a landing never depends on a lucky draw; developers get fresh
+# random examples on every run.
+if os.environ.get("CI") == "true":
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None)
+    settings.load_profile("ci")
