@@ -121,8 +121,9 @@ def _fail(message: str, code: int) -> NoReturn:
               help="Port of tars.tarsregistry.QueryObj (and of Registry unless --registry-port).")  # fmt: skip
 @click.option("--registry-port", envvar="K8STARS_REGISTRY_REGISTRY_PORT", type=int, default=None,
               help="Serve tars.tarsregistry.Registry on its own port.")  # fmt: skip
-@click.option("--store", envvar="K8STARS_REGISTRY_STORE", type=click.Choice(["sqlite", "mysql"]), default="sqlite",
-              show_default=True, help="Where endpoints are kept.")  # fmt: skip
+@click.option("--store", envvar="K8STARS_REGISTRY_STORE", type=click.Choice(["sqlite", "mysql", "kubernetes"]),
+              default="sqlite", show_default=True,
+              help="Where endpoints are kept (kubernetes: read from pods and TEndpoints).")  # fmt: skip
 @click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
               help="Directory of the SQLite store (default ~/.local/share/k8stars).")  # fmt: skip
 @click.option("--dsn", envvar="K8STARS_REGISTRY_DSN", default=None,
@@ -136,6 +137,10 @@ def _fail(message: str, code: int) -> NoReturn:
 @click.option("--node-name", envvar=["K8STARS_REGISTRY_NODE_NAME", "POD_IP"], default=None,
               help="Address clients reach this replica at, registered for its own servants (default: --host, or "
                    "this machine's IP when --host is a wildcard).")  # fmt: skip
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
+              help="--store kubernetes: kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
+@click.option("--namespace", "-n", envvar="K8STARS_REGISTRY_NAMESPACE", default=None,
+              help="--store kubernetes: watch one namespace only (default: all).")  # fmt: skip
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
     from k8stars.registry.app import ConfigError, StoreUnavailable, serve

@@ -71,6 +71,8 @@ class RegistryConfig:
     store: str = "sqlite"
     data_dir: str | None = None
     dsn: str | None = None
+    kubeconfig: str | None = None  # --store kubernetes
+    namespace: str | None = None  # --store kubernetes: one namespace (None: all)
     heartbeat_timeout: float = 60.0
     retention: float = 3600.0
     http_port: int = 9325  # 0: no HTTP listener
@@ -266,7 +268,10 @@ async def _quietly(aw: Awaitable[object]) -> None:
 
 def _open_store(config: RegistryConfig) -> Store:
     try:
-        return open_store(config.store, data_dir=config.data_path(), dsn=config.dsn)
+        return open_store(
+            config.store, data_dir=config.data_path(), dsn=config.dsn, kubeconfig=config.kubeconfig,
+            namespace=config.namespace,
+        )  # fmt: skip
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -283,6 +288,8 @@ async def serve(
     retention: float = 3600.0,
     http_port: int = 9325,
     node_name: str | None = None,
+    kubeconfig: str | None = None,
+    namespace: str | None = None,
 ) -> None:
     """Run the registry until stopped (what ``k8stars registry`` does). ConfigError for unusable options."""
     if not logging.getLogger().handlers:
@@ -291,5 +298,6 @@ async def serve(
         host=host, port=port, registry_port=registry_port, store=store, data_dir=data_dir, dsn=dsn,
         heartbeat_timeout=heartbeat_timeout, retention=retention, http_port=http_port,
         node_name=node_name or os.environ.get("POD_IP") or None,
+        kubeconfig=kubeconfig.split(os.pathsep)[0] if kubeconfig else None, namespace=namespace,
     )  # fmt: skip
     await RegistryServer(config).run()

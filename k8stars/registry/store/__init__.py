@@ -1,4 +1,5 @@
-"""Registry stores: one interface (:class:`Store`), SQL implementations over SQLite (embedded) and MySQL/MariaDB."""
+"""Registry stores: one interface (:class:`Store`), SQL implementations over SQLite (embedded) and MySQL/MariaDB,
+and a read-mostly one over the Kubernetes API (pods and TEndpoints)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ def sqlite_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / SQLITE_FILE
 
 
-def open_store(kind: str, *, data_dir: str | Path | None = None, dsn: str | None = None) -> Store:
-    """An unopened store of ``kind`` (``sqlite``: a file under ``data_dir``; ``mysql``: the database of ``dsn``).
+def open_store(
+    kind: str,
+    *,
+    data_dir: str | Path | None = None,
+    dsn: str | None = None,
+    kubeconfig: str | None = None,
+    namespace: str | None = None,
+) -> Store:
+    """An unopened store of ``kind`` (``sqlite``: a file under ``data_dir``; ``mysql``: the database of ``dsn``;
+    ``kubernetes``: pods and TEndpoints of ``namespace`` (all when None) through ``kubeconfig``).
     ValueError names what is missing or malformed."""
     if kind == "sqlite":
         from k8stars.registry.store.sqlite import SqliteDatabase
@@ -31,4 +40,8 @@ def open_store(kind: str, *, data_dir: str | Path | None = None, dsn: str | None
         if not dsn:
             raise ValueError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
         return SqlStore(MysqlDatabase(parse_dsn(dsn)))
-    raise ValueError(f"unknown store {kind!r} (sqlite or mysql)")
+    if kind == "kubernetes":
+        from k8stars.registry.store.kubernetes import KubernetesStore
+
+        return KubernetesStore(kubeconfig, namespace)
+    raise ValueError(f"unknown store {kind!r} (sqlite, mysql or kubernetes)")

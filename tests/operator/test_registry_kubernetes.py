@@ -1,0 +1,214 @@
+"""`k8stars registry --store kubernetes` on the real control plane: lookups follow pod readiness within 1 s, and
+the agents' reports (onStartup/keepAlive/onPrestop) set the pods' `tars.io/active` condition."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from operator_helpers import OperatorRunner, free_port, load_examples, until
+
+from k8stars.kube.client import Kube, Obj
+from k8stars.kube.resources import POD, TSERVER
+from k8stars.tars.protocol.queryf import QueryFProxy
+from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
+from k8stars.tars.rpc import Communicator
+from k8stars.testing.cluster import Cluster
+
+SERVANT = "Test.HelloServer.HelloObj"
+SELECTOR = "tars.io/ServerName=HelloServer"
+
+
+async def _pods(kube: Kube, namespace: str) -> list[Obj]:
+    items: list[Obj] = (await kube.list(POD, namespace, selector=SELECTOR))["items"]
+    return sorted(items, key=lambda p: str(p["metadata"]["name"]))
+
+
+def _condition(pod: Obj, kind: str) -> str | None:
+    for c in pod.get("status", {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return str(c.get("status"))
+    return None
+
+
+async def _set_active(kube: Kube, namespace: str, name: str, status: str) -> None:
+    condition = {"type": "tars.io/active", "status": status, "reason": "Test"}
+    await kube.request(
+        "PATCH", POD.path(namespace, name, "status"), body={"status": {"conditions": [condition]}},
+        content_type="application/strategic-merge-patch+json",
+    )  # fmt: skip
+
+
+async def _within(check: Callable[[], Awaitable[bool]], limit: float, what: str) -> float:
+    """Seconds until check() holds; fails unless within `limit`."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > limit:
+            raise AssertionError(f"{what}: not within {limit} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+class Registry:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, comm: Communicator) -> None:
+        self.proc = proc
+        self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}"
+        self.query = comm.string_to_proxy(QueryFProxy, self.locator)
+        self.registry = comm.string_to_proxy(
+            tarsregistryProxy, f"tars.tarsregistry.Registry@tcp -h 127.0.0.1 -p {port}"
+        )
+
+    async def endpoints(self, servant: str = SERVANT) -> tuple[set[str], set[str]]:
+        res = await self.query.findObjectById4Any(servant)
+        return {e.host for e in res.activeEp}, {e.host for e in res.inactiveEp}
+
+
+@pytest.fixture
+async def registry(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> AsyncIterator[Registry]:
+    port = free_port()
+    log = open(tmp_path / "registry.log", "wb")
+    argv = [sys.executable, "-m", "k8stars", "registry", "--store", "kubernetes", "--kubeconfig",
+            str(k8s_cluster.kubeconfig), "--namespace", namespace, "--port", str(port), "--http-port", "0",
+            "--data-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        async with Communicator() as comm:
+            reg = Registry(proc, port, comm)
+
+            async def up() -> bool:
+                assert proc.poll() is None, (tmp_path / "registry.log").read_text()
+                try:
+                    return bool(await reg.query.findObjectById("tars.tarsregistry.QueryObj"))
+                except Exception:
+                    return False
+
+            await until(up, timeout=30, what="the registry to answer")
+            yield reg
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+async def _tserver_with_pods(kube: Kube, namespace: str, replicas: int) -> list[Obj]:
+    (doc,) = load_examples("tserver.yaml")
+    doc = copy.deepcopy(doc)
+    doc["spec"]["k8s"]["replicas"] = replicas
+    await kube.create(TSERVER, namespace, doc)
+
+    async def running() -> list[Obj] | None:
+        pods = await _pods(kube, namespace)
+        ok = len(pods) == replicas and all(p["status"].get("phase") == "Running" and p["status"].get("podIP")
+                                           for p in pods)  # fmt: skip
+        return pods if ok else None
+
+    pods: list[Obj] = await until(running, timeout=30, what=f"{replicas} running pods")
+    return pods
+
+
+async def test_lookups_follow_pod_readiness(
+    kube: Kube, namespace: str, operator: OperatorRunner, registry: Registry
+) -> None:
+    pods = await _tserver_with_pods(kube, namespace, 2)
+    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    assert all(ip.startswith("127.64.") for ip in ips.values())
+
+    # Running, not Ready yet: listed, inactive.
+    async def listed_inactive() -> bool:
+        return await registry.endpoints() == (set(), set(ips.values()))
+
+    await until(listed_inactive, timeout=10, what="both pods listed as inactive")
+
+    # The pod becomes Ready -> an active endpoint within 1 s.
+    first, second = sorted(ips)
+    await _set_active(kube, namespace, first, "True")
+
+    async def first_active() -> bool:
+        return (await registry.endpoints())[0] == {ips[first]}
+
+    await _within(first_active, 1.0, "a Ready pod in the lookups")
+    await _set_active(kube, namespace, second, "True")
+
+    async def both_active() -> bool:
+        return (await registry.endpoints())[0] == set(ips.values())
+
+    await _within(both_active, 1.0, "the second Ready pod in the lookups")
+
+    # The real CLI, through the locator: the endpoints with the servant's port.
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "k8stars", "call", "--locator", registry.locator, "tars.tarsregistry.QueryObj",
+         "findObjectById", json.dumps({"id": SERVANT})],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)["ret"]
+    assert {(e["host"], e["port"], e["istcp"]) for e in answer} == {(ip, 10000, 1) for ip in ips.values()}
+
+    # Not Ready any more -> out of the active list within 1 s.
+    await _set_active(kube, namespace, second, "False")
+
+    async def second_inactive() -> bool:
+        return (await registry.endpoints())[0] == {ips[first]}
+
+    await _within(second_inactive, 1.0, "a pod that lost readiness leaving the active list")
+
+    # A deleted pod is gone from the active list within 1 s.
+    await kube.delete(POD, namespace, first)
+
+    async def first_gone() -> bool:
+        return ips[first] not in (await registry.endpoints())[0]
+
+    await _within(first_gone, 1.0, "a deleted pod leaving the lookups")
+
+
+async def test_agent_reports_set_the_active_condition(
+    kube: Kube, namespace: str, operator: OperatorRunner, registry: Registry
+) -> None:
+    (pod,) = await _tserver_with_pods(kube, namespace, 1)
+    ip = pod["status"]["podIP"]
+    adapters = [AdapterConf(SERVANT, f"tcp -h {ip} -p 10000 -t 60000")]
+
+    async def state(active: str | None, ready: str | None) -> bool:
+        (p,) = await _pods(kube, namespace)
+        return _condition(p, "tars.io/active") == active and _condition(p, "Ready") == ready
+
+    # What tarscli does: onStartup(activating), then keepAlive(active) once the server answers.
+    await registry.registry.onStartup(onStartupReq(ip, "Test", "HelloServer", adapters=adapters, State="activating"))
+    await until(lambda: state("False", "False"), timeout=5, what="tars.io/active False while activating")
+    assert (await registry.endpoints())[0] == set()
+
+    await registry.registry.keepAlive(keepAliveReq(ip, "active", "Test", "HelloServer"))
+    await until(lambda: state("True", "True"), timeout=5, what="tars.io/active True and the pod Ready")
+
+    async def active() -> bool:
+        return (await registry.endpoints())[0] == {ip}
+
+    await _within(active, 1.0, "the pod in the lookups once Ready")
+
+    # A repeated report writes nothing (the condition is unchanged).
+    (before,) = await _pods(kube, namespace)
+    await registry.registry.keepAlive(keepAliveReq(ip, "active", "Test", "HelloServer"))
+    await asyncio.sleep(0.3)
+    (after,) = await _pods(kube, namespace)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    # prestop: False, not Ready, out of the lookups.
+    await registry.registry.onPrestop(onPrestopReq(ip, "Test", "HelloServer"))
+    await until(lambda: state("False", "False"), timeout=5, what="tars.io/active False after onPrestop")
+
+    async def inactive() -> bool:
+        return (await registry.endpoints())[0] == set()
+
+    await _within(inactive, 1.0, "the pod leaving the lookups after onPrestop")
