@@ -123,8 +123,8 @@ def cli(ctx: click.Context) -> None:
 @env_options
 @genconf_options
 def genconf(**o: Any) -> None:
-    """Write $TARS_PATH/conf/<server>.conf and data/server_info.yaml from bin/_server_meta.yaml, with the pod IP and
-    free ports for ${random_port}."""
+    """Write $TARS_PATH/conf/<server>.conf and data/server_info.yaml from bin/_server_meta.yaml (or the file named by
+    $TARS_SERVER_META, as the operator mounts it), with the pod IP and free ports for ${random_port}."""
     from k8stars.tarscli.genconf import GenconfError
     from k8stars.tarscli.genconf import genconf as run
     from k8stars.tarscli.ports import PortAllocator

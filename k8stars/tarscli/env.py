@@ -18,6 +18,9 @@ DEFAULT_PORT_MIN = 13000
 DEFAULT_PORT_MAX = 16000
 
 META_FILE = "_server_meta.yaml"
+# Set by the k8stars operator (and K8SFramework-style manifests): the meta file mounted from the TServer's ConfigMap,
+# read instead of $TARS_PATH/bin/_server_meta.yaml.
+SERVER_META_ENV = "TARS_SERVER_META"
 SERVER_INFO_FILE = "server_info.yaml"
 CHECK_STATUS_FILE = "check_status"
 PRESTOP_FILE = "prestop"
@@ -106,6 +109,11 @@ class TarsEnv:
     @property
     def data_dir(self) -> Path:
         return self.tars_path / "data"
+
+    @property
+    def meta_path(self) -> Path:
+        """``$TARS_SERVER_META`` when set (the operator mounts the TServer's meta there), else bin/_server_meta.yaml."""
+        return Path(os.environ.get(SERVER_META_ENV) or self.bin_dir / META_FILE)
 
     def data(self, name: str) -> Path:
         return self.data_dir / name

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k8stars.tarscli import mergeconf
-from k8stars.tarscli.env import META_FILE, SERVER_INFO_FILE, SUPERVISOR_ENV, TarsEnv, parse_duration, write_atomic
+from k8stars.tarscli.env import (
+    META_FILE,
+    SERVER_INFO_FILE,
+    SERVER_META_ENV,
+    SUPERVISOR_ENV,
+    TarsEnv,
+    parse_duration,
+    write_atomic,
+)
 from k8stars.tarscli.meta import MetaError, ServerConf, ServerInfo, load_meta
 from k8stars.tarscli.ports import PortAllocator
 
@@ -198,7 +206,10 @@ def genconf(env: TarsEnv, opts: GenconfOptions, allocator: PortAllocator, node: 
     info = supervised_info(env)
     if info is None:
         try:
-            meta = load_meta(env.bin_dir / META_FILE)
+            path = env.meta_path
+            if path != env.bin_dir / META_FILE and not path.is_file():
+                raise GenconfError(f"{SERVER_META_ENV}={path}: no such file (is the server-meta ConfigMap mounted?)")
+            meta = load_meta(path)
         except MetaError as e:
             raise GenconfError(str(e)) from None
         conf = apply_options(meta, opts)

@@ -254,3 +254,25 @@ def test_no_free_port_is_an_error(tmp_path: Path) -> None:
         env = TarsEnv.create(str(tp), "127.0.0.5", port_min=port, port_max=port)
         with pytest.raises(GenconfError, match="no available port"):
             genconf(env, GenconfOptions(), PortAllocator(env.port_min, env.port_max))
+
+
+def test_operator_mounted_meta_is_read_from_tars_server_meta(tmp_path: Path) -> None:
+    """The operator mounts the TServer's meta at $TARS_SERVER_META; it wins over bin/_server_meta.yaml."""
+    from k8stars.operator.translate import server_meta
+
+    with open(Path(__file__).resolve().parents[2] / "examples" / "k8s" / "tserver.yaml") as f:
+        tserver = yaml.safe_load(f)
+    meta_dir = tmp_path / "tarsnode" / "meta"
+    meta_dir.mkdir(parents=True)
+    (meta_dir / "_server_meta.yaml").write_text(yaml.safe_dump(server_meta(tserver)))
+    tp = tars_dir(tmp_path / "tars")  # holds SIMPLE_META (App.SimpleServer), which must not be used
+    env = {"TARS_PATH": str(tp), "POD_IP": "127.0.0.5", "TARS_SERVER_META": str(meta_dir / "_server_meta.yaml")}
+    r = run_cli("genconf", env=env)
+    assert r.returncode == 0, r.stderr
+    parsed = TarsConfig.parse((tp / "conf" / "HelloServer.conf").read_text())
+    assert parsed.get("/tars/application/server<app>") == "Test"
+    assert parsed.get("/tars/application/server/Test.HelloServer.HelloObjAdapter<endpoint>") == (
+        "tcp -h 127.0.0.5 -p 10000 -t 60000"
+    )
+    missing = run_cli("genconf", env={**env, "TARS_SERVER_META": str(tmp_path / "nowhere.yaml")})
+    assert missing.returncode == 1 and "TARS_SERVER_META" in missing.stderr and "no such file" in missing.stderr
