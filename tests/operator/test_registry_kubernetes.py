@@ -212,3 +212,14 @@ async def test_agent_reports_set_the_active_condition(
         return (await registry.endpoints())[0] == set()
 
     await _within(inactive, 1.0, "the pod leaving the lookups after onPrestop")
+
+
+def test_unusable_kubeconfig_exits_1(tmp_path: Path) -> None:
+    missing = tmp_path / "no-kubeconfig"
+    out = subprocess.run(
+        [sys.executable, "-m", "k8stars", "registry", "--store", "kubernetes", "--kubeconfig", str(missing),
+         "--port", "0", "--http-port", "0", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "error: cannot open the kubernetes store" in out.stderr

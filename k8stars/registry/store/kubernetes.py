@@ -25,11 +25,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Coroutine
 from typing import Any
 
 from k8stars.kube import meta
-from k8stars.kube.client import Kube, Obj
+from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.informer import WatchCache, key_of
 from k8stars.kube.resources import POD, TENDPOINT
 from k8stars.registry.model import (
@@ -102,6 +102,7 @@ class KubernetesStore(Store):
         self._kube = kube
         self._own_kube = kube is None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
         self._pods: WatchCache | None = None
         self._endpoints: WatchCache | None = None
         # (namespace, app, server) -> servants
@@ -133,14 +134,20 @@ class KubernetesStore(Store):
             await asyncio.wait_for(
                 asyncio.gather(self._endpoints.synced.wait(), self._pods.synced.wait()), SYNC_TIMEOUT
             )
+        except TimeoutError:
+            await self.close()
+            raise RuntimeError(
+                f"pods and TEndpoints not listed within {SYNC_TIMEOUT:.0f} s (see the warnings above: API server "
+                "unreachable, k8s.tars.io CRDs not installed, or no get/list/watch on pods and tendpoints?)"
+            ) from None
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._pending]:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._pending, return_exceptions=True)
         self._tasks.clear()
         if self._kube is not None and self._own_kube:
             await self._kube.close()
@@ -177,7 +184,22 @@ class KubernetesStore(Store):
             self._pod_key[pk] = new
             self._by_key[new] = pk
             touched.add(new)
+            early = self._memory.pop(new, None)
+            if early is not None:
+                # the agent reported before the watch showed its pod: its state goes to the pod's condition now
+                self._later(self._set_active(pk, early.present_state))
         self._bump(touched)
+
+    def _later(self, aw: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            try:
+                await aw
+            except Exception as e:
+                log.warning("setting %s: %s", meta.ACTIVE_GATE, e)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _on_tendpoint(self, te: Obj, kind: str) -> None:
         spec = te.get("spec") or {}
@@ -268,10 +290,15 @@ class KubernetesStore(Store):
             condition["lastTransitionTime"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         # in a Task of its own: registration calls may start outside one (the TARS server runs handlers eagerly),
         # and aiohttp's timeouts need a current task
-        await asyncio.create_task(self.kube.request(
-            "PATCH", POD.path(pk[0], pk[1], "status"), body={"status": {"conditions": [condition]}},
-            content_type=_PATCH,
-        ))  # fmt: skip
+        try:
+            await asyncio.create_task(self.kube.request(
+                "PATCH", POD.path(pk[0], pk[1], "status"), body={"status": {"conditions": [condition]}},
+                content_type=_PATCH, query={"fieldManager": FIELD_MANAGER},
+            ))  # fmt: skip
+        except ApiException as e:
+            if e.status == 404:  # the pod is gone: nothing left to mark
+                return
+            raise
         log.info("pod %s/%s: %s=%s (%s)", pk[0], pk[1], meta.ACTIVE_GATE, status, reason)
 
     async def register(self, reg: Registration, now: float) -> Changes:
