@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from operator_helpers import OperatorRunner, free_port, load_examples, until
 
-from k8stars.kube.client import Kube, Obj
+from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import POD, TSERVER
+from k8stars.registry.model import AdapterSpec, registration
+from k8stars.registry.store.kubernetes import KubernetesStore
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
@@ -223,3 +225,47 @@ def test_unusable_kubeconfig_exits_1(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "error: cannot open the kubernetes store" in out.stderr
+
+
+RBAC_KINDS = {
+    "ServiceAccount": Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+    "Role": Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    "RoleBinding": Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+}
+
+
+async def test_framework_chart_rbac_is_enough_for_the_kubernetes_store(
+    kube: Kube, namespace: str, operator: OperatorRunner
+) -> None:
+    """The k8stars-framework chart with registry.store=kubernetes: its ServiceAccount may watch and mark the pods."""
+    from test_helm import FRAMEWORK, HELM, render_chart
+
+    if HELM is None:
+        pytest.skip("no helm binary (see tests/operator/test_helm.py)")
+    docs = render_chart(FRAMEWORK, "fw", namespace, "--set", "registry.store=kubernetes")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod_spec = deployment["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == "tars-registry"
+    assert {"--store=kubernetes", f"--namespace={namespace}"} <= set(pod_spec["containers"][0]["args"])
+    for doc in docs:
+        if doc["kind"] in RBAC_KINDS:
+            await kube.create(RBAC_KINDS[doc["kind"]], namespace, doc)
+
+    (pod,) = await _tserver_with_pods(kube, namespace, 1)
+    ip = pod["status"]["podIP"]
+    account = {"Impersonate-User": f"system:serviceaccount:{namespace}:tars-registry"}
+    store = KubernetesStore(namespace=namespace, kube=Kube(kube.api, headers=account))
+    await store.open()
+    try:
+        reg = registration(ip, "Test", "HelloServer", state="active",
+                           adapters=[AdapterSpec(SERVANT, f"tcp -h {ip} -p 10000 -t 60000")])  # fmt: skip
+        await store.register(reg, time.time())
+
+        async def ready() -> bool:
+            (p,) = await _pods(kube, namespace)
+            rows = await store.load()
+            return _condition(p, "Ready") == "True" and [r.present_state for r in rows] == ["active"]
+
+        await until(ready, timeout=10, what="the pod Ready through the chart's ServiceAccount")
+    finally:
+        await store.close()
