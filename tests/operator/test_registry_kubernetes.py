@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 from operator_helpers import OperatorRunner, free_port, load_examples, until
 
+from examples.hello.gen.hello import HelloProxy
 from k8stars.kube.client import Kube, Obj, Resource
-from k8stars.kube.resources import POD, TSERVER
+from k8stars.kube.resources import CONFIGMAP, POD, TSERVER
 from k8stars.registry.model import AdapterSpec, registration
 from k8stars.registry.store.kubernetes import KubernetesStore
 from k8stars.tars.protocol.queryf import QueryFProxy
@@ -103,10 +105,12 @@ async def registry(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> Asyn
         log.close()
 
 
-async def _tserver_with_pods(kube: Kube, namespace: str, replicas: int) -> list[Obj]:
+async def _tserver_with_pods(kube: Kube, namespace: str, replicas: int, only_hello: bool = False) -> list[Obj]:
     (doc,) = load_examples("tserver.yaml")
     doc = copy.deepcopy(doc)
     doc["spec"]["k8s"]["replicas"] = replicas
+    if only_hello:  # what examples/hello/server.py serves (the example also has AdminHttpObj)
+        doc["spec"]["tars"]["servants"] = doc["spec"]["tars"]["servants"][:1]
     await kube.create(TSERVER, namespace, doc)
 
     async def running() -> list[Obj] | None:
@@ -269,3 +273,79 @@ async def test_framework_chart_rbac_is_enough_for_the_kubernetes_store(
         await until(ready, timeout=10, what="the pod Ready through the chart's ServiceAccount")
     finally:
         await store.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"TARS_CHECK_INTERVAL": "1s", "TARS_REPORT_INTERVAL": "2s", "TARS_PRESTOP_WAITTIME": "1s",
+        "TARS_TERMINATION_GRACE_PERIOD": "30s", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+
+
+async def test_tarscli_in_an_operator_pod_makes_it_ready(
+    kube: Kube, namespace: str, operator: OperatorRunner, registry: Registry, tmp_path: Path
+) -> None:
+    """A real `tarscli supervisor` as the pod's agent (on the pod's 127.64.x IP, with the operator's meta file at
+    TARS_SERVER_META): the server comes up on the TServer's port, the registry sets tars.io/active, the pod turns
+    Ready, clients find and call it by name; prestop takes it out again."""
+    (pod,) = await _tserver_with_pods(kube, namespace, 1, only_hello=True)
+    ip, name = pod["status"]["podIP"], pod["metadata"]["name"]
+    configmap = await kube.get(CONFIGMAP, namespace, "test-helloserver-server-meta")
+    assert configmap is not None
+    meta = tmp_path / "tarsnode" / "meta" / "_server_meta.yaml"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(configmap["data"]["_server_meta.yaml"])
+    tars_path = tmp_path / "tars"  # no bin/_server_meta.yaml: everything comes from TARS_SERVER_META
+    (tars_path / "bin").mkdir(parents=True)
+    start = tars_path / "bin" / "start.sh"
+    start.write_text(f'#!/bin/sh\ncd "{ROOT}" && exec "{sys.executable}" -m examples.hello.server\n')
+    start.chmod(0o755)
+    env = {**os.environ, **FAST, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "TARS_PATH": str(tars_path), "POD_IP": ip, "TARS_SERVER_META": str(meta), "TARS_LOCATOR": registry.locator,
+           "TARS_NAMESPACE": namespace}  # fmt: skip
+    out = open(tmp_path / "supervisor.out", "wb")
+    agent = subprocess.Popen([sys.executable, "-m", "k8stars.tarscli", "supervisor"], env=env, stdout=out,
+                             stderr=subprocess.STDOUT, cwd=tars_path)  # fmt: skip
+    out.close()
+
+    def log() -> str:
+        path = tars_path / "log" / "supervisor.log"
+        return path.read_text()[-3000:] if path.exists() else (tmp_path / "supervisor.out").read_text()[-3000:]
+
+    try:
+
+        async def state(active: str, ready: str) -> bool:
+            assert agent.poll() is None, log()
+            (p,) = await _pods(kube, namespace)
+            return _condition(p, "tars.io/active") == active and _condition(p, "Ready") == ready
+
+        try:
+            await until(lambda: state("True", "True"), timeout=40, what=f"pod {name} Ready through tarscli")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{log()}") from None
+
+        async def listed() -> bool:  # on the TServer's port: the meta file came from TARS_SERVER_META
+            res = await registry.query.findObjectById4Any(SERVANT)
+            return [(e.host, e.port) for e in res.activeEp] == [(ip, 10000)]
+
+        await _within(listed, 1.0, "the Ready pod in the lookups")
+        async with Communicator(locator=registry.locator) as comm:
+            hello = comm.string_to_proxy(HelloProxy, SERVANT).tars_options(timeout_ms=3000)
+            assert await hello.sayHello("k8s") == "hello k8s"
+
+        prestop = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "k8stars.tarscli", "prestop"], env=env, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert prestop.returncode == 0, prestop.stdout + prestop.stderr
+        await until(lambda: state("False", "False"), timeout=10, what="tars.io/active False after prestop")
+
+        async def gone() -> bool:
+            return (await registry.endpoints())[0] == set()
+
+        await _within(gone, 1.0, "the pod out of the lookups after prestop")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(5)
