@@ -123,6 +123,19 @@ async def active_hosts(locator: str, obj: str) -> list[str]:
     return sorted(e.host for e in (await lookup(locator, obj))[0])
 
 
+async def wait_active_hosts(locator: str, obj: str, hosts: list[str], timeout: float = 10) -> None:
+    """Until the registry lists exactly ``hosts`` as active: an agent turns active locally before its keepAlive
+    reaches the registry, so a lookup right after must poll."""
+    deadline = time.monotonic() + timeout
+    last: list[str] = []
+    while time.monotonic() < deadline:
+        last = await active_hosts(locator, obj)
+        if last == hosts:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{obj}: active hosts {last}, expected {hosts} within {timeout}s")
+
+
 async def all_hosts(locator: str, obj: str) -> list[str]:
     active, inactive = await lookup(locator, obj)
     return sorted(e.host for e in active + inactive)

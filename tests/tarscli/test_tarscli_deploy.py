@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
-from tarscli_helpers import ROOT, Pod, RegistryProc, active_hosts
+from tarscli_helpers import ROOT, Pod, RegistryProc, wait_active_hosts
 
 from examples.hello.gen.hello import HelloProxy
 from k8stars.tars.rpc import Communicator
@@ -69,7 +69,7 @@ async def test_hello_image_scripts_under_the_supervisor(
     pod.env = {"TARS_LOCATOR": registry.locator, "SERVER_VERSION": "0.1.0"}
     pod.start()
     await pod.wait_state("active")
-    assert await active_hosts(registry.locator, "TestApp.HelloServer.HelloObj") == ["127.0.0.26"]
+    await wait_active_hosts(registry.locator, "TestApp.HelloServer.HelloObj", ["127.0.0.26"])
     assert await _serves(registry.locator) == "hello image"
 
 
@@ -94,5 +94,5 @@ async def test_base_image_start_script_execs_the_build_server(
     conf = (tp / "conf" / "Hello.conf").read_text()
     port = re.search(r"endpoint=tcp -h 127\.0\.0\.27 -p (\d+)", conf)
     assert port is not None
-    assert await active_hosts(registry.locator, "TestApp.HelloServer.HelloObj") == ["127.0.0.27"]
+    await wait_active_hosts(registry.locator, "TestApp.HelloServer.HelloObj", ["127.0.0.27"])
     assert await _serves(registry.locator) == "hello image"

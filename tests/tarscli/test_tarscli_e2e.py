@@ -29,6 +29,7 @@ from tarscli_helpers import (
     hello_start,
     lookup,
     peer_start,
+    wait_active_hosts,
     wait_for,
 )
 
@@ -81,7 +82,7 @@ async def test_three_frameworks_register_serve_and_deregister(
     for pod in (hello, node, go):
         await pod.wait_state("active")
         assert (await pod.tarscli("hzcheck"))[0] == 0
-        await wait_for(lambda p=pod: _equals(active_hosts(loc, p.servant()), [p.ip]), 10, "the active endpoint")
+        await wait_active_hosts(loc, pod.servant(), [pod.ip])
     # the servers that heartbeat to their node (k8stars Python, TarsGo) report to tarscli's ServerObj
     assert "health: ServerF heartbeats from TestApp.HelloServer" in hello.log()
     assert "health: ServerF heartbeats from App.EchoGo" in go.log()
@@ -146,9 +147,7 @@ async def test_crash_restart_is_reported_and_before_check_script_is_bounded(
     os.kill(first, signal.SIGKILL)
     await wait_for(lambda: pod.service_pid() not in (None, first), 15, "a restarted service")
     await pod.wait_state("active")
-    await wait_for(
-        lambda: _equals(active_hosts(registry.locator, pod.servant()), ["127.0.0.14"]), 10, "the active endpoint"
-    )
+    await wait_active_hosts(registry.locator, pod.servant(), ["127.0.0.14"])
     await wait_for(lambda: any("server down" in r.sMessage for r in notify.reports), 10, "the crash notification")
     report = next(r for r in notify.reports if "server down" in r.sMessage)
     assert (report.sApp, report.sServer, report.sNodeName, int(report.eLevel)) == ("TestApp", "HelloServer",
@@ -220,9 +219,7 @@ async def test_restart_on_a_new_ip_replaces_the_old_endpoint(registry: RegistryP
     old = pods("TestApp.HelloServer", "127.0.0.21", registry.locator, hello_start(), objects=("HelloObj",))
     old.start()
     await old.wait_state("active")
-    await wait_for(
-        lambda: _equals(active_hosts(registry.locator, old.servant()), ["127.0.0.21"]), 10, "the active endpoint"
-    )
+    await wait_active_hosts(registry.locator, old.servant(), ["127.0.0.21"])
     # the pod dies without prestop (node lost, OOM): the supervisor is SIGKILLed, its service follows it
     service = old.service_pid()
     assert old.proc is not None and service is not None

@@ -129,8 +129,23 @@ def test_port_leases_are_seen_by_other_processes() -> None:
     assert PortAllocator(port, port).allocate("tcp -h 127.0.0.1 -p 0") == port  # the lease died with its holder
 
 
+def _two_free_ports() -> int:
+    """A port p such that p and p+1 are free for TCP and UDP (other tests take ephemeral ports meanwhile)."""
+    for _ in range(50):
+        port = free_port("127.0.0.1")
+        try:
+            for p in (port, port + 1):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
 def test_ports_in_use_are_skipped_per_protocol() -> None:
-    port = free_port("127.0.0.1")
+    port = _two_free_ports()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", port))
         with pytest.raises(PortError):

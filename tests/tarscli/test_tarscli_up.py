@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tarscli_helpers import ROOT, active_hosts, wait_for
+from tarscli_helpers import ROOT, wait_active_hosts, wait_for
 
 from examples.hello.gen.hello import HelloProxy
 from k8stars.tars.rpc import Communicator
@@ -45,7 +45,7 @@ async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
         locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}"
         assert locator in text and "TestApp.HelloServer  pod IP 127.0.0.31  state active" in text, text
         assert re.search(r"TestApp\.HelloServer\.HelloObj\s+tcp -h 127\.0\.0\.31 -p \d+", text), text
-        assert await active_hosts(locator, "TestApp.HelloServer.HelloObj") == ["127.0.0.31"]
+        await wait_active_hosts(locator, "TestApp.HelloServer.HelloObj", ["127.0.0.31"])
         async with Communicator(locator=locator) as comm:
             assert await comm.string_to_proxy(HelloProxy, "TestApp.HelloServer.HelloObj").sayHello("up") == "hello up"
         supervisor = int(re.findall(r"tarscli supervisor pid (\d+)", text)[0])
