@@ -246,13 +246,13 @@ class RegistryServer:
 
     async def run(self) -> None:
         """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering this replica)."""
-        await self.start()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT):  # before starting: a stop during start-up is still clean
             try:
                 loop.add_signal_handler(sig, self.stopping.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        await self.start()
         try:
             await self.stopping.wait()
         finally:

@@ -297,8 +297,8 @@ def test_environment_variables(tmp_path: Path) -> None:
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        while not _listening(port) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while not (_listening(port) and _listening(http_port)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the TARS listener comes up before the HTTP one
         assert _listening(port) and _listening(http_port)
         assert (tmp_path / "d" / "registry.db").exists()
     finally:
