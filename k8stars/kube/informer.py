@@ -1,4 +1,4 @@
-"""A list+watch cache of one resource, for readers outside the operator (the registry's Kubernetes store).
+"""A list+watch cache of one resource (the operator's informers and the registry's Kubernetes store).
 
 Objects are kept as plain dicts by (namespace, name); every change calls ``on_change(obj, event_type)`` after the
 cache is updated (``SYNC`` for objects of a (re)list, ``DELETED`` for objects a relist no longer returns).
@@ -41,6 +41,9 @@ class WatchCache:
         self.watch_timeout = watch_timeout
         self.store: dict[Key, Obj] = {}
         self.synced = asyncio.Event()
+
+    def get(self, key: Key) -> Obj | None:
+        return self.store.get(key)
 
     async def run(self) -> None:
         backoff = 0.2

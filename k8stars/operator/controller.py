@@ -26,6 +26,7 @@ from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
+from k8stars.kube.informer import WatchCache, key_of
 from k8stars.kube.resources import (
     CONFIGMAP,
     DAEMONSET,
@@ -49,84 +50,6 @@ Key = tuple[str, str]  # (namespace, TServer name)
 
 def config_group(obj: Obj) -> str:
     return "/".join(str(obj.get(k, "")) for k in ("app", "server", "configName", "podSeq"))
-
-
-def _key(obj: Obj) -> Key:
-    md = obj["metadata"]
-    return (str(md.get("namespace", "")), str(md["name"]))
-
-
-class Informer:
-    """A list+watch cache of one resource (optionally one namespace, one label selector)."""
-
-    def __init__(
-        self,
-        kube: Kube,
-        res: Resource,
-        namespace: str | None,
-        selector: str | None,
-        on_change: Callable[[Obj, str], None],
-    ) -> None:
-        self.kube = kube
-        self.res = res
-        self.namespace = namespace
-        self.selector = selector
-        self.on_change = on_change
-        self.store: dict[Key, Obj] = {}
-        self.synced = asyncio.Event()
-
-    def get(self, key: Key) -> Obj | None:
-        return self.store.get(key)
-
-    async def run(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                version: str | None = await self._list()
-                backoff = 0.2
-                while version:
-                    version = await self._watch(version)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # network errors, apiserver restarts: relist after a pause
-                reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else repr(exc)
-                log.warning("%s informer: %s; relisting in %.1f s", self.res.plural, reason, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _list(self) -> str:
-        listing = await self.kube.list(self.res, self.namespace, selector=self.selector)
-        fresh = {_key(o): o for o in listing.get("items") or []}
-        gone = [o for k, o in self.store.items() if k not in fresh]
-        self.store = fresh
-        for obj in gone:
-            self.on_change(obj, "DELETED")
-        for obj in fresh.values():
-            self.on_change(obj, "SYNC")
-        self.synced.set()
-        return str(listing["metadata"]["resourceVersion"])
-
-    async def _watch(self, version: str) -> str | None:
-        """Consume one watch stream; returns the version to resume from, or None to relist."""
-        async for event in self.kube.watch(
-            self.res, self.namespace, resource_version=version, selector=self.selector, timeout_seconds=240
-        ):
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:  # too old: relist
-                    return None
-                raise RuntimeError(f"watch error: {obj.get('message')}")
-            version = str(obj.get("metadata", {}).get("resourceVersion", version))
-            if kind == "BOOKMARK":
-                continue
-            key = _key(obj)
-            if kind == "DELETED":
-                self.store.pop(key, None)
-            else:
-                self.store[key] = obj
-            self.on_change(obj, str(kind))
-        return version
 
 
 class WorkQueue:
@@ -191,14 +114,14 @@ class Operator:
         self.stats = Stats()
         self._failures: dict[Key, int] = {}
         owned = meta.SERVER_APP  # every object we own carries this label
-        self.tservers = Informer(kube, TSERVER, namespace, None, self._on_tserver)
-        self.statefulsets = Informer(kube, STATEFULSET, namespace, owned, self._on_owned)
-        self.daemonsets = Informer(kube, DAEMONSET, namespace, owned, self._on_owned)
-        self.services = Informer(kube, SERVICE, namespace, owned, self._on_owned)
-        self.configmaps = Informer(kube, CONFIGMAP, namespace, owned, self._on_owned)
-        self.endpoints = Informer(kube, TENDPOINT, namespace, owned, self._on_owned)
-        self.pods = Informer(kube, POD, namespace, owned, self._on_pod)
-        self.tconfigs = Informer(kube, TCONFIG, namespace, None, self._on_tconfig)
+        self.tservers = WatchCache(kube, TSERVER, namespace, None, self._on_tserver)
+        self.statefulsets = WatchCache(kube, STATEFULSET, namespace, owned, self._on_owned)
+        self.daemonsets = WatchCache(kube, DAEMONSET, namespace, owned, self._on_owned)
+        self.services = WatchCache(kube, SERVICE, namespace, owned, self._on_owned)
+        self.configmaps = WatchCache(kube, CONFIGMAP, namespace, owned, self._on_owned)
+        self.endpoints = WatchCache(kube, TENDPOINT, namespace, owned, self._on_owned)
+        self.pods = WatchCache(kube, POD, namespace, owned, self._on_pod)
+        self.tconfigs = WatchCache(kube, TCONFIG, namespace, None, self._on_tconfig)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
         self.informers.append(self.configmaps)
         self.informers.append(self.tconfigs)
@@ -251,7 +174,7 @@ class Operator:
                      active[-1]["metadata"]["name"])  # fmt: skip
 
     def _on_tserver(self, obj: Obj, kind: str) -> None:
-        self.queue.add(_key(obj))
+        self.queue.add(key_of(obj))
 
     def _on_owned(self, obj: Obj, kind: str) -> None:
         for ref in obj["metadata"].get("ownerReferences") or []:
@@ -265,10 +188,10 @@ class Operator:
                 server = (ns, str(ref["name"]))
                 members = self.pods_by_server.setdefault(server, set())
                 if kind == "DELETED":
-                    members.discard(_key(obj))
+                    members.discard(key_of(obj))
                     self.exited.setdefault(server, []).append(translate.exited_pod(obj))
                 else:
-                    members.add(_key(obj))
+                    members.add(key_of(obj))
                 self.queue.add(server)
 
     def server_pods(self, key: Key) -> list[Obj]:
