@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from k8stars.tarscli import mergeconf
+from k8stars.tars import confmerge
 from k8stars.tarscli.env import (
     META_FILE,
     SERVER_INFO_FILE,
@@ -170,8 +170,8 @@ def write(env: TarsEnv, info: ServerInfo, merge_conf: str | None) -> Path:
     if merge_conf:
         try:
             overlay = Path(merge_conf).read_text(encoding="utf-8")
-            text = mergeconf.merge_text(text, overlay)
-        except (OSError, mergeconf.MergeConfError) as e:
+            text = confmerge.merge_text(text, overlay)
+        except (OSError, confmerge.MergeConfError) as e:
             raise GenconfError(f"TARS_MERGE_CONF {merge_conf}: {e}") from None
     path = conf_path(env, info)
     try:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from k8stars.tars import confmerge
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.protocol.endpointf import EndpointF
 from k8stars.tars.protocol.nodef import ServerInfo as NodeServerInfo
 from k8stars.tars.protocol.queryf import QueryF_findObjectByIdInSameGroup_result, QueryFServant
 from k8stars.tars.rpc import Server
-from k8stars.tarscli import hzcheck, mergeconf
+from k8stars.tarscli import hzcheck
 from k8stars.tarscli.env import format_duration, parse_duration, write_atomic
 from k8stars.tarscli.framework import Framework, FrameworkError
 from k8stars.tarscli.meta import ServerConf, ServerInfo, load_meta
@@ -94,20 +95,20 @@ def test_merge_replaces_in_place_adds_after_and_keeps_comments() -> None:
     base = "<tars>\n  # top\n  a=1\n  b=2\n  <x>\n    k=v\n  </x>\n</tars>\n"
     overlay = ("<tars>\n  # new b\n  b=3\n  c\n  <x>\n    k=w\\=1\n  </x>\n  <y>\n    z=1\n  </y>\n</tars>\n"
                "<tars>\n  d=4\n</tars>\n")  # fmt: skip
-    out = mergeconf.merge_text(base, overlay)
+    out = confmerge.merge_text(base, overlay)
     assert out == ("<tars>\n  # top\n  a=1\n  # new b\n  b=3\n  c\n  d=4\n  <x>\n    k=w\\=1\n  </x>\n"
                    "  <y>\n    z=1\n  </y>\n</tars>\n")  # fmt: skip
-    assert mergeconf.merge_text(out, overlay) == out  # merging twice changes nothing (comments not doubled)
+    assert confmerge.merge_text(out, overlay) == out  # merging twice changes nothing (comments not doubled)
 
 
 def test_merge_skips_kind_clashes_and_reports_bad_files() -> None:
-    assert mergeconf.merge_text("<t>\n  a=1\n  <b>\n  </b>\n</t>\n", "<t>\n  <a>\n  </a>\n  b=2\n</t>\n") == (
+    assert confmerge.merge_text("<t>\n  a=1\n  <b>\n  </b>\n</t>\n", "<t>\n  <a>\n  </a>\n  b=2\n</t>\n") == (
         "<t>\n  a=1\n  <b>\n  </b>\n</t>\n"
     )
-    with pytest.raises(mergeconf.MergeConfError, match="xml end not match :b"):
-        mergeconf.parse("<a>\n</b>\n")
-    with pytest.raises(mergeconf.MergeConfError, match="never closed"):
-        mergeconf.parse("<a>\n")
+    with pytest.raises(confmerge.MergeConfError, match="xml end not match :b"):
+        confmerge.parse("<a>\n</b>\n")
+    with pytest.raises(confmerge.MergeConfError, match="never closed"):
+        confmerge.parse("<a>\n")
 
 
 # -- ports -----------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""TARS_MERGE_CONF: merge a TARS config file (TC_Config syntax) over the generated one, keeping order and comments.
+"""Merge one TARS config file (TC_Config syntax) over another, keeping order and comments: tarscli's TARS_MERGE_CONF,
+TTemplate parents and children, a TServer's profile over its template.
 
 K8STARS kept children in a Go map, so a merged file came out in random order without its comments. Here the tree
 keeps every line in file order: a value from the overlay replaces the base value in place, new keys and domains are
