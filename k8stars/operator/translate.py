@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import Obj
+from k8stars.tars import confmerge
 
 HASH_ANNOTATION = "k8stars.io/spec-hash"
 SERVER_META_HASH = "k8stars.io/server-meta-hash"  # on the pod template: servant changes roll the pods
 SERVER_META_KEY = "_server_meta.yaml"
+TEMPLATE_KEY = "template.conf"  # beside the meta file: the TTemplate chain and the profile, for tarscli to render
 SERVER_META_VOLUME = "server-meta"
 SERVER_META_MOUNT = "/tarsnode/meta"
 TARSNODE_WORK_DIR = "tarsnode-work-dir"
@@ -578,12 +581,60 @@ def server_meta(ts: Obj) -> Obj:
     }
 
 
-def server_meta_configmap(ts: Obj) -> Obj:
+class TemplateError(ValueError):
+    """A TServer's TTemplate chain cannot be resolved (missing template or parent, a loop, unparsable content)."""
+
+
+def template_chain(name: str, templates: Mapping[str, Obj]) -> list[Obj]:
+    """The TTemplate `name` and its ancestors, root first (the root is its own parent, or has none)."""
+    chain: list[Obj] = []
+    seen: set[str] = set()
+    while name not in seen:
+        tt = templates.get(name)
+        if tt is None:
+            raise TemplateError(f"TTemplate {name!r} not found" + (f" (parent of {chain[0]['metadata']['name']!r})"
+                                                                   if chain else ""))  # fmt: skip
+        seen.add(name)
+        chain.insert(0, tt)
+        name = str((tt.get("spec") or {}).get("parent") or name)
+    if name != chain[0]["metadata"]["name"]:
+        raise TemplateError(f"TTemplate {name!r}: its parents form a loop")
+    return chain
+
+
+def server_template(ts: Obj, templates: Mapping[str, Obj]) -> str:
+    """The TServer's config template as tarscli renders it in each pod: every TTemplate of the chain merged over its
+    parent, then `spec.tars.profile` over the result (K8SFramework's order: a child and the profile win); the
+    `${...}` variables stay for the pod to fill."""
+    tars = _spec(ts).get("tars") or {}
+    name = str(tars.get("template") or "")
+    if not name:
+        return ""
+    text = ""
+    layers = [(str(t["metadata"]["name"]), str((t.get("spec") or {}).get("content") or ""))
+              for t in template_chain(name, templates)]  # fmt: skip
+    layers.append(("profile", str(tars.get("profile") or "")))
+    for what, content in layers:
+        if not content.strip():
+            continue
+        try:
+            text = confmerge.merge_text(text, content)
+        except confmerge.MergeConfError as e:
+            raise TemplateError(f"{what}: {e}") from None
+    return text
+
+
+def server_meta_configmap(ts: Obj, template: str = "") -> Obj:
+    """The agent's inputs. The template is not part of SERVER_META_HASH: a template or profile edit reaches the pods
+    at their next start, as in K8SFramework, instead of rolling every server that uses the template."""
+    data = {SERVER_META_KEY: json.dumps(server_meta(ts), indent=2, sort_keys=False) + "\n"}
+    if template:
+        data[TEMPLATE_KEY] = template
     body: Obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {**_object_meta(ts), "name": server_meta_name(ts)},
-        "data": {SERVER_META_KEY: json.dumps(server_meta(ts), indent=2, sort_keys=False) + "\n"},
+        "data": data,
     }
     body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
     return body

@@ -28,6 +28,8 @@ from k8stars.tarscli.ports import PortAllocator
 
 log = logging.getLogger("tarscli")
 
+TEMPLATE_ENV = "TARS_SERVER_TEMPLATE"
+TEMPLATE_FILE = "template.conf"  # beside the meta file, as the operator's server-meta ConfigMap mounts it
 RANDOM_PORT = "${random_port}"
 LOCAL_IP = "${local_ip}"
 NAMESPACE = "${namespace}"
@@ -161,12 +163,63 @@ def render(info: ServerInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
+def template_path(env: TarsEnv) -> Path | None:
+    """``$TARS_SERVER_TEMPLATE``, else ``template.conf`` beside the meta file when there is one."""
+    given = os.environ.get(TEMPLATE_ENV)
+    if given:
+        return Path(given)
+    beside = env.meta_path.parent / TEMPLATE_FILE
+    return beside if beside.is_file() else None
+
+
+def template_vars(info: ServerInfo) -> dict[str, str]:
+    """The variables of a TTemplate, filled for this pod (the names K8SFramework's and classic TARS's nodes use)."""
+    c = info.conf
+    base = str(info.tars_path).rstrip("/")
+    return {
+        "app": c.application,
+        "server": c.server,
+        "localip": info.local_ip,
+        "local": c.local,
+        "locator": c.locator,
+        "enableset": "y" if c.set_id else "n",
+        "setdivision": c.set_id,
+        "asyncthread": str(c.asyncThreadNum),
+        "modulename": c.name,
+        "basepath": f"{base}/bin/",
+        "datapath": f"{base}/data/",
+        "logpath": f"{base}/log/",
+        "mainclass": f"com.qq.{c.application.lower()}.{c.server.lower()}.{c.server}",
+    }
+
+
+def fill_template(template: str, info: ServerInfo) -> str:
+    """Replace the known ``${name}`` variables; others stay as written (a server may use its own)."""
+    for name, value in template_vars(info).items():
+        template = template.replace("${" + name + "}", value)
+    return template
+
+
+def apply_template(text: str, env: TarsEnv, info: ServerInfo) -> str:
+    """The generated config with the server's template (TTemplate chain + profile) merged over it: the template
+    chooses timeouts, log levels, framework objects; its variables carry this pod's identity, so the result still
+    names this pod's IP, ports and paths. The adapters stay the generated ones."""
+    path = template_path(env)
+    if path is None:
+        return text
+    try:
+        template = path.read_text(encoding="utf-8")
+        return confmerge.merge_text(text, fill_template(template, info))
+    except (OSError, confmerge.MergeConfError) as e:
+        raise GenconfError(f"server template {path}: {e}") from None
+
+
 def conf_path(env: TarsEnv, info: ServerInfo) -> Path:
     return env.conf_dir / f"{info.build_server or info.conf.server}.conf"
 
 
 def write(env: TarsEnv, info: ServerInfo, merge_conf: str | None) -> Path:
-    text = render(info)
+    text = apply_template(render(info), env, info)
     if merge_conf:
         try:
             overlay = Path(merge_conf).read_text(encoding="utf-8")

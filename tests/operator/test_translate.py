@@ -131,3 +131,43 @@ def test_no_release_means_no_pods() -> None:
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == " "
     assert sts["spec"]["template"]["spec"]["initContainers"][0]["image"] == " "
     assert "imagePullSecrets" not in sts["spec"]["template"]["spec"]
+
+
+# --- the server template -------------------------------------------------------------------------------------------
+def _tt(name: str, parent: str, content: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"parent": parent, "content": content}}
+
+
+def test_template_chain_merges_root_first_then_profile() -> None:
+    templates = {
+        "tars.default": _tt("tars.default", "tars.default", "<tars>\n  a=1\n  b=1\n  c=1\n</tars>\n"),
+        "tars.cpp": _tt("tars.cpp", "tars.default", "<tars>\n  b=2\n  c=2\n</tars>\n"),
+        "mine": _tt("mine", "tars.cpp", "<tars>\n  c=3\n</tars>\n"),
+    }
+    ts = _ts()
+    ts["spec"]["tars"].update(template="mine", profile="<tars>\n  d=${app}\n</tars>\n")
+    assert translate.server_template(ts, templates) == "<tars>\n  a=1\n  b=2\n  c=3\n  d=${app}\n</tars>\n"
+    assert [t["metadata"]["name"] for t in translate.template_chain("mine", templates)] == [
+        "tars.default", "tars.cpp", "mine"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("templates", "message"),
+    [
+        ({}, "TTemplate 'tars.cpp' not found"),
+        ({"tars.cpp": _tt("tars.cpp", "gone", "")}, "TTemplate 'gone' not found (parent of 'tars.cpp')"),
+        ({"tars.cpp": _tt("tars.cpp", "x", ""), "x": _tt("x", "tars.cpp", "")}, "parents form a loop"),
+        ({"tars.cpp": _tt("tars.cpp", "tars.cpp", "<tars>\n")}, "tars.cpp: <tars> is never closed"),
+    ],
+)
+def test_template_errors_are_clear(templates: dict[str, Any], message: str) -> None:
+    with pytest.raises(translate.TemplateError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        translate.server_template(_ts(), templates)
+
+
+def test_template_is_not_part_of_the_pod_template_hash() -> None:
+    ts = _ts()
+    a = translate.server_meta_configmap(ts, "<tars>\n  a=1\n</tars>\n")
+    b = translate.server_meta_configmap(ts, "<tars>\n  a=2\n</tars>\n")
+    assert a["metadata"]["annotations"] != b["metadata"]["annotations"]  # the ConfigMap follows the template
+    assert translate.TEMPLATE_KEY not in translate.server_meta_configmap(ts)["data"]

@@ -276,3 +276,37 @@ def test_operator_mounted_meta_is_read_from_tars_server_meta(tmp_path: Path) -> 
     )
     missing = run_cli("genconf", env={**env, "TARS_SERVER_META": str(tmp_path / "nowhere.yaml")})
     assert missing.returncode == 1 and "TARS_SERVER_META" in missing.stderr and "no such file" in missing.stderr
+
+
+def test_server_template_beside_the_meta_file_is_filled_per_pod(tmp_path: Path) -> None:
+    """The operator mounts template.conf (TTemplate chain + profile) beside the meta file; its variables get this
+    pod's values, its settings win over the generated ones, TARS_MERGE_CONF still goes last."""
+    tp = tars_dir(tmp_path)
+    (tp / "bin" / "template.conf").write_text(
+        "<tars>\n  <application>\n    <client>\n      sync-invoke-timeout=1234\n    </client>\n    <server>\n"
+        "      localip=${localip}\n      logpath=${logpath}\n      mine=${app}.${server}@${localip}\n"
+        "      custom=${custom}\n      mainclass=${mainclass}\n    </server>\n  </application>\n</tars>\n"
+    )
+    overlay = tmp_path / "merge.conf"
+    overlay.write_text("<tars>\n  <application>\n    <client>\n      sync-invoke-timeout=999\n    </client>\n"
+                       "  </application>\n</tars>\n")  # fmt: skip
+    r = run_cli("genconf", env={"TARS_PATH": str(tp), "POD_IP": "127.0.0.6", "TARS_MERGE_CONF": str(overlay)})
+    assert r.returncode == 0, r.stderr
+    conf = TarsConfig.load(tp / "conf" / "SimpleServer.conf")
+    server = "/tars/application/server"
+    assert conf.get(f"{server}<mine>") == "App.SimpleServer@127.0.0.6"
+    assert conf.get(f"{server}<localip>") == "127.0.0.6"
+    assert conf.get(f"{server}<custom>") == "${custom}"  # not ours to fill
+    assert conf.get(f"{server}<mainclass>") == "com.qq.app.simpleserver.SimpleServer"
+    assert conf.get("/tars/application/client<sync-invoke-timeout>") == "999"
+    assert str(conf.get(f"{server}/App.SimpleServer.MainObjAdapter<endpoint>")).startswith("tcp -h 127.0.0.6 -p ")
+
+
+def test_broken_server_template_is_a_clear_error(tmp_path: Path) -> None:
+    tp = tars_dir(tmp_path)
+    broken = tmp_path / "broken.conf"
+    broken.write_text("<tars>\n  <server>\n</tars>\n")
+    r = run_cli("genconf", env={"TARS_PATH": str(tp), "POD_IP": "127.0.0.6", "TARS_SERVER_TEMPLATE": str(broken)})
+    assert r.returncode != 0
+    assert f"server template {broken}: line 3: xml end not match :tars" in r.stderr
+    assert not (tp / "conf" / "SimpleServer.conf").exists()  # nothing half-written
