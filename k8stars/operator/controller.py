@@ -38,6 +38,7 @@ from k8stars.kube.resources import (
     TEXITEDRECORD,
     TIMAGE,
     TSERVER,
+    TTEMPLATE,
     TTREE,
 )
 
@@ -124,6 +125,8 @@ class Operator:
         self.tconfigs = WatchCache(kube, TCONFIG, namespace, None, self._on_tconfig)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
         self.informers.append(self.configmaps)
+        self.ttemplates = WatchCache(kube, TTEMPLATE, namespace, None, self._on_ttemplate)
+        self.informers.append(self.ttemplates)
         self.informers.append(self.tconfigs)
         self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
         self.pods_by_server: dict[Key, set[Key]] = {}
@@ -175,6 +178,34 @@ class Operator:
 
     def _on_tserver(self, obj: Obj, kind: str) -> None:
         self.queue.add(key_of(obj))
+
+    def templates(self, namespace: str) -> dict[str, Obj]:
+        return {name: tt for (ns, name), tt in self.ttemplates.store.items() if ns == namespace}
+
+    def _on_ttemplate(self, obj: Obj, kind: str) -> None:
+        """A template edit reaches every TServer whose chain holds it (their server-meta ConfigMaps change)."""
+        namespace, name = key_of(obj)
+        templates = self.templates(namespace)
+        for key, ts in list(self.tservers.store.items()):
+            wanted = str(((ts.get("spec") or {}).get("tars") or {}).get("template") or "")
+            if key[0] != namespace or not wanted:
+                continue
+            try:
+                chain = {str(t["metadata"]["name"]) for t in translate.template_chain(wanted, templates)}
+            except translate.TemplateError:
+                chain = {wanted}
+            if name in chain:
+                self.queue.add(key)
+
+    def _server_template(self, ts: Obj, current: Obj | None) -> str:
+        """The merged template; when it cannot be resolved the ConfigMap keeps what it had (pods still start with
+        the last good template) and the reason is logged."""
+        namespace = str(ts["metadata"]["namespace"])
+        try:
+            return translate.server_template(ts, self.templates(namespace))
+        except translate.TemplateError as e:
+            log.warning("TServer %s/%s: %s; keeping the last template", namespace, ts["metadata"]["name"], e)
+            return str(((current or {}).get("data") or {}).get(translate.TEMPLATE_KEY) or "")
 
     def _on_owned(self, obj: Obj, kind: str) -> None:
         for ref in obj["metadata"].get("ownerReferences") or []:
@@ -252,7 +283,8 @@ class Operator:
         daemon = bool(((ts.get("spec") or {}).get("k8s") or {}).get("daemonSet"))
         if translate.is_tars(ts):  # before the pods that mount it
             meta_map = self.configmaps.get((namespace, translate.server_meta_name(ts)))
-            await self._ensure(CONFIGMAP, meta_map, translate.server_meta_configmap(ts), "configmap")
+            desired_map = translate.server_meta_configmap(ts, self._server_template(ts, meta_map))
+            await self._ensure(CONFIGMAP, meta_map, desired_map, "configmap")
         sts = self.statefulsets.get(key)
         ds = self.daemonsets.get(key)
         if daemon:
