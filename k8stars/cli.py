@@ -156,6 +156,35 @@ def registry(**options: Any) -> None:
         pass
 
 
+# --- config service: tars.tarsconfig.ConfigObj over TConfigs; the implementation lives in k8stars.services.config --
+@main.command("config")
+@click.option("--endpoint", envvar="K8STARS_CONFIG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10001 -t 60000",
+              show_default=True, help="Endpoint of tars.tarsconfig.ConfigObj (and AdminObj).")  # fmt: skip
+@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
+              help="Registry QueryObj proxy: register as tars.tarsconfig with it (default: no registration).")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_CONFIG_NODE_NAME", "POD_IP"], default=None,
+              help="Address registered for ConfigObj (default: the endpoint's host, or this machine's IP when it "
+                   "is a wildcard).")  # fmt: skip
+@click.option("--namespace", "-n", envvar=["K8STARS_CONFIG_NAMESPACE", "POD_NAMESPACE"], default=None,
+              help="Namespace whose TConfigs and pods are served (required).")  # fmt: skip
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
+              help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
+@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+def config(**options: Any) -> None:
+    """Run the TARS config service: ConfigF answered from TConfigs, the pod level overriding the server level."""
+    from k8stars.services.config.app import ConfigServiceError, serve
+    from k8stars.tars.rpc.loop import run
+
+    try:
+        run(serve(**options))
+    except ConfigServiceError as e:
+        _fail(str(e), 2)
+    except RuntimeError as e:  # the cluster could not be listed (unreachable, no CRDs, no rights)
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+
+
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
 @main.command("up")
 @click.option("--data-dir", envvar="K8STARS_UP_DATA_DIR", type=click.Path(file_okay=False), default=None,

@@ -1,0 +1,206 @@
+"""``k8stars config``: the config service as a process.
+
+One listener (``--endpoint``) serves ``tars.tarsconfig.ConfigObj`` and ``AdminObj`` (the usual ``tars.*``
+commands). With ``--locator`` the service registers itself with the registry as application ``tars``, server
+``tarsconfig`` (K8STARS ``onStartup`` to ``tars.tarsregistry.Registry``, found through the locator, then
+``keepAlive`` every 10 s and ``onPrestop`` when it stops), so that every server's ``config=tars.tarsconfig.ConfigObj``
+resolves by name through QueryF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+
+from k8stars import __version__
+from k8stars.services.config.servant import ConfigImp
+from k8stars.services.config.store import KubernetesConfigStore
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
+from k8stars.tars.rpc import AdapterConfig, Application, Communicator
+from k8stars.tars.rpc.application import AdminServant, ServerSettings
+
+log = logging.getLogger("k8stars.services.config")
+
+APPLICATION, SERVER = "tars", "tarsconfig"
+CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
+REGISTRY_OBJ = "tars.tarsregistry.Registry"
+DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10001 -t 60000"  # ConfigObj's port in a classic TARS install
+KEEPALIVE_INTERVAL = 10.0  # seconds, as the registry's own heartbeat and tarscli do
+ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for (it restarted, or was cleaned)
+_WILDCARD = {"0.0.0.0", "*", "::", ""}
+
+
+class ConfigServiceError(ValueError):
+    """An option that cannot work; the message names it."""
+
+
+@dataclass
+class ConfigServiceOptions:
+    namespace: str = ""
+    endpoint: str = DEFAULT_ENDPOINT
+    locator: str = ""  # the registry's QueryObj proxy; empty: no self-registration
+    node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
+    kubeconfig: str | None = None
+    log_level: str = "INFO"
+
+    def parsed_endpoint(self) -> Endpoint:
+        try:
+            return Endpoint.parse(self.endpoint)
+        except ValueError as e:
+            raise ConfigServiceError(f"--endpoint: {e}") from None
+
+    def check(self) -> None:
+        if not self.namespace:
+            raise ConfigServiceError("--namespace is required (env K8STARS_CONFIG_NAMESPACE or POD_NAMESPACE)")
+        self.parsed_endpoint()
+        if self.locator and "@" not in self.locator:
+            raise ConfigServiceError(
+                f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT"
+            )
+
+
+def _local_ip() -> str:
+    """This machine's address towards the network (no packet is sent), for a wildcard listener."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.0.0.1", 80))
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+class _App(Application):
+    """An Application whose AdminObj.shutdown also ends ConfigService.run."""
+
+    def __init__(self, settings: ServerSettings, stopping: asyncio.Event) -> None:
+        super().__init__(settings)
+        self._stopping = stopping
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self._stopping.set()
+
+
+class ConfigService:
+    """Store, ConfigObj + AdminObj listener and self-registration, started and stopped as one."""
+
+    def __init__(self, options: ConfigServiceOptions, store: KubernetesConfigStore | None = None) -> None:
+        options.check()
+        self.options = options
+        self.store = store or KubernetesConfigStore(options.namespace, options.kubeconfig)
+        self.stopping = asyncio.Event()
+        ep = options.parsed_endpoint()
+        adapter = AdapterConfig(CONFIG_OBJ + "Adapter", ep, CONFIG_OBJ, max_conns=100000)
+        settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
+        self.app = _App(settings, self.stopping)
+        self._registry: tarsregistryProxy | None = None
+        self._comm: Communicator | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.app.adapter_endpoint(CONFIG_OBJ)
+
+    @property
+    def node(self) -> str:
+        host = self.endpoint.host
+        return self.options.node_name or (_local_ip() if host in _WILDCARD else host)
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            adapter = self.app.server.adapters[CONFIG_OBJ + "Adapter"]
+            adapter.add_servant(CONFIG_OBJ, ConfigImp(self.store))
+            adapter.add_servant("AdminObj", AdminServant(self.app))
+            await self.app.start()
+            if self.options.locator:
+                self._comm = Communicator(locator=self.options.locator)
+                self._registry = self._comm.string_to_proxy(tarsregistryProxy, REGISTRY_OBJ)
+                self._heartbeat = asyncio.create_task(self._register_loop(), name="config-registration")
+        except BaseException:
+            await self.stop()
+            raise
+        registered = f", registering as {self.node} through {self.options.locator}" if self.options.locator else ""
+        log.info("config %s: %s@%s, namespace %s%s", __version__, CONFIG_OBJ, self.endpoint, self.options.namespace,
+                 registered)  # fmt: skip
+
+    def _startup_request(self) -> onStartupReq:
+        node, ep = self.node, self.endpoint
+        adapter = AdapterConf(CONFIG_OBJ, f"tcp -h {node} -p {ep.port} -t {ep.timeout or 60000}", "tars", 100000, 1,
+                              10000, 60000)  # fmt: skip
+        return onStartupReq(node, APPLICATION, SERVER, adapters=[adapter], State="active", Version=__version__)
+
+    async def _register_loop(self) -> None:
+        """onStartup until it works (the registry may start after us), then keepAlive; re-register when the
+        registry has forgotten us."""
+        assert self._registry is not None
+        registered = False
+        while True:
+            try:
+                if not registered:
+                    await self._registry.onStartup(self._startup_request())
+                    registered = True
+                    log.info("registered %s with the registry", CONFIG_OBJ)
+                else:
+                    await self._registry.keepAlive(keepAliveReq(self.node, "active", APPLICATION, SERVER))
+            except TarsRpcError as e:
+                registered = registered and e.code != ERR_NOT_REGISTERED
+                log.warning("registry %s: %s", "keepAlive" if registered else "onStartup", e)
+            except Exception as e:  # e.g. the locator cannot resolve the Registry servant yet
+                log.warning("registry: %s", e)
+            await asyncio.sleep(KEEPALIVE_INTERVAL if registered else 2.0)
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._registry is not None:
+            with contextlib.suppress(Exception):
+                await self._registry.tars_options(timeout_ms=1000).onPrestop(
+                    onPrestopReq(self.node, APPLICATION, SERVER)
+                )
+            self._registry = None
+        if self._comm is not None:
+            await self._comm.close()
+            self._comm = None
+        await self.app.stop()
+        await self.store.close()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+
+
+async def serve(
+    *,
+    namespace: str | None,
+    endpoint: str = DEFAULT_ENDPOINT,
+    locator: str | None = None,
+    node_name: str | None = None,
+    kubeconfig: str | None = None,
+    log_level: str = "INFO",
+) -> None:
+    """Run the config service until stopped (what ``k8stars config`` does). ConfigServiceError for bad options."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = ConfigServiceOptions(
+        namespace=namespace or "", endpoint=endpoint, locator=locator or "", node_name=node_name or "",
+        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level,
+    )  # fmt: skip
+    await ConfigService(options).run()

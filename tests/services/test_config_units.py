@@ -1,0 +1,118 @@
+"""The config servant over an in-memory index: override rule, host resolution, every ConfigF operation's answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from k8stars.services.config.app import ConfigServiceError, ConfigServiceOptions
+from k8stars.services.config.servant import ConfigImp, ordinal_from_name, split_app_server
+from k8stars.services.config.store import ConfigIndex, entry_of
+from k8stars.tars.protocol.configf import ConfigInfo, GetConfigListInfo
+
+
+def tconfig(name: str, app: str, server: str, file: str, seq: str, content: str, **extra: Any) -> dict[str, Any]:
+    labels = extra.pop("labels", {})
+    md = {"namespace": "ns", "name": name, "labels": labels,
+          "creationTimestamp": extra.pop("created", "2026-01-01T00:00:00Z")}  # fmt: skip
+    return {"metadata": md, "app": app, "server": server, "configName": file, "podSeq": seq,
+            "configContent": content, "activated": extra.pop("activated", True), **extra}  # fmt: skip
+
+
+def pod(name: str, ip: str, phase: str = "Running") -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name}, "status": {"podIP": ip, "phase": phase}}
+
+
+@pytest.fixture
+def index() -> ConfigIndex:
+    ix = ConfigIndex()
+    ix.put_config(tconfig("m", "Test", "HelloServer", "hello.conf", "m", "<a>\nlevel=server\n</a>"))
+    ix.put_config(tconfig("p1", "Test", "HelloServer", "hello.conf", "1", "<a>\nlevel=pod1\n</a>"))
+    ix.put_config(tconfig("app", "Test", "", "common.conf", "m", "shared=1"))
+    ix.put_config(tconfig("bad", "Test", "HelloServer", "bad.conf", "m", "<a>\nx=1\n"))
+    ix.put_pod(pod("test-helloserver-0", "127.64.1.10"))
+    ix.put_pod(pod("test-helloserver-1", "127.64.1.11"))
+    return ix
+
+
+def test_ordinal_from_name() -> None:
+    assert ordinal_from_name("test-helloserver-1", "Test", "HelloServer") == 1
+    assert ordinal_from_name("test-helloserver-12.test-helloserver.ns.svc", "Test", "HelloServer") == 12
+    assert ordinal_from_name("test-helloserver-x", "Test", "HelloServer") is None
+    assert ordinal_from_name("test-other-1", "Test", "HelloServer") is None
+    assert ordinal_from_name("test-helloserver-", "Test", "HelloServer") is None
+    assert split_app_server("Test") == ("Test", "")
+    assert split_app_server("Test.HelloServer") == ("Test", "HelloServer")
+    for bad in ("", "a.b.c", ".x", "x."):
+        with pytest.raises(ValueError, match="bad appServerName"):
+            split_app_server(bad)
+
+
+def test_only_activated_not_deleting_count() -> None:
+    assert entry_of(tconfig("a", "T", "S", "f", "m", "c")) is not None
+    assert entry_of(tconfig("a", "T", "S", "f", "m", "c", activated=False)) is None
+    assert entry_of(tconfig("a", "T", "S", "f", "m", "c", labels={"tars.io/Deleting": "true"})) is None
+    assert entry_of(tconfig("a", "", "S", "f", "m", "c")) is None  # no app
+
+
+async def test_pod_level_overrides_server_level(index: ConfigIndex) -> None:
+    imp = ConfigImp(index)
+    assert await imp.loadConfigByHost("Test.HelloServer", "hello.conf", "127.64.1.11") == (0, "<a>\nlevel=pod1\n</a>")
+    assert await imp.loadConfigByHost("Test.HelloServer", "hello.conf", "test-helloserver-1") == (
+        0, "<a>\nlevel=pod1\n</a>")  # fmt: skip
+    assert (await imp.loadConfigByHost("Test.HelloServer", "hello.conf", "127.64.1.10")).config == (
+        "<a>\nlevel=server\n</a>")  # fmt: skip
+    assert (await imp.loadConfigByHost("Test.HelloServer", "hello.conf", "10.9.9.9")).config.endswith("server\n</a>")
+    info = ConfigInfo("Test", "HelloServer", "hello.conf", False, "127.64.1.11")
+    assert (await imp.loadConfigByInfo(info)).config == "<a>\nlevel=pod1\n</a>"
+    # the pod's IP moves to another pod: the new owner counts
+    index.remove_pod(pod("test-helloserver-1", "127.64.1.11"))
+    index.put_pod(pod("test-helloserver-0", "127.64.1.11"))
+    assert (await imp.loadConfigByInfo(info)).config.endswith("server\n</a>")
+
+
+async def test_deactivating_and_newest(index: ConfigIndex) -> None:
+    imp = ConfigImp(index)
+    index.put_config(tconfig("m2", "Test", "HelloServer", "hello.conf", "m", "v2", created="2026-02-01T00:00:00Z"))
+    assert (await imp.loadConfig("Test", "HelloServer", "hello.conf")).config == "v2"
+    index.put_config(tconfig("m2", "Test", "HelloServer", "hello.conf", "m", "v2", created="2026-02-01T00:00:00Z",
+                             labels={"tars.io/Deactivate": "true"}))  # fmt: skip
+    assert (await imp.loadConfig("Test", "HelloServer", "hello.conf")).config == "<a>\nlevel=server\n</a>"
+    index.put_config(tconfig("m", "Test", "HelloServer", "hello.conf", "m", "x", labels={"tars.io/Deleting": "1"}))
+    assert (await imp.loadConfig("Test", "HelloServer", "hello.conf")).config == "v2"
+
+
+async def test_app_level_lists_and_errors(index: ConfigIndex) -> None:
+    imp = ConfigImp(index)
+    assert await imp.loadConfigByHost("Test", "common.conf", "127.64.1.11") == (0, "shared=1")
+    assert await imp.loadConfigByInfo(ConfigInfo("Test", "HelloServer", "common.conf", True)) == (0, "shared=1")
+    assert await imp.ListConfig("Test", "HelloServer") == (0, ["bad.conf", "hello.conf"])
+    assert await imp.ListConfig("Test", "") == (0, ["common.conf"])
+    assert await imp.ListConfigByInfo(ConfigInfo("Test", "HelloServer", "", True)) == (0, ["common.conf"])
+    assert await imp.ListAllConfigByInfo(GetConfigListInfo("Test", "HelloServer")) == (0, ["bad.conf", "hello.conf"])
+    assert await imp.ListAllConfigByInfo(GetConfigListInfo("Test", "HelloServer", True)) == (0, ["common.conf"])
+    assert await imp.ListConfig("", "x") == (-1, [])
+    ret, msg = await imp.loadConfig("Test", "HelloServer", "nope.conf")
+    assert (ret, msg) == (-1, "config nope.conf of server Test.HelloServer not found: no activated TConfig")
+    assert await imp.loadConfigByHost("a.b.c", "f", "") == (-1, "bad appServerName 'a.b.c': expected App or App.Server")
+    assert (await imp.loadConfig("Test", "HelloServer", "")).config == "filename is empty"
+
+
+async def test_check_config(index: ConfigIndex) -> None:
+    imp = ConfigImp(index)
+    assert await imp.checkConfig("Test.HelloServer", "hello.conf", "127.64.1.11") == (0, "<a>\nlevel=pod1\n</a>")
+    ret, msg = await imp.checkConfig("Test.HelloServer", "bad.conf", "")
+    assert ret == -1 and msg == "bad.conf is not a valid TARS config: <a> is never closed"
+    ret, msg = await imp.checkConfigByInfo(ConfigInfo("Test", "HelloServer", "bad.conf"))
+    assert ret == -1 and "never closed" in msg
+    assert (await imp.checkConfig("Test.HelloServer", "none.conf", "")).ret == -1
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ConfigServiceError, match="--namespace is required"):
+        ConfigServiceOptions().check()
+    with pytest.raises(ConfigServiceError, match="--endpoint"):
+        ConfigServiceOptions(namespace="x", endpoint="tcp -h 1.2.3.4").check()
+    with pytest.raises(ConfigServiceError, match="--locator"):
+        ConfigServiceOptions(namespace="x", locator="tcp -h 127.0.0.1 -p 1").check()
