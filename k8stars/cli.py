@@ -161,7 +161,7 @@ def registry(**options: Any) -> None:
 @click.option("--endpoint", envvar="K8STARS_CONFIG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10001 -t 60000",
               show_default=True, help="Endpoint of tars.tarsconfig.ConfigObj (and AdminObj).")  # fmt: skip
 @click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
-              help="Registry QueryObj proxy: register as tars.tarsconfig with it (default: no registration).")  # fmt: skip
+              help="Registry QueryObj proxy to register tars.tarsconfig with (default: none).")  # fmt: skip
 @click.option("--node-name", envvar=["K8STARS_CONFIG_NODE_NAME", "POD_IP"], default=None,
               help="Address registered for ConfigObj (default: the endpoint's host, or this machine's IP when it "
                    "is a wildcard).")  # fmt: skip
