@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,3 +117,66 @@ def test_options_are_checked() -> None:
         ConfigServiceOptions(namespace="x", endpoint="tcp -h 1.2.3.4").check()
     with pytest.raises(ConfigServiceError, match="--locator"):
         ConfigServiceOptions(namespace="x", locator="tcp -h 127.0.0.1 -p 1").check()
+
+
+APP_CONFIG = """<tars>
+  <application>
+    <server>
+      app=Test
+      server=HelloServer
+      localip={localip}
+      local=tcp -h 127.0.0.1 -p {admin} -t 10000
+      basepath={basepath}
+      config=tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p {config}
+      <Test.HelloServer.HelloObjAdapter>
+        endpoint=tcp -h 127.0.0.1 -p {port} -t 60000
+        servant=Test.HelloServer.HelloObj
+      </Test.HelloServer.HelloObjAdapter>
+    </server>
+  </application>
+</tars>
+"""
+
+
+async def test_application_load_config_through_admin(index: ConfigIndex, tmp_path: Path) -> None:
+    """An Application's `tars.loadconfig FILE` fetches FILE (its pod's version, by localip) into basepath."""
+    from examples.hello.server import HelloImp
+    from k8stars.tars.protocol.adminf import AdminFProxy
+    from k8stars.tars.rpc import Application, Communicator, Server
+    from k8stars.tars.rpc.application import ConfigLoadError
+    from tests.conftest import free_port
+
+    service = Server()
+    service.add_servant(ConfigImp(index), "tars.tarsconfig.ConfigObj", "tcp -h 127.0.0.1 -p 0 -t 60000")
+    await service.start()
+    config_port = service.adapters["tars.tarsconfig.ConfigObjAdapter"].endpoint.port
+    admin_port, port, base = free_port(), free_port(), tmp_path / "base"
+    conf = tmp_path / "HelloServer.conf"
+    conf.write_text(APP_CONFIG.format(localip="127.64.1.11", admin=admin_port, basepath=base, config=config_port,
+                                      port=port))  # fmt: skip
+    app = Application.from_config(conf)
+    app.add_servant(HelloImp(), "Test.HelloServer.HelloObj")
+    await app.start()
+    try:
+        async with Communicator() as comm:
+            admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@tcp -h 127.0.0.1 -p {admin_port}")
+            reply = await admin.notify("tars.loadconfig hello.conf")
+            assert reply == f"tars.loadconfig hello.conf succ: written to {base / 'hello.conf'}"
+            assert (base / "hello.conf").read_text() == "<a>\nlevel=pod1\n</a>"
+            assert await admin.notify("tars.loadconfig nope.conf") == (
+                "tars.loadconfig nope.conf failed: config service tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p "
+                f"{config_port} answered -1: config nope.conf of server Test.HelloServer not found: no activated "
+                "TConfig"
+            )
+        # a newer version replaces the file; the previous one is kept as .bak
+        index.put_config(tconfig("p1b", "Test", "HelloServer", "hello.conf", "1", "v2", created="2026-03-01T00:00:00Z"))
+        assert await app.load_config("hello.conf") == "v2"
+        assert (base / "hello.conf").read_text() == "v2"
+        assert (base / "hello.conf.bak").read_text() == "<a>\nlevel=pod1\n</a>"
+        assert await app.load_config("common.conf", app_only=True) == "shared=1"
+        for bad in ("../x", "a/b", ""):
+            with pytest.raises(ConfigLoadError, match="is not a plain file name"):
+                await app.load_config(bad)
+    finally:
+        await app.stop()
+        await service.stop()

@@ -415,7 +415,12 @@ async def test_application_from_config_and_admin(tmp_path: Path) -> None:
             assert await admin.notify("my.cmd a b") == "got a b"
             assert "k8stars" in await admin.notify("tars.viewversion")
             assert "127.0.0.1" in await admin.notify("tars.connection")
-            assert "succ" in await admin.notify("tars.loadconfig")
+            # tars.loadconfig FILE fetches FILE from the config service (tests/services cover the success)
+            assert "give a file name" in await admin.notify("tars.loadconfig")
+            assert await admin.notify("tars.loadconfig x.conf") == (
+                "tars.loadconfig x.conf failed: no config service: the server config has no config= "
+                "(tars.application.server)"
+            )
             assert await admin.notify("no.such.command") == ""
             await admin.shutdown()
         await asyncio.wait_for(runner, 5)

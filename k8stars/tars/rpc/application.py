@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from k8stars.tars.config import Domain, TarsConfig
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.adminf import AdminFServant
+from k8stars.tars.protocol.configf import ConfigInfo, ConfigProxy
 from k8stars.tars.protocol.nodef import ServerFProxy, ServerInfo
 from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
 from k8stars.tars.rpc.servant import Servant
@@ -48,6 +50,7 @@ class ServerSettings:
     datapath: str = ""
     logpath: str = ""
     log_level: str = "DEBUG"
+    config: str = ""  # the config service's servant (config=tars.tarsconfig.ConfigObj), for load_config
     adapters: list[AdapterConfig] = field(default_factory=list)
 
 
@@ -73,6 +76,7 @@ def settings_from_config(conf: TarsConfig) -> ServerSettings:
         datapath=p.get("datapath", ""),
         logpath=p.get("logpath", ""),
         log_level=p.get("logLevel", p.get("loglevel", "DEBUG")),
+        config=p.get("config", ""),
     )
     for name, d in server.domains.items():
         if "endpoint" not in d.params:
@@ -90,6 +94,33 @@ def settings_from_config(conf: TarsConfig) -> ServerSettings:
             )
         )
     return s
+
+
+class ConfigLoadError(RuntimeError):
+    """A config file that could not be fetched from the config service or written; the message says why."""
+
+
+def _check_filename(filename: str) -> str:
+    name = filename.strip()
+    # the name comes back as a path under basepath: a config service must not be able to write elsewhere
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigLoadError(f"{filename!r} is not a plain file name")
+    return name
+
+
+def _write_file(path: Path, content: str) -> None:
+    """Atomically, keeping the previous version as ``<name>.bak`` when it differs (TarsCpp keeps backups too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text(encoding="utf-8", errors="replace") != content:
+        os.replace(path, path.with_name(path.name + ".bak"))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class Application:
@@ -130,6 +161,34 @@ class Application:
 
     def register_admin_command(self, command: str, handler: AdminCommand, help_text: str = "") -> None:
         self.admin_commands[command] = (handler, help_text)
+
+    @property
+    def basepath(self) -> Path:
+        """Where fetched config files go: ``basepath`` of the config, else the current directory."""
+        return Path(self.settings.basepath or ".")
+
+    async def load_config(self, filename: str, app_only: bool = False) -> str:
+        """Fetch ``filename`` from the config service (``config=`` in ``<tars><application><server>``) and write it
+        into basepath, as TarsCpp's ``addConfig`` does; returns its content. ``app_only``: the app-level file.
+        The request names this server and its ``localip`` as host, so a pod gets its pod-level version.
+        ConfigLoadError says what failed."""
+        name = _check_filename(filename)
+        if not self.settings.config:
+            raise ConfigLoadError("no config service: the server config has no config= (tars.application.server)")
+        s = self.settings
+        info = ConfigInfo(appname=s.app, servername=s.server, filename=name, bAppOnly=app_only, host=s.localip)
+        try:
+            proxy = self.comm.string_to_proxy(ConfigProxy, s.config)
+            ret, content = await proxy.loadConfigByInfo(info)
+        except Exception as e:  # TarsRpcError, a bad proxy string, no locator: all reported the same way
+            raise ConfigLoadError(f"config service {s.config}: {e}") from None
+        if ret != 0:
+            raise ConfigLoadError(f"config service {s.config} answered {ret}: {content}")
+        try:
+            _write_file(self.basepath / name, content)
+        except OSError as e:
+            raise ConfigLoadError(f"cannot write {self.basepath / name}: {e}") from None
+        return str(content)
 
     def adapter_endpoint(self, servant: str) -> Endpoint:
         for a in self.server.adapters.values():
@@ -191,7 +250,8 @@ class Application:
         self.register_admin_command("tars.setloglevel", self._cmd_setloglevel, "NONE|ERROR|WARN|INFO|DEBUG|TARS")
         self.register_admin_command("tars.connection", self._cmd_connection, "connections per adapter")
         self.register_admin_command("tars.viewversion", self._cmd_viewversion, "framework version")
-        self.register_admin_command("tars.loadconfig", self._cmd_loadconfig, "reload the server config file")
+        self.register_admin_command("tars.loadconfig", self._cmd_loadconfig,
+                                    "FILE: fetch FILE from the config service into basepath")  # fmt: skip
 
     def _cmd_help(self, cmd: str, params: str) -> str:
         return "\n".join(f"{name}: {h}" for name, (_, h) in sorted(self.admin_commands.items()))
@@ -226,15 +286,15 @@ class Application:
     def _cmd_viewversion(self, cmd: str, params: str) -> str:
         return f"k8stars {__version__} (TARS protocol 1/2/3/5)"
 
-    def _cmd_loadconfig(self, cmd: str, params: str) -> str:
-        path = params.strip() or self.config_path
-        if not path:
-            return f"{cmd}: no config file"
+    async def _cmd_loadconfig(self, cmd: str, params: str) -> str:
+        filename = params.strip()
+        if not filename:
+            return f"{cmd} failed: give a file name ({cmd} FILE fetches FILE from the config service into basepath)"
         try:
-            TarsConfig.load(path)
-        except (OSError, ValueError) as e:
-            return f"{cmd} {path} failed: {e}"
-        return f"{cmd} {path} succ"
+            await self.load_config(filename)
+        except ConfigLoadError as e:
+            return f"{cmd} {filename} failed: {e}"
+        return f"{cmd} {filename} succ: written to {self.basepath / filename}"
 
     async def notify(self, command: str) -> str:
         cmd, _, params = command.strip().partition(" ")
