@@ -18,6 +18,7 @@ import json
 import logging
 import ssl
 from collections import Counter
+from datetime import UTC, datetime
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,10 @@ from aiohttp import web
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TCONFIG, TSERVER, TTEMPLATE
+
+from . import tconfig
+from k8stars.operator.conversion import convert_object
+from k8stars.operator.conversion import convert_tserver as convert_tserver  # moved there; re-exported
 
 log = logging.getLogger("k8stars.operator.webhook")
 
@@ -127,26 +132,12 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
     return errors
 
 
-TCONFIG_IMMUTABLE = ("app", "server", "configName", "configContent", "podSeq", "version")
+TCONFIG_IMMUTABLE = tconfig.IMMUTABLE
 
 
 def validate_tconfig(obj: Obj, old: Obj | None, by_operator: bool = False) -> list[str]:
-    errors: list[str] = []
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    if old is None:
-        for label in (meta.DEACTIVATE, meta.DELETING):
-            if label in labels:
-                errors.append(f"label {label} is set by the framework and cannot be given on create")
-    pod_seq = str(obj.get("podSeq", "m"))
-    if not obj.get("server") and pod_seq != "m":
-        errors.append("an app-level config (no server) applies to every server of the app: podSeq must be m")
-    if old is not None:
-        for key in TCONFIG_IMMUTABLE:
-            if old.get(key) != obj.get(key):
-                errors.append(f"{key} cannot change: create a new TConfig version instead")
-        if old.get("activated", True) and obj.get("activated") is False and not by_operator:
-            errors.append("an activated TConfig cannot be deactivated by hand: activate another version instead")
-    return errors
+    """The TConfig life-cycle rules live in k8stars.operator.tconfig; `by_operator`: the operator's own request."""
+    return tconfig.create_errors(obj) if old is None else tconfig.update_errors(obj, old, by_operator)
 
 
 def validate_ttemplate(obj: Obj, old: Obj | None) -> list[str]:
@@ -327,11 +318,18 @@ def check_owned(request: Obj, owners: set[str]) -> str | None:
 
 class Admission:
     """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects; `owners` are the
-    usernames allowed to change the StatefulSets/DaemonSets/Services the operator owns (its own identity)."""
+    usernames allowed to change the StatefulSets/DaemonSets/Services the operator owns (its own identity);
+    `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation."""
 
-    def __init__(self, kube: Kube | None = None, owners: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube | None = None,
+        owners: set[str] | None = None,
+        tconfig_guard: float = tconfig.DEFAULT_GUARD_SECONDS,
+    ) -> None:
         self.kube = kube
         self.owners = owners or set()
+        self.tconfig_guard = tconfig_guard
 
     async def validate(self, request: Obj) -> tuple[bool, str]:
         kind = request.get("kind", {}).get("kind")
@@ -371,7 +369,8 @@ class Admission:
         if kind == "TServer":
             return tserver_patch(obj)
         if kind == "TConfig":
-            return label_patch(obj, tconfig_labels(obj))
+            old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+            return label_patch(obj, tconfig_labels(obj)) + tconfig.mutation(obj, old, datetime.now(UTC))
         if kind == "TTemplate":
             return ttemplate_patch(obj)
         if kind == "TTree":
@@ -405,27 +404,28 @@ class Admission:
             if children or servers:
                 users = [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]
                 return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}"
-        if kind == "TConfig" and str(old.get("podSeq", "m")) == "m" and old.get("activated", True):
-            selector = ",".join(
-                f"{k}={v}"
-                for k, v in {
-                    meta.SERVER_APP: old.get("app", ""),
-                    meta.SERVER_NAME: old.get("server", ""),
-                    meta.CONFIG_NAME: old.get("configName", ""),
-                    meta.ACTIVATED: "true",
-                }.items()
-            )
-            slaves = [
-                c["metadata"]["name"]
-                for c in (await self.kube.list(TCONFIG, namespace, selector=selector)).get("items") or []
-                if str(c.get("podSeq", "m")) != "m"
-            ]
-            if slaves:
-                return (
-                    f"TConfig {name} cannot be deleted: the pod-level configs {', '.join(slaves)} override it; "
-                    "delete them first"
-                )
+        if kind == "TConfig":
+            return await self._tconfig_deletion_blocked(request, namespace, name, old)
         return None
+
+    async def _tconfig_deletion_blocked(self, request: Obj, namespace: str, name: str, old: Obj) -> str | None:
+        """An activated TConfig within its guard time, or a master with pod-level configs, cannot be deleted; by
+        anyone but Kubernetes itself (namespace deletion and garbage collection must never be blocked)."""
+        if self.kube is None or is_system_user(str((request.get("userInfo") or {}).get("username", ""))):
+            return None
+        if not tconfig.is_activated(old):
+            return None  # history goes without a lookup
+        selector = ",".join(
+            f"{k}={v}"
+            for k, v in {
+                meta.SERVER_APP: old.get("app", ""),
+                meta.SERVER_NAME: old.get("server", ""),
+                meta.CONFIG_NAME: old.get("configName", ""),
+            }.items()
+        )
+        others = (await self.kube.list(TCONFIG, namespace, selector=selector)).get("items") or []
+        reasons = tconfig.delete_refusals(old, others, datetime.now(UTC), self.tconfig_guard)
+        return f"TConfig {name} cannot be deleted: {'; '.join(reasons)}" if reasons else None
 
     async def _template_exists(self, namespace: str, obj: Obj) -> list[str]:
         spec: Obj = obj.get("spec") or {}
@@ -457,6 +457,7 @@ class Admission:
                 meta.ACTIVATED: "true",
             }.items()
         )
+        selector += f",!{meta.DEACTIVATE},!{meta.DELETING}"  # a master on its way out does not count
         masters = (await self.kube.list(TCONFIG, namespace, selector=selector)).get("items") or []
         if not masters:
             return [
@@ -464,70 +465,6 @@ class Admission:
                 f"{obj.get('configName')!r} with podSeq m for {obj.get('app')}.{obj.get('server')} first"
             ]
         return []
-
-
-# --- conversion (v1beta1/v1beta2 ↔ v1beta3) ----------------------------------------------------------------------
-CONVERSION_ANNOTATION = "k8stars.io/v1beta3-k8s"  # v1beta3-only fields kept while an object is seen as v1beta2
-
-
-def convert_tserver(obj: Obj, to_version: str) -> Obj:
-    """TServer between v1beta2 (k8s.readinessGate: one string; no k8s.command/args) and v1beta3 (readinessGates: a
-    list starting with tars.io/active for TARS servers). Converting down keeps the v1beta3-only fields in an
-    annotation, so that a v1beta2 client's update loses nothing; converting up restores them."""
-    out: Obj = json.loads(json.dumps(obj))
-    from_version = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1]
-    out["apiVersion"] = f"{meta.GROUP}/{to_version}"
-    if from_version == to_version or (from_version != meta.VERSION and to_version != meta.VERSION):
-        return out
-    spec: Obj = out.get("spec") or {}
-    k8s: Obj | None = spec.get("k8s")
-    md: Obj = out.setdefault("metadata", {})
-    annotations: Obj = dict(md.get("annotations") or {})
-    if to_version != meta.VERSION:  # down
-        saved: Obj = {}
-        if isinstance(k8s, dict):
-            gates = k8s.pop("readinessGates", None)
-            if gates is not None:
-                extra = [g for g in gates if g != meta.ACTIVE_GATE]
-                if extra:
-                    k8s["readinessGate"] = extra[0]
-                saved["readinessGates"] = gates
-            for key in ("command", "args"):
-                if key in k8s:
-                    saved[key] = k8s.pop(key)
-        if saved:
-            annotations[CONVERSION_ANNOTATION] = json.dumps(saved, sort_keys=True, separators=(",", ":"))
-    else:  # up
-        saved = json.loads(annotations.pop(CONVERSION_ANNOTATION, "{}") or "{}")
-        if isinstance(k8s, dict):
-            gate = k8s.pop("readinessGate", None)
-            gates = saved.get("readinessGates")
-            if (
-                gates is None
-                or (gate and gate not in gates)
-                or (not gate and any(g != meta.ACTIVE_GATE for g in gates))
-            ):
-                gates = [meta.ACTIVE_GATE] if spec.get("subType") == "tars" else []
-                if gate and gate not in gates:
-                    gates.append(gate)
-            if gates:
-                k8s["readinessGates"] = gates
-            for key in ("command", "args"):
-                if key in saved:
-                    k8s[key] = saved[key]
-    if annotations:
-        md["annotations"] = annotations
-    else:
-        md.pop("annotations", None)
-    return out
-
-
-def convert_object(obj: Obj, to_version: str) -> Obj:
-    if obj.get("kind") == "TServer":
-        return convert_tserver(obj, to_version)
-    out = dict(obj)
-    out["apiVersion"] = f"{meta.GROUP}/{to_version}"
-    return out
 
 
 def _review(uid: str, allowed: bool, message: str = "", patch: list[Obj] | None = None) -> Obj:
