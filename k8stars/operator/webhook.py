@@ -18,8 +18,8 @@ import json
 import logging
 import ssl
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -27,10 +27,10 @@ from aiohttp import web
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TCONFIG, TSERVER, TTEMPLATE
-
-from . import tconfig
 from k8stars.operator.conversion import convert_object
 from k8stars.operator.conversion import convert_tserver as convert_tserver  # moved there; re-exported
+
+from . import tconfig
 
 log = logging.getLogger("k8stars.operator.webhook")
 
