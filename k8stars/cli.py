@@ -222,6 +222,9 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
               help="Private key (PEM) of the serving certificate.")  # fmt: skip
 @click.option("--webhook-url", envvar="K8STARS_WEBHOOK_URL", default=None,
               help="Base URL the apiserver calls (https://...): registers the webhook configurations.")  # fmt: skip
+@click.option("--tconfig-guard", envvar="K8STARS_TCONFIG_GUARD", type=click.FloatRange(min=0), default=48.0,
+              show_default=True,
+              help="Seconds an activated TConfig cannot be deleted after its activation (webhook).")  # fmt: skip
 @click.option("--webhook-ca", envvar="K8STARS_WEBHOOK_CA", type=click.Path(dir_okay=False), default=None,
               help="CA (PEM) for the configurations' caBundle (default: the serving certificate).")  # fmt: skip
 @click.option("--leader-elect/--no-leader-elect", envvar="K8STARS_LEADER_ELECT", default=False, show_default=True,
@@ -237,7 +240,8 @@ def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
              webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
-             webhook_url: str | None, webhook_ca: str | None, leader_elect: bool, leader_election_namespace: str | None,
+             webhook_url: str | None, tconfig_guard: float, webhook_ca: str | None, leader_elect: bool,
+             leader_election_namespace: str | None,
              lease_duration: float, metrics_port: int, metrics_host: str, log_level: str) -> None:  # fmt: skip
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
     import logging
@@ -256,7 +260,7 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
         if not (webhook_cert and webhook_key):
             _fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
         hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
-                               webhook_ca)  # fmt: skip
+                               webhook_ca, tconfig_guard=tconfig_guard)  # fmt: skip
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (pod deletion) shuts down like Ctrl-C
     leader = None
     if leader_elect:

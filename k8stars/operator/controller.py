@@ -36,21 +36,21 @@ from k8stars.kube.resources import (
     TCONFIG,
     TENDPOINT,
     TEXITEDRECORD,
+    TFRAMEWORKCONFIG,
     TIMAGE,
     TSERVER,
     TTEMPLATE,
     TTREE,
 )
 
-from . import translate
+from . import tconfig, translate
 
 log = logging.getLogger("k8stars.operator")
 
 Key = tuple[str, str]  # (namespace, TServer name)
 
 
-def config_group(obj: Obj) -> str:
-    return "/".join(str(obj.get(k, "")) for k in ("app", "server", "configName", "podSeq"))
+config_group = tconfig.group_of
 
 
 class WorkQueue:
@@ -128,7 +128,11 @@ class Operator:
         self.ttemplates = WatchCache(kube, TTEMPLATE, namespace, None, self._on_ttemplate)
         self.informers.append(self.ttemplates)
         self.informers.append(self.tconfigs)
+        # TFrameworkConfig tars-framework: recordLimit.tconfigHistory bounds each TConfig group's history.
+        self.frameworks = WatchCache(kube, TFRAMEWORKCONFIG, namespace, None, self._on_framework)
+        self.informers.append(self.frameworks)
         self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
+        self.config_groups = tconfig.GroupReconciler(kube)
         self.pods_by_server: dict[Key, set[Key]] = {}
         self.exited: dict[Key, list[Obj]] = {}  # pods gone since the last reconcile, for TExitedRecord
         self._tree_apps: set[Key] = set()  # (namespace, app) known to be in tars-tree
@@ -138,7 +142,17 @@ class Operator:
 
     # --- event routing ----------------------------------------------------------------------------------------
     def _on_tconfig(self, obj: Obj, kind: str) -> None:
+        if kind == "DELETED":
+            self.config_groups.forget(obj)
         self.config_queue.add((obj["metadata"]["namespace"], config_group(obj)))
+
+    def _on_framework(self, obj: Obj, kind: str) -> None:
+        """A new history limit applies to every group of the namespace at once."""
+        namespace = obj["metadata"]["namespace"]
+        if obj["metadata"]["name"] != tconfig.FRAMEWORK_CONFIG:
+            return
+        for group in {config_group(c) for (ns, _), c in list(self.tconfigs.store.items()) if ns == namespace}:
+            self.config_queue.add((namespace, group))
 
     async def _config_worker(self) -> None:
         while True:
@@ -155,26 +169,16 @@ class Operator:
                 self.config_queue.done(key)
 
     async def reconcile_configs(self, key: Key) -> None:
-        """At most one activated TConfig per (app, server, configName, podSeq): the newest activation wins, the
-        others are deactivated (activated false, label tars.io/Activated=false)."""
+        """One TConfig group to the life-cycle rules of k8stars.operator.tconfig: one activated version (the newest
+        activation), the history of a deleted activated version deleted, at most recordLimit.tconfigHistory
+        deactivated versions kept."""
         namespace, group = key
         members = [
-            c
-            for (ns, _), c in self.tconfigs.store.items()
-            if ns == namespace and config_group(c) == group and not c["metadata"].get("deletionTimestamp")
+            c for (ns, _), c in list(self.tconfigs.store.items()) if ns == namespace and config_group(c) == group
         ]
-        active = [c for c in members if c.get("activated", True)]
-        if len(active) <= 1:
-            return
-        active.sort(
-            key=lambda c: (str(c["metadata"].get("creationTimestamp", "")), int(c["metadata"]["resourceVersion"]))
-        )
-        for old in active[:-1]:
-            patch = {"activated": False, "metadata": {"labels": {meta.ACTIVATED: "false"}}}
-            await self.kube.merge_patch(TCONFIG, namespace, old["metadata"]["name"], patch)
-            self.stats.wrote("tconfig-deactivate")
-            log.info("deactivated TConfig %s/%s (superseded by %s)", namespace, old["metadata"]["name"],
-                     active[-1]["metadata"]["name"])  # fmt: skip
+        limit = tconfig.history_limit(self.frameworks.get((namespace, tconfig.FRAMEWORK_CONFIG)))
+        for step in await self.config_groups.reconcile(namespace, members, limit):
+            self.stats.wrote(f"tconfig-{step.action}")
 
     def _on_tserver(self, obj: Obj, kind: str) -> None:
         self.queue.add(key_of(obj))
@@ -418,6 +422,7 @@ class WebhookOptions:
     host: str = "127.0.0.1"
     url: str | None = None
     ca_file: str | None = None
+    tconfig_guard: float = 48.0  # seconds an activated TConfig cannot be deleted after its activation
 
 
 @dataclass
@@ -507,7 +512,8 @@ async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(options.cert_file, options.key_file)
     me = await webhook.whoami(kube)  # only this identity (and Kubernetes) may change the objects we own
-    runner = await webhook.serve(webhook.Admission(kube, owners={me}), options.host, options.port, context)
+    admission = webhook.Admission(kube, owners={me}, tconfig_guard=options.tconfig_guard)
+    runner = await webhook.serve(admission, options.host, options.port, context)
     log.info("admission webhooks on https://%s:%d", options.host, options.port)
     if options.url:
         names = await webhook.register(kube, options.url.rstrip("/"), _ca_bundle(options))
