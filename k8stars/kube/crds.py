@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +216,9 @@ def _env_from() -> Schema:
     return array(item)
 
 
-def _key_to_path(default_mode: bool) -> Schema:
+def _key_to_path() -> Schema:
     return obj(
-        {
-            "key": string(FILE_KEY),
-            "path": string(),
-            "mode": integer(0, 0o777, 0o644 if default_mode else None),
-        },
+        {"key": string(FILE_KEY), "path": string(), "mode": integer(0, 0o777, 0o644)},
         required=["key", "path"],
     )
 
@@ -242,7 +238,7 @@ def _mount_source() -> Schema:
             "configMap": obj(
                 {
                     "name": string(),
-                    "items": array(_key_to_path(True)),
+                    "items": array(_key_to_path()),
                     "defaultMode": integer(0, 0o777, 0o644),
                     "optional": boolean(True),
                 },
@@ -251,7 +247,7 @@ def _mount_source() -> Schema:
             "secret": obj(
                 {
                     "secretName": string(),
-                    "items": array(_key_to_path(False)),
+                    "items": array(_key_to_path()),
                     "defaultMode": integer(0, 0o777, 0o644),
                     "optional": boolean(True),
                 },
@@ -313,7 +309,8 @@ def _mount_source() -> Schema:
                 {
                     "uid": string(r"^(0|[1-9][0-9]{0,5})$", default="0"),
                     "gid": string(r"^(0|[1-9][0-9]{0,5})$", default="0"),
-                    "mode": string(r"^0?[0-7]{3}$", default="755"),
+                    # K8SFramework spells this rule `parrern` (so does not enforce it): neither does this schema.
+                    "mode": string(default="755"),
                 }
             ),
         },
@@ -682,6 +679,86 @@ def taccount_schema() -> Schema:
     return obj({"spec": spec})
 
 
+# --- older versions whose schema differs (served through the conversion webhook) ------------------------------
+def _copy(schema: Schema) -> Schema:
+    copied: Schema = json.loads(json.dumps(schema))
+    return copied
+
+
+def tserver_v1beta2_schema() -> Schema:
+    """v1beta2 TServer: no k8s.command/args, one `readinessGate` string instead of the `readinessGates` list."""
+    schema = _copy(tserver_schema())
+    k8s = schema["properties"]["spec"]["properties"]["k8s"]["properties"]
+    del k8s["command"], k8s["args"]
+    k8s["readinessGate"] = k8s.pop("readinessGates")["items"]
+    return schema
+
+
+def tserver_v1beta1_schema() -> Schema:
+    """v1beta1 TServer: v1beta2 without k8s.updateStrategy/imagePullPolicy/launcherType and release.nodeImage/
+    nodeSecret, with release.source; mount names of 2-48 characters; no defaults for normal.ports and k8s.resources."""
+    schema = tserver_v1beta2_schema()
+    spec = schema["properties"]["spec"]["properties"]
+    k8s = spec["k8s"]["properties"]
+    for key in ("updateStrategy", "imagePullPolicy", "launcherType"):
+        del k8s[key]
+    del k8s["resources"]["default"], spec["normal"]["properties"]["ports"]["default"]
+    k8s["mounts"]["items"]["properties"]["name"] = string(r"^[A-Za-z][-0-9A-Za-z]{1,47}$")
+    release = spec["release"]["properties"]
+    del release["nodeImage"], release["nodeSecret"]
+    spec["release"]["properties"] = {"source": string(max_length=253), **release}
+    return schema
+
+
+def tframeworkconfig_v1beta2_schema() -> Schema:
+    """v1beta2 TFrameworkConfig: `imageRegistry` (renamed imageUpload in v1beta3), no imageBuild.executor, idFormat
+    defaulting to "", a nodeImage secret of at most 253 characters; imageBuild optional."""
+    schema = _copy(tframeworkconfig_schema())
+    props = schema["properties"]
+    build = props["imageBuild"]
+    del build["properties"]["executor"], build["required"]
+    build["properties"]["idFormat"] = string(default="")
+    upload = props.pop("imageUpload")
+    props["nodeImage"]["properties"]["secret"] = string(OPTIONAL_SUBDOMAIN, max_length=253, default="")
+    schema["properties"] = {
+        "imageBuild": build,
+        "imageRegistry": upload,
+        **{k: v for k, v in props.items() if k != "imageBuild"},
+    }
+    schema["required"] = ["imageRegistry", "nodeImage"]
+    return schema
+
+
+def timage_v1beta1_schema() -> Schema:
+    """v1beta1 TImage: release images restricted to [.-:a-z] (no '-'), build.last.secret defaulting to ""."""
+    schema = _copy(timage_schema())
+    props = schema["properties"]
+    props["releases"]["items"]["properties"]["image"] = string(r"^[\x2E-\x3A\x61-\x7A]*$", max_length=500)
+    props["build"]["properties"]["last"]["properties"]["secret"]["default"] = ""
+    return schema
+
+
+# Printer columns of TServer before v1beta3.
+OLD_TSERVER_COLUMNS = [
+    column("App", "string", ".spec.app"),
+    column("Server", "string", ".spec.server"),
+    column("SubType", "string", ".spec.subType"),
+    column("Replicas", "integer", ".spec.k8s.replicas"),
+    column("Ready", "integer", ".status.readyReplicas"),
+]
+
+# The kinds whose older versions K8SFramework converts by webhook (their schemas differ from v1beta3's), with the
+# schema of each older version. Without a conversion webhook their CRDs serve v1beta3 only.
+CONVERTED: dict[str, dict[str, Callable[[], Schema]]] = {
+    "TServer": {"v1beta1": tserver_v1beta1_schema, "v1beta2": tserver_v1beta2_schema},
+    "TFrameworkConfig": {"v1beta2": tframeworkconfig_v1beta2_schema},
+}
+
+# Older versions K8SFramework serves with conversion None (a schema equal to v1beta3's, but for what is listed here).
+LEGACY = ("v1beta1", "v1beta2")
+LEGACY_SCHEMAS: dict[str, dict[str, Callable[[], Schema]]] = {"TImage": {"v1beta1": timage_v1beta1_schema}}
+
+
 # --- the CRDs ---------------------------------------------------------------------------------------------------
 def crd(
     kind: str,
@@ -709,16 +786,23 @@ def crd(
         version["subresources"] = subresources
     if columns:
         version["additionalPrinterColumns"] = list(columns)
-    versions = [legacy_version(version, kind, name) for name in legacy] + [version]
+    schemas = LEGACY_SCHEMAS.get(kind, {})
+    versions = [legacy_version(version, kind, name, schemas[name]() if name in schemas else None) for name in legacy]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "k8stars"}},
-        "spec": {"group": GROUP, "names": names, "scope": "Namespaced", "versions": versions},
+        "spec": {"group": GROUP, "names": names, "scope": "Namespaced", "versions": [*versions, version]},
     }
 
 
-def legacy_version(current: dict[str, Any], kind: str, name: str, schema: Schema | None = None) -> dict[str, Any]:
+def legacy_version(
+    current: dict[str, Any],
+    kind: str,
+    name: str,
+    schema: Schema | None = None,
+    columns: Sequence[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     older: dict[str, Any] = json.loads(json.dumps(current))
     older.update(
         name=name,
@@ -728,33 +812,42 @@ def legacy_version(current: dict[str, Any], kind: str, name: str, schema: Schema
     )
     if schema is not None:
         older["schema"] = {"openAPIV3Schema": schema}
+    if columns is not None:
+        older["additionalPrinterColumns"] = list(columns)
     return older
 
 
-def tserver_v1beta2_schema() -> Schema:
-    """v1beta2 TServer: no k8s.command/args, one `readinessGate` string instead of the `readinessGates` list."""
-    schema: Schema = json.loads(json.dumps(tserver_schema()))
-    k8s = schema["properties"]["spec"]["properties"]["k8s"]["properties"]
-    del k8s["command"], k8s["args"]
-    k8s["readinessGate"] = k8s.pop("readinessGates")["items"]
-    return schema
+CONVERSION_PATH = "/convert"
 
 
-def with_conversion(tserver_crd: dict[str, Any], url: str, ca_bundle: str) -> dict[str, Any]:
-    """The TServer CRD also serving v1beta2, converted by the webhook at `url` (https://.../convert)."""
-    manifest: dict[str, Any] = json.loads(json.dumps(tserver_crd))
-    spec = manifest["spec"]
+def with_conversion(
+    manifest: dict[str, Any],
+    url: str | None = None,
+    ca_bundle: str = "",
+    *,
+    service: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The CRD of a kind in CONVERTED also serving its older versions, converted by the webhook at `url`
+    (https://.../convert) or at a Service (`{name, namespace, path, port}`, as a Helm chart installs it)."""
+    kind = manifest["spec"]["names"]["kind"]
+    if kind not in CONVERTED:
+        raise ValueError(f"{kind} needs no conversion webhook: its versions differ in name only")
+    if (url is None) == (service is None):
+        raise ValueError("with_conversion needs either url or service")
+    converted: dict[str, Any] = json.loads(json.dumps(manifest))
+    spec = converted["spec"]
     (current,) = [v for v in spec["versions"] if v["name"] == VERSION]
-    spec["versions"] = [legacy_version(current, "TServer", "v1beta2", tserver_v1beta2_schema()), current]
+    columns = OLD_TSERVER_COLUMNS if kind == "TServer" else None
+    older = [legacy_version(current, kind, name, make(), columns) for name, make in CONVERTED[kind].items()]
+    spec["versions"] = [*older, current]
+    client: dict[str, Any] = {"url": url} if url is not None else {"service": dict(service or {})}
+    if ca_bundle:
+        client["caBundle"] = ca_bundle
     spec["conversion"] = {
         "strategy": "Webhook",
-        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {"url": url, "caBundle": ca_bundle}},
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client},
     }
-    return manifest
-
-
-# Older versions K8SFramework still serves with a schema equal to v1beta3's (its CRDs with conversion None).
-LEGACY = ("v1beta1", "v1beta2")
+    return converted
 
 
 def all_crds() -> list[dict[str, Any]]:
@@ -817,10 +910,17 @@ def all_crds() -> list[dict[str, Any]]:
     ]
 
 
+# --- generated files --------------------------------------------------------------------------------------------
 HEADER = "# Generated by `python -m k8stars.kube.crds write` from k8stars/kube/crds.py: edit that file, not this one.\n"
 _DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-# deploy/crds for kubectl, and the Helm chart's crds/ (Helm installs those before the templates).
-DEFAULT_DIRS = (_DEPLOY / "crds", _DEPLOY / "helm" / "k8stars-controller" / "crds")
+CHART = _DEPLOY / "helm" / "k8stars-controller"
+# What the chart's template puts in place of this Service (its webhook Service) and caBundle (its generated CA).
+CHART_SERVICE_PLACEHOLDER = {
+    "name": "k8stars-webhook",
+    "namespace": "tars-system",
+    "path": CONVERSION_PATH,
+    "port": 443,
+}
 
 
 def render(manifest: dict[str, Any]) -> str:
@@ -830,28 +930,62 @@ def render(manifest: dict[str, Any]) -> str:
     return HEADER + text
 
 
+def _file_name(manifest: dict[str, Any], suffix: str = "") -> str:
+    return f"{manifest['spec']['names']['singular']}{suffix}.yaml"
+
+
 def files() -> dict[str, str]:
-    """File name → YAML text of every CRD."""
-    return {f"{m['spec']['names']['singular']}.yaml": render(m) for m in all_crds()}
+    """File name → YAML text of every CRD (v1beta3 and the older versions that need no conversion)."""
+    return {_file_name(m): render(m) for m in all_crds()}
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file: deploy/crds (all kinds, for kubectl), the chart's crds/ (the kinds without conversion:
+    Helm installs those before anything else and never changes them) and the chart's files/crds/ (the kinds with
+    conversion, plain and with the webhook, rendered by templates/crds.yaml with the chart's Service and CA)."""
+    out = {_DEPLOY / "crds" / name: text for name, text in files().items()}
+    for manifest in all_crds():
+        if manifest["spec"]["names"]["kind"] in CONVERTED:
+            converted = with_conversion(manifest, service=CHART_SERVICE_PLACEHOLDER)
+            out[CHART / "files" / "crds" / _file_name(manifest)] = render(manifest)
+            out[CHART / "files" / "crds" / _file_name(manifest, "-conversion")] = render(converted)
+        else:
+            out[CHART / "crds" / _file_name(manifest)] = render(manifest)
+    return out
+
+
+def _strays(wanted: Mapping[Path, str]) -> list[Path]:
+    """Generated-looking files in the output directories that are no longer generated."""
+    directories = {path.parent for path in wanted}
+    return sorted(
+        path
+        for directory in directories
+        if directory.is_dir()
+        for path in directory.glob("*.yaml")
+        if path not in wanted and path.read_text().startswith(HEADER)
+    )
 
 
 def main(argv: Sequence[str]) -> int:
     command = argv[0] if argv else "check"
-    directories = [Path(argv[1])] if len(argv) > 1 else list(DEFAULT_DIRS)
-    wanted = files()
+    if len(argv) > 1:  # one directory: every CRD as deploy/crds has them
+        wanted = {Path(argv[1]) / name: text for name, text in files().items()}
+    else:
+        wanted = outputs()
     if command == "write":
-        for directory in directories:
-            directory.mkdir(parents=True, exist_ok=True)
-            for name, text in wanted.items():
-                (directory / name).write_text(text)
+        for path, text in wanted.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        for path in _strays(wanted):
+            path.unlink()
         return 0
     if command == "check":
-        stale = [
-            d / n for d in directories for n, t in wanted.items() if not (d / n).is_file() or (d / n).read_text() != t
-        ]
+        stale = [p for p, t in wanted.items() if not p.is_file() or p.read_text() != t]
         for path in stale:
             print(f"stale: {path} (run python -m k8stars.kube.crds write)", file=sys.stderr)
-        return 1 if stale else 0
+        for path in _strays(wanted):
+            print(f"no longer generated: {path} (run python -m k8stars.kube.crds write)", file=sys.stderr)
+        return 1 if stale or _strays(wanted) else 0
     print("usage: python -m k8stars.kube.crds write|check [DIR]", file=sys.stderr)
     return 2
 

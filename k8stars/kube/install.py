@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from .client import Kube
-from .crds import all_crds, with_conversion
+from .crds import CONVERTED, all_crds, with_conversion
 from .resources import CRD
 
 
@@ -14,10 +14,11 @@ async def install_crds(
     kube: Kube, *, timeout: float = 30.0, conversion_url: str | None = None, ca_bundle: str = ""
 ) -> list[str]:
     """Apply every CRD (idempotent) and wait for Established; returns their names. With `conversion_url` (the
-    webhook's https://.../convert) TServer also serves v1beta2 through that conversion webhook."""
+    webhook's https://.../convert) TServer also serves v1beta1 and v1beta2, TFrameworkConfig v1beta2, through that
+    conversion webhook."""
     names = []
     for manifest in all_crds():
-        if conversion_url and manifest["spec"]["names"]["kind"] == "TServer":
+        if conversion_url and manifest["spec"]["names"]["kind"] in CONVERTED:
             manifest = with_conversion(manifest, conversion_url, ca_bundle)
         await kube.apply(CRD, None, manifest)
         names.append(manifest["metadata"]["name"])
