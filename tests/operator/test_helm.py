@@ -228,8 +228,10 @@ def test_framework_chart_renders() -> None:
     names = sorted(t["metadata"]["name"] for t in by_kind["TTemplate"])
     assert names == ["tars.cpp", "tars.default", "tars.go", "tars.java", "tars.nodejs", "tars.python"]
     assert all(t["spec"]["parent"] == "tars.default" for t in by_kind["TTemplate"])
-    (svc,) = by_kind["Service"]
-    assert svc["metadata"]["name"] == "tars-registry" and svc["spec"]["ports"][0]["port"] == 17890
+    services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
+    assert sorted(services) == ["tars-config", "tars-registry"]
+    assert services["tars-registry"]["spec"]["ports"][0]["port"] == 17890
+    assert services["tars-config"]["spec"]["ports"][0]["port"] == 10001  # the config service (config.enabled)
     # SQLite keeps its data in one pod: more replicas are refused at render time.
     refused = subprocess.run(
         [HELM, "template", "fw", str(FRAMEWORK), "--set", "registry.replicas=2"], capture_output=True, text=True

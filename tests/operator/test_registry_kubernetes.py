@@ -247,7 +247,7 @@ async def test_framework_chart_rbac_is_enough_for_the_kubernetes_store(
     if HELM is None:
         pytest.skip("no helm binary (see tests/operator/test_helm.py)")
     docs = render_chart(FRAMEWORK, "fw", namespace, "--set", "registry.store=kubernetes")
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "tars-registry"]
     pod_spec = deployment["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == "tars-registry"
     assert {"--store=kubernetes", f"--namespace={namespace}"} <= set(pod_spec["containers"][0]["args"])

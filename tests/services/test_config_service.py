@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import POD, STATEFULSET, TCONFIG
@@ -86,6 +89,13 @@ async def call_from(source_ip: str, port: int, func: str, *args: Any) -> Any:
                 return op.decode_result(rsp.sBuffer)
     finally:
         writer.close()
+
+
+def _helm() -> str | None:
+    """helm as tests/operator/test_helm.py finds it: $K8STARS_HELM, PATH, or the one scripts/test builds."""
+    found = os.environ.get("K8STARS_HELM") or shutil.which("helm")
+    cached = Path.home() / ".cache" / "k8stars" / "tools" / "bin" / "helm"
+    return found or (str(cached) if cached.is_file() else None)
 
 
 class Proc:
@@ -261,3 +271,46 @@ async def test_application_loads_its_pod_config_found_through_the_registry(
     out = await k8stars_call(f"AdminObj@tcp -h 127.0.0.1 -p {admin}", "notify",
                              json.dumps({"command": "tars.loadconfig missing.conf"}))  # fmt: skip
     assert "tars.loadconfig missing.conf failed: " in out["ret"] and "not found" in out["ret"]
+
+
+async def test_framework_chart_rbac_is_enough_for_the_config_store(
+    kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The k8stars-framework chart's tars-config ServiceAccount (impersonated) lists and watches what it needs."""
+    from k8stars.kube.client import Resource
+    from k8stars.services.config.store import KubernetesConfigStore
+
+    helm = _helm()
+    if helm is None:
+        pytest.skip("no helm binary (see tests/operator/test_helm.py)")
+    chart = ROOT / "deploy" / "helm" / "k8stars-framework"
+    rendered = subprocess.run([helm, "template", "fw", str(chart), "-n", namespace, "--show-only",
+                               "templates/config.yaml"], capture_output=True, text=True, check=True)  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "tars-config"
+    assert f"--namespace={namespace}" in spec["containers"][0]["args"]
+    kinds = {"ServiceAccount": Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+             "Role": Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+             "RoleBinding": Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")}  # fmt: skip
+    for doc in docs:
+        if doc["kind"] in kinds:
+            await kube.create(kinds[doc["kind"]], namespace, doc)
+    ips = await statefulset_pods(kube, namespace, replicas=2)
+    await kube.create(TCONFIG, namespace, tconfig("hello-m-v1", "hello.conf", "m", SERVER_CONF))
+    await kube.create(TCONFIG, namespace, tconfig("hello-1-v1", "hello.conf", "1", POD1_CONF))
+    account = {"Impersonate-User": f"system:serviceaccount:{namespace}:tars-config"}
+    store = KubernetesConfigStore(namespace, kube=Kube(kube.api, headers=account))
+    await store.open()
+    try:
+        assert store.pod_name(ips[1]) == "test-helloserver-1"
+        assert store.names("Test", "HelloServer") == ["hello.conf"]
+        assert sorted(e.pod_seq for e in store.entries("Test", "HelloServer", "hello.conf")) == ["1", "m"]
+    finally:
+        await store.close()
+    # nothing beyond its namespace: another one cannot be listed, and the error says what to check
+    monkeypatch.setattr("k8stars.services.config.store.SYNC_TIMEOUT", 2.0)
+    denied = KubernetesConfigStore("default", kube=Kube(kube.api, headers=account))
+    with pytest.raises(RuntimeError, match="no get/list/watch on tconfigs and pods"):
+        await denied.open()
