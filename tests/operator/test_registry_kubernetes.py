@@ -4,6 +4,7 @@ the agents' reports (onStartup/keepAlive/onPrestop) set the pods' `tars.io/activ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -21,6 +22,7 @@ from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import CONFIGMAP, POD, TSERVER
 from k8stars.registry.model import AdapterSpec, registration
 from k8stars.registry.store.kubernetes import KubernetesStore
+from k8stars.registry.store.leases import LEASE
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
@@ -61,33 +63,34 @@ async def _within(check: Callable[[], Awaitable[bool]], limit: float, what: str)
 
 
 class Registry:
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, comm: Communicator) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, comm: Communicator, host: str = "127.0.0.1") -> None:
         self.proc = proc
-        self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}"
+        self.locator = f"tars.tarsregistry.QueryObj@tcp -h {host} -p {port}"
         self.query = comm.string_to_proxy(QueryFProxy, self.locator)
-        self.registry = comm.string_to_proxy(
-            tarsregistryProxy, f"tars.tarsregistry.Registry@tcp -h 127.0.0.1 -p {port}"
-        )
+        self.registry = comm.string_to_proxy(tarsregistryProxy, f"tars.tarsregistry.Registry@tcp -h {host} -p {port}")
 
     async def endpoints(self, servant: str = SERVANT) -> tuple[set[str], set[str]]:
         res = await self.query.findObjectById4Any(servant)
         return {e.host for e in res.activeEp}, {e.host for e in res.inactiveEp}
 
 
-@pytest.fixture
-async def registry(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> AsyncIterator[Registry]:
+@contextlib.asynccontextmanager
+async def running_registry(cluster: Cluster, namespace: str, data_dir: Path, host: str = "127.0.0.1"
+                           ) -> AsyncIterator[Registry]:  # fmt: skip
+    """A real `k8stars registry --store kubernetes` process; its output in data_dir/registry.log."""
     port = free_port()
-    log = open(tmp_path / "registry.log", "wb")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "registry.log", "wb")
     argv = [sys.executable, "-m", "k8stars", "registry", "--store", "kubernetes", "--kubeconfig",
-            str(k8s_cluster.kubeconfig), "--namespace", namespace, "--port", str(port), "--http-port", "0",
-            "--data-dir", str(tmp_path)]  # fmt: skip
+            str(cluster.kubeconfig), "--namespace", namespace, "--port", str(port), "--http-port", "0",
+            "--data-dir", str(data_dir), "--host", host]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         async with Communicator() as comm:
-            reg = Registry(proc, port, comm)
+            reg = Registry(proc, port, comm, host)
 
             async def up() -> bool:
-                assert proc.poll() is None, (tmp_path / "registry.log").read_text()
+                assert proc.poll() is None, (data_dir / "registry.log").read_text()
                 try:
                     return bool(await reg.query.findObjectById("tars.tarsregistry.QueryObj"))
                 except Exception:
@@ -103,6 +106,12 @@ async def registry(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> Asyn
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+@pytest.fixture
+async def registry(k8s_cluster: Cluster, namespace: str, tmp_path: Path) -> AsyncIterator[Registry]:
+    async with running_registry(k8s_cluster, namespace, tmp_path) as reg:
+        yield reg
 
 
 async def _tserver_with_pods(kube: Kube, namespace: str, replicas: int, only_hello: bool = False) -> list[Obj]:
@@ -177,6 +186,48 @@ async def test_lookups_follow_pod_readiness(
         return ips[first] not in (await registry.endpoints())[0]
 
     await _within(first_gone, 1.0, "a deleted pod leaving the lookups")
+
+
+async def test_registrations_of_non_pods_are_shared_by_replicas(
+    k8s_cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """A process that is no pod registers through one replica; the other answers with it, follows its state and
+    forgets it on onPrestop: the registration is a Lease both watch, not one replica's memory."""
+    node = "127.0.0.77"
+    servant = "Ext.Gateway.HttpObj"
+    adapters = [AdapterConf(servant, f"tcp -h {node} -p 18080 -t 60000")]
+    async with (
+        running_registry(k8s_cluster, namespace, tmp_path / "a", "127.0.0.31") as a,
+        running_registry(k8s_cluster, namespace, tmp_path / "b", "127.0.0.32") as b,
+    ):
+        await a.registry.onStartup(onStartupReq(node, "Ext", "Gateway", adapters=adapters, State="active"))
+
+        async def b_active() -> bool:
+            return (await b.endpoints(servant))[0] == {node}
+
+        await _within(b_active, 2.0, "replica b answering with what replica a registered")
+        leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
+        assert sorted(lease["spec"]["holderIdentity"] for lease in leases) == [
+            f"Ext.Gateway@{node}", "tars.tarsregistry@127.0.0.31", "tars.tarsregistry@127.0.0.32"]  # fmt: skip
+        # each replica finds both (their self-registrations are shared the same way)
+        hosts = {e.host for e in (await a.query.findObjectById4Any("tars.tarsregistry.QueryObj")).activeEp}
+        assert hosts == {"127.0.0.31", "127.0.0.32"}
+
+        await a.registry.keepAlive(keepAliveReq(node, "inactive", "Ext", "Gateway"))
+
+        async def b_inactive() -> bool:
+            return (await b.endpoints(servant)) == (set(), {node})
+
+        await _within(b_inactive, 2.0, "replica b seeing the state replica a was told")
+
+        await b.registry.onPrestop(onPrestopReq(node, "Ext", "Gateway"))  # the other way round
+
+        async def a_gone() -> bool:
+            return (await a.endpoints(servant)) == (set(), set())
+
+        await _within(a_gone, 2.0, "replica a forgetting what replica b deregistered")
+        leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
+        assert not [lease for lease in leases if lease["spec"]["holderIdentity"].startswith("Ext.")]
 
 
 async def test_agent_reports_set_the_active_condition(
@@ -271,6 +322,12 @@ async def test_framework_chart_rbac_is_enough_for_the_kubernetes_store(
             return _condition(p, "Ready") == "True" and [r.present_state for r in rows] == ["active"]
 
         await until(ready, timeout=10, what="the pod Ready through the chart's ServiceAccount")
+        # a process that is no pod: its registration is a Lease the ServiceAccount may write and delete
+        gateway = AdapterSpec("Ext.Gateway.HttpObj", "tcp -h 127.0.0.78 -p 18080 -t 60000")
+        ext = registration("127.0.0.78", "Ext", "Gateway", state="active", adapters=[gateway])
+        await store.register(ext, time.time())
+        assert len((await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]) == 1
+        await store.deregister(ext.key, time.time())
     finally:
         await store.close()
 

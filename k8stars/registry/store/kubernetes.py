@@ -17,7 +17,9 @@ strategic-merge patch of ``pods/status``, only when it differs): state ``active`
 ``onPrestop`` -> False, reason = the state. The pod's new readiness then comes back through the watch. So the agents
 in the pods need no API rights; the registry's service account needs get/list/watch on pods and tendpoints and patch
 on ``pods/status``. Registrations from addresses that are no TARS pod (the registry's own, processes outside the
-cluster) are kept in this replica's memory with the usual heartbeat expiry; they are not shared between replicas.
+cluster) become Leases in the registry's namespace (see :mod:`.leases`), with the usual heartbeat expiry, so every
+replica answers with them; for those the service account also needs get/list/watch/create/patch/delete on
+``coordination.k8s.io`` leases.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from collections.abc import AsyncIterator, Collection, Coroutine
 from typing import Any
 
@@ -47,6 +50,7 @@ from k8stars.registry.model import (
     ServerRow,
 )
 from k8stars.registry.store.base import Changes, Expiry, GroupTables, Poll, Store
+from k8stars.registry.store.leases import LeaseRegistrations
 
 log = logging.getLogger("k8stars.registry")
 
@@ -109,12 +113,27 @@ class KubernetesStore(Store):
         self._servants: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         self._pod_key: dict[Key, ServerKey] = {}  # pod (namespace, name) -> its server row's key
         self._by_key: dict[ServerKey, Key] = {}
-        self._memory: dict[ServerKey, ServerRow] = {}  # registrations of processes that are no TARS pod
+        self._shared: LeaseRegistrations | None = None  # registrations of processes that are no TARS pod
         self._metrics: dict[ServerKey, int] = {}
         self._seq = 0
         self._changed: dict[ServerKey, tuple[int, float]] = {}
         self._floor = 0  # change numbers at or below this were pruned
         self._clock = 0.0
+
+    @property
+    def _memory(self) -> dict[ServerKey, ServerRow]:
+        return self._shared.rows if self._shared is not None else {}
+
+    @property
+    def shared(self) -> LeaseRegistrations:
+        if self._shared is None:
+            raise RuntimeError("the kubernetes store is not open")
+        return self._shared
+
+    @property
+    def lease_namespace(self) -> str:
+        """Where registrations of non-pods live: the watched namespace, else the registry's own (POD_NAMESPACE)."""
+        return self.namespace or os.environ.get("POD_NAMESPACE") or "default"
 
     @property
     def kube(self) -> Kube:
@@ -128,17 +147,18 @@ class KubernetesStore(Store):
             self._kube = await Kube.connect(self.kubeconfig, field_manager=FIELD_MANAGER)
         self._endpoints = WatchCache(self.kube, TENDPOINT, self.namespace, None, self._on_tendpoint)
         self._pods = WatchCache(self.kube, POD, self.namespace, meta.SERVER_APP, self._on_pod)
-        for cache in (self._endpoints, self._pods):
+        self._shared = LeaseRegistrations(self.kube, self.lease_namespace, self._on_shared)
+        caches = (self._endpoints, self._pods, self._shared.cache)
+        for cache in caches:
             self._tasks.append(asyncio.create_task(cache.run(), name=f"registry-watch-{cache.res.plural}"))
         try:
-            await asyncio.wait_for(
-                asyncio.gather(self._endpoints.synced.wait(), self._pods.synced.wait()), SYNC_TIMEOUT
-            )
+            await asyncio.wait_for(asyncio.gather(*(c.synced.wait() for c in caches)), SYNC_TIMEOUT)
         except TimeoutError:
             await self.close()
             raise RuntimeError(
-                f"pods and TEndpoints not listed within {SYNC_TIMEOUT:.0f} s (see the warnings above: API server "
-                "unreachable, k8s.tars.io CRDs not installed, or no get/list/watch on pods and tendpoints?)"
+                f"pods, TEndpoints and Leases not listed within {SYNC_TIMEOUT:.0f} s (see the warnings above: API "
+                "server unreachable, k8s.tars.io CRDs not installed, or no get/list/watch on pods, tendpoints and "
+                "leases?)"
             ) from None
         except BaseException:
             await self.close()
@@ -184,18 +204,29 @@ class KubernetesStore(Store):
             self._pod_key[pk] = new
             self._by_key[new] = pk
             touched.add(new)
-            early = self._memory.pop(new, None)
-            if early is not None:
-                # the agent reported before the watch showed its pod: its state goes to the pod's condition now
-                self._later(self._set_active(pk, early.present_state))
+            if new in self._memory:
+                self._adopt(pk, new)
         self._bump(touched)
 
-    def _later(self, aw: Coroutine[Any, Any, None]) -> None:
+    def _adopt(self, pk: Key, key: ServerKey) -> None:
+        """The agent reported before a replica's watch showed its pod: its state goes to the pod's condition now,
+        and the stand-in registration goes away."""
+        row = self._memory[key]
+        self._later(self._set_active(pk, row.present_state))
+        self._later(self.shared.remove(key))
+
+    def _on_shared(self, key: ServerKey) -> None:
+        pk = self._by_key.get(key)
+        if pk is not None and key in self._memory:
+            self._adopt(pk, key)
+        self._bump([key])
+
+    def _later(self, aw: Coroutine[Any, Any, object]) -> None:
         async def run() -> None:
             try:
                 await aw
             except Exception as e:
-                log.warning("setting %s: %s", meta.ACTIVE_GATE, e)
+                log.warning("registration of a pod: %s", e)
 
         task = asyncio.get_running_loop().create_task(run())
         self._pending.add(task)
@@ -307,7 +338,7 @@ class KubernetesStore(Store):
             await self._set_active(pods[0], reg.state)
             return Changes()
         old = self._memory.get(reg.key)
-        self._memory[reg.key] = ServerRow(
+        row = ServerRow(
             reg.key,
             present_state=reg.state,
             enable_set=reg.enable_set,
@@ -319,6 +350,7 @@ class KubernetesStore(Store):
             last_heartbeat=now,
             adapters=[AdapterRow(a.adapter_name, a.servant, a.endpoint, a.protocol or "tars") for a in reg.adapters],
         )
+        await self.shared.put(row)
         return self._bump([reg.key])
 
     async def heartbeat(self, key: ServerKey, state: str, now: float) -> Changes:
@@ -331,16 +363,19 @@ class KubernetesStore(Store):
             raise RegistryError(f"{key} is not registered: call onStartup first", ERR_NOT_REGISTERED)
         changed = row.present_state != state or row.setting_state != ACTIVE
         row.present_state, row.setting_state, row.last_heartbeat = state, ACTIVE, now
+        await self.shared.put(row, changed=changed)
         return self._bump([key]) if changed else Changes()
 
     async def node_heartbeat(self, node: str, state: str, now: float, live_after: float) -> Changes:
         for pk in self._pods_at(node):
             await self._set_active(pk, state)
         touched = []
-        for key, row in self._memory.items():
+        for key, row in list(self._memory.items()):
             if key.node == node and (row.last_heartbeat or 0) > live_after:
-                row.present_state, row.last_heartbeat = state, now
-                row.setting_state = INACTIVE if state == DESTROYED else ACTIVE
+                setting = INACTIVE if state == DESTROYED else ACTIVE
+                changed = (row.present_state, row.setting_state) != (state, setting)
+                row.present_state, row.setting_state, row.last_heartbeat = state, setting, now
+                await self.shared.put(row, changed=changed)
                 touched.append(key)
         return self._bump(touched)
 
@@ -348,7 +383,7 @@ class KubernetesStore(Store):
         for pk in self._pods_at(key.node, key):
             await self._set_active(pk, DEACTIVATING)
         self._metrics.pop(key, None)
-        if self._memory.pop(key, None) is None:
+        if key not in self._memory or not await self.shared.remove(key):
             return Changes()
         return self._bump([key])
 
@@ -357,7 +392,9 @@ class KubernetesStore(Store):
             await self._set_active(pk, DEACTIVATING)
         touched = [k for k in self._memory if k.node == node]
         for k in touched:
-            self._memory[k].setting_state, self._memory[k].present_state = INACTIVE, DESTROYED
+            row = self._memory[k]
+            row.setting_state, row.present_state = INACTIVE, DESTROYED
+            await self.shared.put(row)
         return self._bump(touched)
 
     async def set_metrics_port(self, key: ServerKey, port: int, now: float) -> Changes:
@@ -366,6 +403,7 @@ class KubernetesStore(Store):
         self._metrics[key] = port
         if key in self._memory:
             self._memory[key].metrics_port = port
+            await self.shared.put(self._memory[key])
         return self._bump([key])
 
     async def expire(self, now: float, inactive_before: float, remove_before: float) -> Expiry:
@@ -373,11 +411,12 @@ class KubernetesStore(Store):
         for key, row in list(self._memory.items()):
             beat = row.last_heartbeat or now
             if beat < remove_before:
-                del self._memory[key]
+                await self.shared.remove(key)  # every replica may try: a Lease already gone is fine
                 self._metrics.pop(key, None)
                 removed.append(key)
             elif beat < inactive_before and row.present_state in LIVE_STATES:
                 row.present_state = INACTIVE
+                await self.shared.put(row)  # replicas expiring it together write the same content
                 expired.append(key)
         return Expiry(self._bump(expired + removed), len(expired), len(removed))
 
@@ -387,5 +426,5 @@ class KubernetesStore(Store):
         if dry_run:
             return lines, Changes()
         for k in gone:
-            del self._memory[k]
+            await self.shared.remove(k)
         return lines, self._bump(gone)
