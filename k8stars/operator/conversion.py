@@ -37,6 +37,12 @@ V1BETA1, V1BETA2, V1BETA3 = "v1beta1", "v1beta2", meta.VERSION
 K8S_ONLY_V1BETA3 = ("command", "args")
 K8S_SINCE_V1BETA2 = ("updateStrategy", "imagePullPolicy", "launcherType")
 RELEASE_SINCE_V1BETA2 = ("nodeImage", "nodeSecret")
+# What the apiserver fills in for those (the CRD's defaults, applied whenever v1beta3 is read): not worth keeping.
+K8S_DEFAULTS: dict[str, Any] = {
+    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+    "imagePullPolicy": "Always",
+    "launcherType": "background",
+}
 
 
 class ConversionError(ValueError):
@@ -151,10 +157,12 @@ def _first_extra(gates: list[Any]) -> Any:
 
 def _tserver_2_to_1(obj: Obj) -> None:
     """v1beta1 has no updateStrategy, imagePullPolicy, launcherType, release.nodeImage/nodeSecret (kept in
-    annotations) and had release.source (given back from its annotation)."""
+    annotations, but for default values, which come back by themselves) and had release.source (given back from its
+    annotation)."""
     k8s = _section(obj, "k8s")
     if k8s is not None:
-        _stash(obj, CONVERSION_ANNOTATION, {k: k8s.pop(k) for k in K8S_SINCE_V1BETA2 if k in k8s})
+        dropped = {k: k8s.pop(k) for k in K8S_SINCE_V1BETA2 if k in k8s}
+        _stash(obj, CONVERSION_ANNOTATION, {k: v for k, v in dropped.items() if v != K8S_DEFAULTS[k]})
     release = _section(obj, "release")
     source = _unstash(obj, SOURCE_ANNOTATION)
     if release is not None:
