@@ -126,6 +126,7 @@ class Operator:
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
         self.informers.append(self.configmaps)
         self.ttemplates = WatchCache(kube, TTEMPLATE, namespace, None, self._on_ttemplate)
+        self._template_errors: dict[Key, str] = {}  # TServer -> why its template cannot be resolved
         self.informers.append(self.ttemplates)
         self.informers.append(self.tconfigs)
         # TFrameworkConfig tars-framework: recordLimit.tconfigHistory bounds each TConfig group's history.
@@ -204,12 +205,16 @@ class Operator:
     def _server_template(self, ts: Obj, current: Obj | None) -> str:
         """The merged template; when it cannot be resolved the ConfigMap keeps what it had (pods still start with
         the last good template) and the reason is logged."""
-        namespace = str(ts["metadata"]["namespace"])
+        key = key_of(ts)
         try:
-            return translate.server_template(ts, self.templates(namespace))
+            text = translate.server_template(ts, self.templates(key[0]))
         except translate.TemplateError as e:
-            log.warning("TServer %s/%s: %s; keeping the last template", namespace, ts["metadata"]["name"], e)
+            if self._template_errors.get(key) != str(e):  # once per new reason, not on every reconcile
+                log.warning("TServer %s/%s: %s; keeping the last template", *key, e)
+            self._template_errors[key] = str(e)
             return str(((current or {}).get("data") or {}).get(translate.TEMPLATE_KEY) or "")
+        self._template_errors.pop(key, None)
+        return text
 
     def _on_owned(self, obj: Obj, kind: str) -> None:
         for ref in obj["metadata"].get("ownerReferences") or []:
@@ -282,6 +287,7 @@ class Operator:
         ts = self.tservers.get(key)
         if ts is None or ts["metadata"].get("deletionTimestamp"):
             self.exited.pop(key, None)
+            self._template_errors.pop(key, None)
             return  # owned objects are garbage-collected through their ownerReferences
         namespace, name = key
         daemon = bool(((ts.get("spec") or {}).get("k8s") or {}).get("daemonSet"))
