@@ -6,18 +6,23 @@ proxy: `GOBIN=~/.cache/k8stars/tools/bin go install helm.sh/helm/v3/cmd/helm@v3.
 
 from __future__ import annotations
 
+import base64
+import copy
 import os
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
-from operator_helpers import until
+from operator_helpers import free_port, load_examples, until
 
 from k8stars.kube import crds
-from k8stars.kube.client import Kube, Resource
+from k8stars.kube.client import ApiException, Kube, Resource
+from k8stars.kube.resources import CRD, TFRAMEWORKCONFIG, TSERVER
 from k8stars.operator import webhook
 from k8stars.testing.cluster import Cluster
 
@@ -73,7 +78,7 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
         "ValidatingWebhookConfiguration",
     ]
     rendered_crds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
-    assert rendered_crds == {c["metadata"]["name"]: c for c in crds.all_crds()}
+    assert rendered_crds == expected_crds(docs, "k8stars-k8stars-controller-webhook", "tars-system")
 
     # The chart's hooks are the operator's own (same names, rules, review versions, side effects).
     ours = webhook.webhook_configurations("https://x", "ca")
@@ -100,6 +105,7 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
     assert {d["kind"] for d in no_hooks} == {
         "ClusterRole",
         "ClusterRoleBinding",
+        "CustomResourceDefinition",  # TServer and TFrameworkConfig, v1beta3 only (test_chart_crds_without_conversion)
         "Deployment",
         "Role",
         "RoleBinding",
@@ -107,10 +113,161 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
     }
 
 
+def expected_crds(docs: list[dict[str, Any]], service: str, namespace: str, keep: bool = True) -> dict[str, Any]:
+    """The CRDs a render should hold: crds.all_crds(), TServer's and TFrameworkConfig's with the conversion webhook at
+    the release's Service and CA (the Secret's ca.crt), labelled as the release's."""
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    labels = next(d for d in docs if d["kind"] == "Deployment")["metadata"]["labels"]
+    wanted = {}
+    for manifest in crds.all_crds():
+        if manifest["spec"]["names"]["kind"] in crds.CONVERTED:
+            where = {"name": service, "namespace": namespace, "path": "/convert", "port": 443}
+            manifest = crds.with_conversion(manifest, service=where, ca_bundle=secret["data"]["ca.crt"])
+            manifest["metadata"]["labels"] = {**labels, **manifest["metadata"]["labels"]}
+            if keep:
+                manifest["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}
+        wanted[manifest["metadata"]["name"]] = manifest
+    return wanted
+
+
+def test_chart_crds_without_conversion() -> None:
+    """Without the webhook (or with crds.conversion=false) TServer and TFrameworkConfig serve v1beta3 only."""
+    plain = {c["metadata"]["name"]: c for c in crds.all_crds() if c["spec"]["names"]["kind"] in crds.CONVERTED}
+    for args in (("--set", "webhook.enabled=false"), ("--set", "crds.conversion=false", "--set", "crds.keep=false")):
+        docs = render("k8stars", "tars-system", *args)
+        rendered = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
+        assert rendered.keys() == plain.keys()
+        for name, crd in rendered.items():
+            assert "conversion" not in crd["spec"] and [v["name"] for v in crd["spec"]["versions"]] == ["v1beta3"]
+            assert crd["spec"] == plain[name]["spec"]
+            keep = (crd["metadata"].get("annotations") or {}).get("helm.sh/resource-policy")
+            assert keep == (None if "crds.keep=false" in args else "keep")
+
+
+def _certificates(docs: list[dict[str, Any]]) -> tuple[bytes, bytes, bytes]:
+    """The rendered Secret's serving certificate, key and CA (PEM)."""
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    cert, key, ca = (base64.b64decode(secret["data"][k]) for k in ("tls.crt", "tls.key", "ca.crt"))
+    return cert, key, ca
+
+
+async def test_chart_conversion_ca_signs_the_webhook_certificate(tmp_path: Path) -> None:
+    """Every caBundle of a render (CRD conversion, admission hooks) is the CA that signed the Secret's serving
+    certificate, valid for the webhook Service's name: the apiserver calling the Service verifies what the operator
+    serves. Checked with a real TLS connection to the operator's webhook server, as the apiserver makes it."""
+    docs = render("k8stars", "tars-system")
+    cert, key, ca = _certificates(docs)
+    bundles = [
+        d["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"]
+        for d in docs
+        if d["kind"] == "CustomResourceDefinition"
+    ] + [
+        h["clientConfig"]["caBundle"] for d in docs if d["kind"].endswith("WebhookConfiguration") for h in d["webhooks"]
+    ]
+    assert len(bundles) == 5 and {base64.b64decode(b) for b in bundles} == {ca}
+
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    port = free_port()
+    runner = await webhook.serve(webhook.Admission(), "127.0.0.1", port, server_ssl)
+    service_host = "k8stars-k8stars-controller-webhook.tars-system.svc"
+    review = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "ConversionReview",
+        "request": {
+            "uid": "u",
+            "desiredAPIVersion": "k8s.tars.io/v1beta2",
+            "objects": [load_examples("tserver.yaml")[0]],
+        },
+    }
+    try:
+        async with aiohttp.ClientSession() as session:
+            trusting = ssl.create_default_context(cadata=ca.decode())
+            async with session.post(
+                f"https://127.0.0.1:{port}/convert", json=review, ssl=trusting, server_hostname=service_host
+            ) as resp:
+                answer = await resp.json()
+            assert answer["response"]["result"] == {"status": "Success"}
+            assert answer["response"]["convertedObjects"][0]["apiVersion"] == "k8s.tars.io/v1beta2"
+            # Another render's CA does not verify this certificate: the pairing is what makes the call work.
+            other_ca = _certificates(render("k8stars", "tars-system"))[2]
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.post(
+                    f"https://127.0.0.1:{port}/convert",
+                    json=review,
+                    ssl=ssl.create_default_context(cadata=other_ca.decode()),
+                    server_hostname=service_host,
+                )
+            # Nor is it valid for another name.
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.post(
+                    f"https://127.0.0.1:{port}/convert", json=review, ssl=trusting, server_hostname="other.svc"
+                )
+    finally:
+        await runner.cleanup()
+
+
+async def test_chart_crds_convert_on_the_control_plane(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    """The chart's TServer and TFrameworkConfig CRDs install as rendered; with their webhook pointed at the operator's
+    webhook server on 127.0.0.1 (the cluster's Services do not route to processes), objects written as v1beta1/
+    v1beta2 read back as v1beta3 and the other way round."""
+    docs = render(f"k8stars-{namespace}", namespace)
+    charted = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    plain = [c for c in crds.all_crds() if c["spec"]["names"]["kind"] in crds.CONVERTED]
+    tls = k8s_cluster.webhook_tls("k8stars-chart-conversion")
+    port = free_port()
+    runner = await webhook.serve(webhook.Admission(kube), "127.0.0.1", port, tls.server_context())
+    try:
+        for manifest in charted:  # as the chart renders them: the apiserver accepts the Service reference
+            await kube.apply(CRD, None, manifest)
+        for manifest in charted:
+            local = copy.deepcopy(manifest)
+            client = {"url": f"https://127.0.0.1:{port}/convert", "caBundle": tls.ca_bundle}
+            local["spec"]["conversion"]["webhook"]["clientConfig"] = client
+            await kube.apply(CRD, None, local)
+        v1, v2 = (Resource("k8s.tars.io", v, "tservers", "TServer") for v in ("v1beta1", "v1beta2"))
+        tfc2 = Resource("k8s.tars.io", "v1beta2", "tframeworkconfigs", "TFrameworkConfig")
+
+        async def served() -> bool:
+            try:
+                for res in (v1, v2, tfc2):
+                    await kube.request("GET", res.path(namespace, None))
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        await until(served, what="the older versions served")
+        (doc,) = load_examples("tserver.yaml")
+        old = copy.deepcopy(doc)
+        old["apiVersion"] = "k8s.tars.io/v1beta2"
+        old["spec"]["k8s"]["readinessGate"] = "example.com/warm"
+        await kube.create(v2, namespace, old)
+        new = await kube.get(TSERVER, namespace, "test-helloserver")
+        assert new is not None and new["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+        seen = await kube.get(v1, namespace, "test-helloserver")
+        assert seen is not None and seen["apiVersion"] == "k8s.tars.io/v1beta1"
+        assert seen["spec"]["k8s"]["readinessGate"] == "example.com/warm" and "nodeImage" not in seen["spec"]["release"]
+
+        config = copy.deepcopy(load_examples("tframework.yaml")[0])
+        await kube.create(TFRAMEWORKCONFIG, namespace, config)
+        as_v2 = await kube.get(tfc2, namespace, "tars-framework")
+        assert as_v2 is not None and as_v2["imageRegistry"] == config["imageUpload"] and "imageUpload" not in as_v2
+    finally:
+        for manifest in plain:  # the same field manager: the older versions and the webhook go away again
+            await kube.apply(CRD, None, manifest)
+        await runner.cleanup()
+
+
 async def test_chart_installs_on_the_control_plane(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
     release = f"k8stars-{namespace}"
-    # Hooks limited to namespaces with a label nobody has: this cluster's other tests must not call them.
+    # Hooks limited to namespaces with a label nobody has: this cluster's other tests must not call them. The CRDs
+    # stay out: they are this cluster's, shared by every test (test_chart_crds_convert_on_the_control_plane).
     docs = render(release, namespace, "--set-json", 'webhook.namespaceSelector={"matchLabels":{"k8stars.io/none":"x"}}')
+    docs = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     manifest = yaml.safe_dump_all(docs)
     cluster_scoped = [d for d in docs if "namespace" not in d["metadata"]]
