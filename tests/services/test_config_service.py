@@ -314,3 +314,79 @@ async def test_framework_chart_rbac_is_enough_for_the_config_store(
     denied = KubernetesConfigStore("default", kube=Kube(kube.api, headers=account))
     with pytest.raises(RuntimeError, match="no get/list/watch on tconfigs and pods"):
         await denied.open()
+
+
+RCONF_SRC = Path(__file__).resolve().parent / "go_rconf"
+GO_CONF = """<tars>
+  <application>
+    <client>
+      sync-invoke-timeout=3000
+    </client>
+    <server>
+      app=Test
+      server=HelloServer
+      localip=127.0.0.1
+      basepath={basepath}
+      logpath={basepath}
+      config=tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p {port}
+    </server>
+  </application>
+</tars>
+"""
+
+
+def _rconf_peer() -> Path:
+    """tests/services/go_rconf built once per source hash (TarsGo v1.4.6, as the interop peer pins it)."""
+    import hashlib
+
+    from k8stars.testing.peers import cache_root
+
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("no go toolchain for the TarsGo rconf peer")
+    sources = sorted(p for p in RCONF_SRC.iterdir() if p.name in ("go.mod", "go.sum", "main.go"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in sources)).hexdigest()[:16]
+    binary = cache_root() / f"rconf-{digest}" / "rconfpeer"
+    if not binary.is_file():
+        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+        tmp = binary.with_name(f".rconfpeer.{os.getpid()}")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        built = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."], cwd=RCONF_SRC, env=env,
+                               capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert built.returncode == 0, built.stderr
+        os.replace(tmp, binary)
+    return binary
+
+
+async def test_tarsgo_rconf_loads_from_the_config_service(
+    k8s_cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path, procs: list[Proc]
+) -> None:
+    """A real TarsGo (v1.4.6) RConf: GetConfig sends no host (the caller is no pod here: server level),
+    GetAppConfig an empty servername (app level), GetConfigList ListAllConfigByInfo; files land in basepath."""
+    peer = await asyncio.to_thread(_rconf_peer)
+    await kube.create(TCONFIG, namespace, tconfig("hello-m-v1", "hello.conf", "m", SERVER_CONF))
+    await kube.create(TCONFIG, namespace, tconfig("hello-1-v1", "hello.conf", "1", POD1_CONF))
+    await kube.create(TCONFIG, namespace, tconfig("common-m-v1", "common.conf", "m", "shared=1\n", server=""))
+    port = await start_config(k8s_cluster, namespace, tmp_path, procs)
+
+    async def listed() -> bool:  # the service answers once its caches are synced
+        async with Communicator() as comm:
+            cfg = comm.string_to_proxy(ConfigProxy, f"{CONFIG_OBJ}@tcp -h 127.0.0.1 -p {port}")
+            return await cfg.ListConfig("Test", "HelloServer") == (0, ["hello.conf"])
+
+    await eventually(listed, timeout=15, what="the config service to list hello.conf")
+    base = tmp_path / "go"
+    base.mkdir()
+    conf = tmp_path / "GoServer.conf"
+    conf.write_text(GO_CONF.format(basepath=base, port=port))
+    p = await asyncio.create_subprocess_exec(str(peer), f"--config={conf}", "hello.conf", "app:common.conf",
+                                             "missing.conf", "list", stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE)  # fmt: skip
+    out, err = await asyncio.wait_for(p.communicate(), 60)
+    assert p.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["files"] == {"hello.conf": SERVER_CONF, "app:common.conf": "shared=1\n"}
+    assert result["errors"] == {"missing.conf": "ret -1"}
+    assert result["list"] == ["hello.conf"]
+    assert (base / "hello.conf").read_text() == SERVER_CONF
+    assert (base / "common.conf").read_text() == "shared=1\n"
