@@ -272,6 +272,18 @@ async def test_application_loads_its_pod_config_found_through_the_registry(
                              json.dumps({"command": "tars.loadconfig missing.conf"}))  # fmt: skip
     assert "tars.loadconfig missing.conf failed: " in out["ret"] and "not found" in out["ret"]
 
+    # stopping the service deregisters it (onPrestop): no active ConfigObj left
+    config_proc = procs[1]
+    await asyncio.to_thread(config_proc.stop)
+    assert config_proc.proc.returncode == 0, config_proc.text()
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator)
+
+        async def deregistered() -> bool:
+            return not await query.findObjectById(CONFIG_OBJ)
+
+        await eventually(deregistered, timeout=10, what="ConfigObj gone from the registry")
+
 
 async def test_framework_chart_rbac_is_enough_for_the_config_store(
     kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
