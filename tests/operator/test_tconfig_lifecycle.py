@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from operator_helpers import OperatorRunner, free_port, load_examples, resource_
 
 from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
-from k8stars.operator import Operator, webhook
+from k8stars.operator import Operator, tconfig, webhook
 from k8stars.testing.cluster import Cluster
 
 TCONFIG = resource_of("TConfig")
@@ -275,3 +276,31 @@ async def test_history_limit_follows_the_framework_config(kube: Kube, namespace:
 async def _configs_idle(op: Operator) -> bool:
     await asyncio.sleep(0.5)
     return len(op.config_queue) == 0
+
+
+def _cfg(name: str, created: str, rv: int, activated: bool, **md: object) -> Obj:
+    metadata = {"name": name, "uid": f"uid-{name}", "resourceVersion": str(rv), "creationTimestamp": created, **md}
+    return {"metadata": metadata, "version": name, "activated": activated}
+
+
+def test_plan_of_a_group() -> None:
+    """The pure rules: a migrated tars.io/Deactivate is honoured, losers are not deleted in the pass that
+    deactivates them, a bad limit falls back to K8SFramework's default."""
+    t = "2026-01-01T00:00:0{}Z"
+    old = _cfg("a", t.format(1), 1, False)
+    marked = _cfg("b", t.format(2), 2, True, labels={"tars.io/Deactivate": "Deactivating"})
+    new = _cfg("c", t.format(3), 3, True)
+    steps = tconfig.plan_group([old, marked, new], limit=0)
+    assert [(s.action, s.name, s.superseded_by) for s in steps] == [("deactivate", "b", "c"), ("delete", "a", "")]
+    # Nothing activated, nothing superseded: drafts stay.
+    assert tconfig.plan_group([old], limit=10) == []
+    superseded = _cfg("a", t.format(1), 1, False, annotations={tconfig.SUPERSEDED_BY: "c"})
+    assert [(s.action, s.name) for s in tconfig.plan_group([superseded], limit=10)] == [("deleting", "a")]
+    assert tconfig.history_limit(None) == 10
+    assert tconfig.history_limit({"recordLimit": {"tconfigHistory": "many"}}) == 10
+    assert tconfig.history_limit({"recordLimit": {"tconfigHistory": 30}}) == 30
+    # A stamp given on create is dropped: the guard starts at the creation.
+    stamped = {"metadata": {"annotations": {tconfig.ACTIVATED_AT: "2099-01-01T00:00:00Z"}}, "activated": True}
+    assert tconfig.mutation(stamped, None, datetime.now(UTC)) == [
+        {"op": "remove", "path": "/metadata/annotations/k8stars.io~1activated-at"}
+    ]
