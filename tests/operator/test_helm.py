@@ -79,6 +79,8 @@ def test_chart_renders_crds_rbac_operator_and_webhooks() -> None:
     ]
     rendered_crds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
     assert rendered_crds == expected_crds(docs, "k8stars-k8stars-controller-webhook", "tars-system")
+    # Each CRD once: one in crds/ and templates/ both would make `helm install` fail on the second.
+    assert len([d for d in docs if d["kind"] == "CustomResourceDefinition"]) == len(rendered_crds) == 9
 
     # The chart's hooks are the operator's own (same names, rules, review versions, side effects).
     ours = webhook.webhook_configurations("https://x", "ca")
@@ -260,6 +262,57 @@ async def test_chart_crds_convert_on_the_control_plane(k8s_cluster: Cluster, kub
         for manifest in plain:  # the same field manager: the older versions and the webhook go away again
             await kube.apply(CRD, None, manifest)
         await runner.cleanup()
+
+
+async def test_helm_install_takes_over_existing_crds(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    """A real `helm install` where the CRDs already exist (this cluster's, as after `k8stars operator --install-crds`
+    or an older chart): labelled and annotated for the release as docs/operator.md says, TServer and TFrameworkConfig
+    are taken over and get the conversion webhook with the CA of the Secret the release made; `helm uninstall`
+    leaves them (resource-policy keep)."""
+    assert HELM is not None
+    release = f"k8s-{namespace}"
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    names = [c["metadata"]["name"] for c in crds.all_crds() if c["spec"]["names"]["kind"] in crds.CONVERTED]
+    plain = {c["metadata"]["name"]: c for c in crds.all_crds()}
+
+    def run(*args: str) -> None:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+
+    run("kubectl", "label", "--overwrite", "crd", *names, "app.kubernetes.io/managed-by=Helm")
+    run("kubectl", "annotate", "--overwrite", "crd", *names,
+        f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}")  # fmt: skip
+    try:
+        run(HELM, "install", release, str(CHART), "--namespace", namespace,
+            "--set-json", 'webhook.namespaceSelector={"matchLabels":{"k8stars.io/none":"x"}}')  # fmt: skip
+        secret = await kube.get(
+            Resource("", "v1", "secrets", "Secret"), namespace, f"{release}-k8stars-controller-webhook-tls"
+        )
+        assert secret is not None
+        for name in names:
+            crd = await kube.get(CRD, None, name)
+            assert crd is not None
+            client = crd["spec"]["conversion"]["webhook"]["clientConfig"]
+            assert client["service"] == {
+                "name": f"{release}-k8stars-controller-webhook", "namespace": namespace, "path": "/convert", "port": 443
+            }  # fmt: skip
+            assert client["caBundle"] == secret["data"]["ca.crt"]
+        run(HELM, "uninstall", release, "--namespace", namespace)
+        for name in names:
+            assert await kube.get(CRD, None, name) is not None  # kept
+    finally:
+        for name in names:  # back to this cluster's CRDs: served versions, no webhook, no Helm ownership
+            spec = {"conversion": {"strategy": "None", "webhook": None}, "versions": plain[name]["spec"]["versions"]}
+            metadata = {
+                "labels": {"app.kubernetes.io/managed-by": None, "app.kubernetes.io/instance": None,
+                           "app.kubernetes.io/name": None, "app.kubernetes.io/version": None},
+                "annotations": {"meta.helm.sh/release-name": None, "meta.helm.sh/release-namespace": None,
+                                "helm.sh/resource-policy": None},
+            }  # fmt: skip
+            await kube.merge_patch(CRD, None, name, {"metadata": metadata, "spec": spec})
+        subprocess.run(
+            [HELM, "uninstall", release, "--namespace", namespace], capture_output=True, timeout=120, env=env
+        )
 
 
 async def test_chart_installs_on_the_control_plane(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
