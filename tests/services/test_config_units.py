@@ -180,3 +180,17 @@ async def test_application_load_config_through_admin(index: ConfigIndex, tmp_pat
     finally:
         await app.stop()
         await service.stop()
+
+
+def test_index_follows_deletes_and_updates(index: ConfigIndex) -> None:
+    index.on_config(tconfig("bad", "Test", "HelloServer", "bad.conf", "m", ""), "DELETED")
+    assert index.names("Test", "HelloServer") == ["hello.conf"]
+    index.on_config(tconfig("m", "Test", "HelloServer", "hello.conf", "m", "x", activated=False), "MODIFIED")
+    assert index.names("Test", "HelloServer") == []  # only the pod-level one is left: not listed
+    assert [e.pod_seq for e in index.entries("Test", "HelloServer", "hello.conf")] == ["1"]
+    index.on_config(tconfig("p1", "Test", "HelloServer", "hello.conf", "1", ""), "DELETED")
+    assert index.entries("Test", "HelloServer", "hello.conf") == []
+    index.on_pod(pod("test-helloserver-1", "127.64.1.11"), "DELETED")
+    assert index.pod_name("127.64.1.11") is None and index.pod_name("127.64.1.10") == "test-helloserver-0"
+    index.on_pod(pod("test-helloserver-0", "127.64.1.10", phase="Failed"), "MODIFIED")
+    assert index.pod_name("127.64.1.10") is None

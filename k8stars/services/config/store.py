@@ -100,6 +100,7 @@ class ConfigIndex:
     def __init__(self) -> None:
         self._groups: dict[GroupKey, dict[Key, ConfigEntry]] = {}
         self._group_of: dict[Key, GroupKey] = {}
+        self._files_of: dict[tuple[str, str], set[GroupKey]] = {}  # (app, server) -> its groups, for listings
         self._pod_by_ip: dict[str, Key] = {}
         self._ips_of: dict[Key, set[str]] = {}
 
@@ -113,6 +114,7 @@ class ConfigIndex:
         group = (entry.app, entry.server, entry.name)
         self._groups.setdefault(group, {})[key] = entry
         self._group_of[key] = group
+        self._files_of.setdefault(group[:2], set()).add(group)
 
     def remove_config(self, obj: Obj) -> None:
         key = key_of(obj)
@@ -123,6 +125,10 @@ class ConfigIndex:
         members.pop(key, None)
         if not members:
             self._groups.pop(group, None)
+            files = self._files_of.get(group[:2], set())
+            files.discard(group)
+            if not files:
+                self._files_of.pop(group[:2], None)
 
     def on_config(self, obj: Obj, kind: str) -> None:
         if kind == "DELETED":
@@ -157,13 +163,8 @@ class ConfigIndex:
         return list(self._groups.get((app, server, name), {}).values())
 
     def names(self, app: str, server: str) -> list[str]:
-        return sorted(
-            {
-                name
-                for (a, s, name), members in self._groups.items()
-                if a == app and s == server and any(e.pod_seq == SERVER_LEVEL for e in members.values())
-            }
-        )
+        groups = self._files_of.get((app, server), set())
+        return sorted(g[2] for g in groups if any(e.pod_seq == SERVER_LEVEL for e in self._groups[g].values()))
 
     def pod_name(self, ip: str) -> str | None:
         key = self._pod_by_ip.get(ip)
