@@ -1,14 +1,21 @@
-"""CustomResourceDefinitions of group k8s.tars.io, version v1beta3 (served and stored).
+"""CustomResourceDefinitions of group k8s.tars.io: v1beta3 (stored) and every older version K8SFramework serves.
 
 The schemas follow K8SFramework's CRDs field by field (names, types, defaults, patterns, bounds, short names,
 printer columns, subresources), so that a YAML valid there is valid here. They are built from the small helpers
-below; `deploy/crds/*.yaml` is generated from them:
+below. Older versions: TConfig, TTemplate, TImage, TEndpoint, TExitedRecord, TTree and TAccount serve v1beta1 and
+v1beta2 with (nearly) v1beta3's schema and no conversion; TServer v1beta1/v1beta2 and TFrameworkConfig v1beta2
+differ and are served only with the conversion webhook (`with_conversion`, k8stars/operator/conversion.py).
 
-    python -m k8stars.kube.crds write [DIR]     # default deploy/crds and the Helm chart's crds/
-    python -m k8stars.kube.crds check [DIR]     # exit 1 when the files are stale
+Generated from this module (`outputs()`): deploy/crds/*.yaml (every kind, for kubectl), the controller chart's crds/
+(the kinds without conversion) and files/crds/ (TServer and TFrameworkConfig, plain and with the webhook, which the
+chart's templates/crds.yaml completes with its Service and CA):
 
-Where K8SFramework's schema has a typo that disables a rule (`require:` instead of `required:`), the rule is not
-enforced here either, so objects accepted there stay accepted; the operator and the webhook check those fields.
+    python -m k8stars.kube.crds write [DIR]     # DIR: only every kind's CRD, into DIR
+    python -m k8stars.kube.crds check [DIR]     # exit 1 when a file is stale or no longer generated
+
+Where K8SFramework's schema has a typo that disables a rule (`require:` instead of `required:`, `parrern:`), the
+rule is not enforced here either, so objects accepted there stay accepted; the operator and the webhook check those
+fields.
 """
 
 from __future__ import annotations
