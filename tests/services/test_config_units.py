@@ -194,3 +194,14 @@ def test_index_follows_deletes_and_updates(index: ConfigIndex) -> None:
     assert index.pod_name("127.64.1.11") is None and index.pod_name("127.64.1.10") == "test-helloserver-0"
     index.on_pod(pod("test-helloserver-0", "127.64.1.10", phase="Failed"), "MODIFIED")
     assert index.pod_name("127.64.1.10") is None
+
+
+async def test_reactivated_old_version_wins_while_both_are_activated(index: ConfigIndex) -> None:
+    """The operator stamps an old version it activates again (k8stars.io/activated-at); until it deactivates the
+    other one, that stamp decides, as in the operator."""
+    imp = ConfigImp(index)
+    index.put_config(tconfig("m2", "Test", "HelloServer", "hello.conf", "m", "v2", created="2026-02-01T00:00:00Z"))
+    old = tconfig("m", "Test", "HelloServer", "hello.conf", "m", "v1 again")
+    old["metadata"]["annotations"] = {"k8stars.io/activated-at": "2026-03-01T00:00:00.000000Z"}
+    index.put_config(old)
+    assert (await imp.loadConfig("Test", "HelloServer", "hello.conf")).config == "v1 again"

@@ -61,9 +61,9 @@ def split_app_server(app_server: str) -> tuple[str, str]:
 
 def choose(entries: list[ConfigEntry], pod_seq: str) -> ConfigEntry | None:
     """The TConfig of one podSeq; should two be activated for a moment, the one not being deactivated, then the
-    newest wins (as the operator's activation rule has it)."""
+    one activated last (created, or re-activated: the operator's rule) wins."""
     wanted = [e for e in entries if e.pod_seq == pod_seq]
-    return max(wanted, key=lambda e: (not e.deactivating, e.created, e.object_name), default=None)
+    return max(wanted, key=lambda e: (not e.deactivating, e.since, e.object_name), default=None)
 
 
 def _caller_ip() -> str:

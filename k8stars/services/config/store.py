@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from k8stars.kube import meta
@@ -22,6 +23,7 @@ log = logging.getLogger("k8stars.services.config")
 
 SYNC_TIMEOUT = 30.0  # seconds for the first list of TConfigs and pods
 SERVER_LEVEL = "m"  # podSeq of a server-level (master) TConfig; pod-level ones carry the pod ordinal
+ACTIVATED_AT = "k8stars.io/activated-at"  # the operator's stamp on an old version activated again
 
 Key = tuple[str, str]  # (namespace, name) of a Kubernetes object
 GroupKey = tuple[str, str, str]  # (app, server, configName); server "" for app-level configs
@@ -38,7 +40,7 @@ class ConfigEntry:
     content: str
     version: str = ""
     object_name: str = ""
-    created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
+    since: str = ""  # activated since: creation, or re-activation when later (UTC ISO 8601, sorts as text)
     deactivating: bool = False  # labelled tars.io/Deactivate: a newer version is taking over
 
 
@@ -62,6 +64,21 @@ def _labels(obj: Obj) -> dict[str, Any]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
+def _utc(text: str) -> str:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def activated_since(obj: Obj) -> str:
+    """When the version became activated, as the operator counts it (the newest wins a group)."""
+    md = obj.get("metadata") or {}
+    stamps = (str(md.get("creationTimestamp") or ""), str((md.get("annotations") or {}).get(ACTIVATED_AT) or ""))
+    return max(_utc(t) for t in stamps)
+
+
 def entry_of(obj: Obj) -> ConfigEntry | None:
     """The entry of a TConfig object, or None when it does not count (or lacks the fields that identify it)."""
     md = obj.get("metadata") or {}
@@ -79,7 +96,7 @@ def entry_of(obj: Obj) -> ConfigEntry | None:
         content=str(obj.get("configContent") or ""),
         version=str(obj.get("version") or ""),
         object_name=str(md.get("name") or ""),
-        created=str(md.get("creationTimestamp") or ""),
+        since=activated_since(obj),
         deactivating=meta.DEACTIVATE in labels,
     )
 
