@@ -17,6 +17,38 @@ def test_crd_files_are_generated_from_the_code() -> None:
     assert crds.main(["check"]) == 0, "deploy/crds is stale: run python -m k8stars.kube.crds write"
 
 
+def test_write_and_check_a_directory(tmp_path: Any) -> None:
+    assert crds.main(["write", str(tmp_path)]) == 0 and crds.main(["check", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(crds.files())
+    stray = tmp_path / "tgone.yaml"  # a kind no longer generated: check says so, write removes it
+    stray.write_text(crds.HEADER + "kind: CustomResourceDefinition\n")
+    (tmp_path / "mine.yaml").write_text("kind: ConfigMap\n")  # not generated: left alone
+    assert crds.main(["check", str(tmp_path)]) == 1
+    assert crds.main(["write", str(tmp_path)]) == 0 and not stray.exists() and (tmp_path / "mine.yaml").exists()
+    assert crds.main(["nonsense"]) == 2
+
+
+def test_conversion_manifests() -> None:
+    by_kind = {c["spec"]["names"]["kind"]: c for c in crds.all_crds()}
+    ts = crds.with_conversion(by_kind["TServer"], "https://127.0.0.1:1/convert", "Q0E=")
+    assert [v["name"] for v in ts["spec"]["versions"]] == ["v1beta1", "v1beta2", "v1beta3"]
+    assert [v["storage"] for v in ts["spec"]["versions"]] == [False, False, True]
+    assert ts["spec"]["conversion"]["webhook"]["clientConfig"] == {
+        "url": "https://127.0.0.1:1/convert",
+        "caBundle": "Q0E=",
+    }
+    v1 = ts["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert "source" in v1["release"]["properties"] and "nodeImage" not in v1["release"]["properties"]
+    assert "readinessGate" in v1["k8s"]["properties"] and "launcherType" not in v1["k8s"]["properties"]
+    tfc = crds.with_conversion(by_kind["TFrameworkConfig"], service={"name": "w", "namespace": "n", "path": "/convert"})
+    v2 = tfc["spec"]["versions"][0]
+    assert v2["name"] == "v1beta2" and v2["schema"]["openAPIV3Schema"]["required"] == ["imageRegistry", "nodeImage"]
+    with pytest.raises(ValueError, match="TConfig needs no conversion webhook"):
+        crds.with_conversion(by_kind["TConfig"], "https://x")
+    with pytest.raises(ValueError, match="either url or service"):
+        crds.with_conversion(by_kind["TServer"])
+
+
 def test_every_kind_has_a_crd() -> None:
     kinds = {c["spec"]["names"]["kind"] for c in crds.all_crds()}
     assert kinds == {r.kind for r in TARS_KINDS}
