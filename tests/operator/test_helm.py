@@ -264,11 +264,34 @@ async def test_chart_crds_convert_on_the_control_plane(k8s_cluster: Cluster, kub
         await runner.cleanup()
 
 
+async def _ca_everywhere(kube: Kube, namespace: str, release: str, crd_names: list[str]) -> str:
+    """The CA of the release's Secret, checked to be every CRD's and admission hook's caBundle."""
+    secret = await kube.get(
+        Resource("", "v1", "secrets", "Secret"), namespace, f"{release}-k8stars-controller-webhook-tls"
+    )
+    assert secret is not None
+    ca = str(secret["data"]["ca.crt"])
+    service = f"{release}-k8stars-controller-webhook"
+    for name in crd_names:
+        crd = await kube.get(CRD, None, name)
+        assert crd is not None
+        client = crd["spec"]["conversion"]["webhook"]["clientConfig"]
+        assert client["service"] == {"name": service, "namespace": namespace, "path": "/convert", "port": 443}
+        assert client["caBundle"] == ca
+    for kind, plural in (("Mutating", "mutating"), ("Validating", "validating")):
+        res = Resource(
+            "admissionregistration.k8s.io", "v1", f"{plural}webhookconfigurations", f"{kind}WebhookConfiguration", False
+        )
+        hooks = await kube.get(res, None, f"{release}-k8stars-controller-{plural}")
+        assert hooks is not None and {h["clientConfig"]["caBundle"] for h in hooks["webhooks"]} == {ca}
+    return ca
+
+
 async def test_helm_install_takes_over_existing_crds(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
     """A real `helm install` where the CRDs already exist (this cluster's, as after `k8stars operator --install-crds`
     or an older chart): labelled and annotated for the release as docs/operator.md says, TServer and TFrameworkConfig
-    are taken over and get the conversion webhook with the CA of the Secret the release made; `helm uninstall`
-    leaves them (resource-policy keep)."""
+    are taken over and get the conversion webhook with the CA of the Secret the release made; `helm upgrade` keeps
+    that CA unless webhook.renewCerts; `helm uninstall` leaves the CRDs (resource-policy keep)."""
     assert HELM is not None
     release = f"k8s-{namespace}"
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
@@ -283,20 +306,16 @@ async def test_helm_install_takes_over_existing_crds(k8s_cluster: Cluster, kube:
     run("kubectl", "annotate", "--overwrite", "crd", *names,
         f"meta.helm.sh/release-name={release}", f"meta.helm.sh/release-namespace={namespace}")  # fmt: skip
     try:
-        run(HELM, "install", release, str(CHART), "--namespace", namespace,
-            "--set-json", 'webhook.namespaceSelector={"matchLabels":{"k8stars.io/none":"x"}}')  # fmt: skip
-        secret = await kube.get(
-            Resource("", "v1", "secrets", "Secret"), namespace, f"{release}-k8stars-controller-webhook-tls"
-        )
-        assert secret is not None
-        for name in names:
-            crd = await kube.get(CRD, None, name)
-            assert crd is not None
-            client = crd["spec"]["conversion"]["webhook"]["clientConfig"]
-            assert client["service"] == {
-                "name": f"{release}-k8stars-controller-webhook", "namespace": namespace, "path": "/convert", "port": 443
-            }  # fmt: skip
-            assert client["caBundle"] == secret["data"]["ca.crt"]
+        selector = ("--set-json", 'webhook.namespaceSelector={"matchLabels":{"k8stars.io/none":"x"}}')
+        run(HELM, "install", release, str(CHART), "--namespace", namespace, *selector)
+        first = await _ca_everywhere(kube, namespace, release, names)
+        upgrade = (HELM, "upgrade", release, str(CHART), "--namespace", namespace, *selector)
+        # An upgrade keeps the CA (pods still serving the old certificate during the rollout stay trusted) ...
+        run(*upgrade)
+        assert await _ca_everywhere(kube, namespace, release, names) == first
+        # ... unless asked to renew it: then the Secret, the CRDs and the hooks all get the new one.
+        run(*upgrade, "--set", "webhook.renewCerts=true")
+        assert await _ca_everywhere(kube, namespace, release, names) != first
         run(HELM, "uninstall", release, "--namespace", namespace)
         for name in names:
             assert await kube.get(CRD, None, name) is not None  # kept

@@ -24,15 +24,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-The webhook's CA and serving certificate (base64), generated once per render and kept in .Values, which every
-template of the chart shares: the Secret, the webhook configurations' and the CRDs' caBundle all get the same ones.
+The webhook's CA and serving certificate (base64), made once per render and kept in .Values, which every template
+of the chart shares: the Secret, the webhook configurations' and the CRDs' caBundle all get the same ones. An upgrade
+keeps those of the release's Secret (unless webhook.renewCerts), so that the operator pods still serving the old
+certificate during a rollout stay trusted by the apiserver.
 */}}
 {{- define "k8stars.webhookCerts" -}}
 {{- if not (hasKey .Values "_k8starsWebhookCerts") -}}
-{{- $host := printf "%s.%s.svc" (include "k8stars.webhookService" .) .Release.Namespace -}}
+{{- $service := include "k8stars.webhookService" . -}}
+{{- $existing := (lookup "v1" "Secret" .Release.Namespace (printf "%s-tls" $service)).data | default dict -}}
+{{- if and (not .Values.webhook.renewCerts) (index $existing "ca.crt") (index $existing "tls.crt") (index $existing "tls.key") -}}
+{{- $_ := set .Values "_k8starsWebhookCerts" (dict "ca" (index $existing "ca.crt") "cert" (index $existing "tls.crt") "key" (index $existing "tls.key")) -}}
+{{- else -}}
+{{- $host := printf "%s.%s.svc" $service .Release.Namespace -}}
 {{- $days := int .Values.webhook.certDays -}}
 {{- $ca := genCA "k8stars-webhook-ca" $days -}}
 {{- $cert := genSignedCert $host nil (list $host (printf "%s.cluster.local" $host)) $days $ca -}}
 {{- $_ := set .Values "_k8starsWebhookCerts" (dict "ca" ($ca.Cert | b64enc) "cert" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
