@@ -193,7 +193,8 @@ async def test_owned_objects_are_protected(
     async def collected() -> bool:
         return await kube.get(STATEFULSET, namespace, "test-helloserver") is None
 
-    await until(collected, what="garbage collection of the StatefulSet")
+    # the garbage collector learns kinds of CRDs installed after it started at its 30 s discovery resync
+    await until(collected, timeout=60, what="garbage collection of the StatefulSet")
 
 
 async def _replicas(kube: Kube, namespace: str, count: int) -> bool:
