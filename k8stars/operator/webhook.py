@@ -4,7 +4,9 @@ why, and how to fix it. A small aiohttp HTTPS app (`/mutate`, `/validate`, `/hea
 
 Mutations (already visible in the response to a create/patch, as with K8SFramework):
 - TServer: labels tars.io/ServerApp, ServerName, SubType, Template (tars), ServerID (release id); for TARS servers
-  `spec.k8s.readinessGates` starts with `tars.io/active`.
+  `spec.k8s.readinessGates` starts with `tars.io/active`; replicas 0 without a release, else within the
+  tars.io/MinReplicas / MaxReplicas annotations; release time; the namespace's default node image; notStacked with
+  host ports.
 - TConfig: labels tars.io/ServerApp, ServerName, ConfigName, PodSeq, Activated, Version (a removed or edited label
   is put back).
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import ssl
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -26,7 +29,7 @@ from aiohttp import web
 
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
-from k8stars.kube.resources import TCONFIG, TSERVER, TTEMPLATE
+from k8stars.kube.resources import TCONFIG, TFRAMEWORKCONFIG, TSERVER, TTEMPLATE
 from k8stars.operator.conversion import convert_object
 from k8stars.operator.conversion import convert_tserver as convert_tserver  # moved there; re-exported
 
@@ -271,15 +274,89 @@ def taccount_patch(obj: Obj, old: Obj | None) -> list[Obj]:
     return ops
 
 
-def tserver_patch(obj: Obj) -> list[Obj]:
+MAX_REPLICAS_ANNOTATION = "tars.io/MaxReplicas"
+MIN_REPLICAS_ANNOTATION = "tars.io/MinReplicas"
+_REPLICAS_BOUND = re.compile(r"^[1-9]?[0-9]$")
+
+
+def replica_bounds(obj: Obj) -> tuple[int | None, int | None, list[str]]:
+    """(min, max) from the tars.io/MinReplicas / tars.io/MaxReplicas annotations, and what is wrong with them."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    bounds: dict[str, int | None] = {}
+    errors = []
+    for key in (MIN_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION):
+        value = annotations.get(key)
+        bounds[key] = None
+        if value is None:
+            continue
+        if not _REPLICAS_BOUND.match(str(value)):
+            errors.append(f"annotation {key}={value!r} must be a whole number from 0 to 99")
+        else:
+            bounds[key] = int(value)
+    low, high = bounds[MIN_REPLICAS_ANNOTATION], bounds[MAX_REPLICAS_ANNOTATION]
+    if low is not None and high is not None and low > high:
+        errors.append(f"annotation {MIN_REPLICAS_ANNOTATION}={low} is above {MAX_REPLICAS_ANNOTATION}={high}")
+    return low, high, errors
+
+
+def _wanted_replicas(obj: Obj, k8s: Obj, has_release: bool) -> int:
+    """K8SFramework's rule: no release, no pods; else the replicas within the annotations' bounds."""
+    if not has_release:
+        return 0
+    replicas = int(k8s.get("replicas", 0))
+    low, high, errors = replica_bounds(obj)
+    if errors:
+        return replicas  # the validating webhook refuses the object and says why
+    if low is not None:
+        replicas = max(replicas, low)
+    if high is not None:
+        replicas = min(replicas, high)
+    return replicas
+
+
+def node_image_missing(obj: Obj) -> list[str]:
+    """After mutation a released TARS server has a node image, unless the namespace sets no default."""
+    spec: Obj = obj.get("spec") or {}
+    release = spec.get("release")
+    if spec.get("subType") != "tars" or not isinstance(release, dict) or release.get("nodeImage"):
+        return []
+    return [
+        "spec.release.nodeImage is empty and TFrameworkConfig tars-framework of this namespace sets no "
+        "nodeImage.image: set one of them (the tarsnode init container of every pod needs that image)"
+    ]
+
+
+def tserver_patch(obj: Obj, default_node_image: tuple[str, str] | None = None, now: str = "") -> list[Obj]:
+    """K8SFramework's TServer defaults. `default_node_image`: (image, secret) of the namespace's TFrameworkConfig,
+    for a TARS server whose release names no nodeImage."""
     ops = label_patch(obj, tserver_labels(obj))
     spec: Obj = obj.get("spec") or {}
     k8s = spec.get("k8s")
-    if spec.get("subType") == "tars" and isinstance(k8s, dict):
+    tars_server = spec.get("subType") == "tars"
+    if tars_server and isinstance(k8s, dict):
         gates = list(k8s.get("readinessGates") or [])
         wanted = [meta.ACTIVE_GATE] + [g for g in gates if g != meta.ACTIVE_GATE]
         if "readinessGates" not in k8s or gates != wanted:
             ops.append({"op": "add", "path": "/spec/k8s/readinessGates", "value": wanted})
+    if isinstance(k8s, dict):
+        if (k8s.get("hostPorts") or k8s.get("hostIPC")) and not k8s.get("notStacked"):
+            # two pods of the server on one node would fight for the host port / IPC namespace
+            ops.append({"op": "add", "path": "/spec/k8s/notStacked", "value": True})
+        release = spec.get("release")
+        replicas = _wanted_replicas(obj, k8s, isinstance(release, dict))
+        if k8s.get("replicas") != replicas:
+            ops.append({"op": "add", "path": "/spec/k8s/replicas", "value": replicas})
+    release = spec.get("release")
+    if isinstance(release, dict):
+        if not release.get("time") and now:
+            ops.append({"op": "add", "path": "/spec/release/time", "value": now})
+        if tars_server and not release.get("nodeImage") and default_node_image:
+            image, secret = default_node_image
+            ops.append({"op": "add", "path": "/spec/release/nodeImage", "value": image})
+            ops.append({"op": "add", "path": "/spec/release/nodeSecret", "value": secret})
+        if not tars_server:
+            ops += [{"op": "remove", "path": f"/spec/release/{key}"} for key in ("nodeImage", "nodeSecret")
+                    if key in release]  # fmt: skip
     return ops
 
 
@@ -344,6 +421,8 @@ class Admission:
         namespace = str(request.get("namespace") or "")
         if kind == "TServer":
             errors = validate_tserver(obj, old)
+            errors += replica_bounds(obj)[2]
+            errors += node_image_missing(obj)
             errors += await self._template_exists(namespace, obj)
         elif kind == "TConfig":
             username = str((request.get("userInfo") or {}).get("username", ""))
@@ -361,13 +440,14 @@ class Admission:
             return False, f"{what} is invalid: " + "; ".join(errors)
         return True, ""
 
-    def mutate(self, request: Obj) -> list[Obj]:
+    async def mutate(self, request: Obj) -> list[Obj]:
         kind = request.get("kind", {}).get("kind")
         obj: Obj = request.get("object") or {}
         if request.get("operation") not in ("CREATE", "UPDATE"):
             return []
         if kind == "TServer":
-            return tserver_patch(obj)
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return tserver_patch(obj, await self._default_node_image(str(request.get("namespace") or ""), obj), now)
         if kind == "TConfig":
             old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
             return label_patch(obj, tconfig_labels(obj)) + tconfig.mutation(obj, old, datetime.now(UTC))
@@ -380,6 +460,20 @@ class Admission:
         if kind == "TAccount":
             return taccount_patch(obj, request.get("oldObject") if request.get("operation") == "UPDATE" else None)
         return []
+
+    async def _default_node_image(self, namespace: str, obj: Obj) -> tuple[str, str] | None:
+        """TFrameworkConfig tars-framework's nodeImage (image, secret), read only when a TARS server's release
+        lacks one."""
+        spec: Obj = obj.get("spec") or {}
+        release = spec.get("release")
+        if self.kube is None or spec.get("subType") != "tars" or not isinstance(release, dict):
+            return None
+        if release.get("nodeImage"):
+            return None
+        framework = await self.kube.get(TFRAMEWORKCONFIG, namespace, tconfig.FRAMEWORK_CONFIG)
+        node: Obj = (framework or {}).get("nodeImage") or {}
+        image = str(node.get("image") or "").strip()
+        return (image, str(node.get("secret") or "")) if image else None
 
     async def _deletion_blocked(self, request: Obj) -> str | None:
         """A TTemplate used by a child template or a TServer, or a server-level TConfig with an activated pod-level
@@ -494,7 +588,7 @@ def make_app(admission: Admission) -> web.Application:
     async def mutate(request: web.Request) -> web.StreamResponse:
         review = await request.json()
         req: Obj = review.get("request") or {}
-        return web.json_response(_review(str(req.get("uid", "")), True, patch=admission.mutate(req)))
+        return web.json_response(_review(str(req.get("uid", "")), True, patch=await admission.mutate(req)))
 
     async def healthz(request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok")

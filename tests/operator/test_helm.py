@@ -125,6 +125,8 @@ def expected_crds(docs: list[dict[str, Any]], service: str, namespace: str, keep
         if manifest["spec"]["names"]["kind"] in crds.CONVERTED:
             where = {"name": service, "namespace": namespace, "path": "/convert", "port": 443}
             manifest = crds.with_conversion(manifest, service=where, ca_bundle=secret["data"]["ca.crt"])
+            # url: null drops the url of a CRD registered by `k8stars operator --webhook-url` when Helm takes it over
+            manifest["spec"]["conversion"]["webhook"]["clientConfig"]["url"] = None
             manifest["metadata"]["labels"] = {**labels, **manifest["metadata"]["labels"]}
             if keep:
                 manifest["metadata"]["annotations"] = {"helm.sh/resource-policy": "keep"}

@@ -337,3 +337,43 @@ async def test_large_objects_pass_the_webhooks(kube: Kube, namespace: str, webho
     patched = await kube.merge_patch(resource_of("TConfig"), namespace, master["metadata"]["name"],
                                      {"updateReason": "bigger"})  # fmt: skip
     assert patched["updateReason"] == "bigger"
+
+
+async def test_tserver_defaults_as_k8sframework(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
+    """No release, no pods; a release gets its time and, for a TARS server, the namespace's default node image (or a
+    clear refusal when there is none); host ports imply notStacked; tars.io/Min/MaxReplicas bound the replicas."""
+    await _templates(kube, namespace)
+    unreleased = _tserver()
+    del unreleased["spec"]["release"]
+    ts = await kube.create(TSERVER, namespace, unreleased)
+    assert ts["spec"]["k8s"]["replicas"] == 0 and "tars.io/ServerID" not in ts["metadata"]["labels"]
+    await kube.delete(TSERVER, namespace, "test-helloserver")
+
+    no_node = _tserver()
+    del no_node["spec"]["release"]["nodeImage"]
+    text = await _refused(kube, namespace, no_node)
+    assert "spec.release.nodeImage is empty and TFrameworkConfig tars-framework of this namespace sets no" in text
+
+    framework = next(d for d in load_examples("tframework.yaml") if d["kind"] == "TFrameworkConfig")
+    framework["nodeImage"]["secret"] = "node-pull"
+    await kube.create(resource_of("TFrameworkConfig"), namespace, framework)
+    no_node["spec"]["k8s"]["hostPorts"] = [{"nameRef": "HelloObj", "port": 20000}]
+    no_node["metadata"]["annotations"] = {"tars.io/MaxReplicas": "1"}
+    ts = await kube.create(TSERVER, namespace, no_node)
+    release = ts["spec"]["release"]
+    assert (release["nodeImage"], release["nodeSecret"]) == ("registry.example.com/tars/tarsnode:v1.4.0", "node-pull")
+    assert release["time"].endswith("Z")
+    assert ts["spec"]["k8s"]["notStacked"] is True
+    assert ts["spec"]["k8s"]["replicas"] == 1  # 2 asked, at most 1 allowed
+    patched = await kube.merge_patch(TSERVER, namespace, "test-helloserver", {
+        "metadata": {"annotations": {"tars.io/MaxReplicas": None, "tars.io/MinReplicas": "3"}}})  # fmt: skip
+    assert patched["spec"]["k8s"]["replicas"] == 3
+    with pytest.raises(ApiException) as err:
+        await kube.merge_patch(TSERVER, namespace, "test-helloserver",
+                               {"metadata": {"annotations": {"tars.io/MaxReplicas": "many"}}})  # fmt: skip
+    assert "annotation tars.io/MaxReplicas='many' must be a whole number from 0 to 99" in str(err.value.body)
+
+    (normal,) = load_examples("tserver-normal.yaml")
+    normal["spec"]["release"] = {"id": "v1", "image": "example.com/web:v1", "nodeImage": "x", "nodeSecret": "y"}
+    ts = await kube.create(TSERVER, namespace, normal)
+    assert "nodeImage" not in ts["spec"]["release"] and "nodeSecret" not in ts["spec"]["release"]  # no in-pod node
