@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from k8stars.registry.query import QueryDispatcher, QueryServant
 from k8stars.registry.servants import RegistryServant
 from k8stars.registry.service import RegistryService
 from k8stars.registry.store import Store, open_store
-from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.endpoint import Endpoint, local_ip
 from k8stars.tars.protocol.tarsregistry import keepAliveReq
 from k8stars.tars.rpc import AdapterConfig, Application
 from k8stars.tars.rpc.application import AdminServant, ServerSettings
@@ -98,32 +97,10 @@ class RegistryConfig:
     def advertised(self) -> str:
         if self.node_name:
             return self.node_name
-        return _local_ip() if self.host in _WILDCARD else self.host
+        return local_ip() if self.host in _WILDCARD else self.host
 
     def data_path(self) -> Path:
         return Path(self.data_dir) if self.data_dir else Path.home() / ".local" / "share" / "k8stars"
-
-
-def _local_ip() -> str:
-    """The address a pod is reached at (POD_IP's fallback, as tarscli finds it: no packet is sent)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.0.0.1", 80))
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
-class _App(Application):
-    """An Application whose AdminObj.shutdown also ends RegistryServer.run."""
-
-    def __init__(self, settings: ServerSettings, stopping: asyncio.Event) -> None:
-        super().__init__(settings)
-        self._stopping = stopping
-
-    def request_stop(self) -> None:
-        super().request_stop()
-        self._stopping.set()
 
 
 class RegistryServer:
@@ -141,8 +118,8 @@ class RegistryServer:
             poll_interval=config.poll_interval,
             metrics=self.metrics,
         )
-        self.stopping = asyncio.Event()
-        self.app = _App(self._settings(), self.stopping)
+        self.app = Application(self._settings())
+        self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
         self.http_port: int | None = None
         self._http: web.AppRunner | None = None
         self._heartbeat: asyncio.Task[None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass, replace
 
 from k8stars.tars.protocol.endpointf import EndpointF
@@ -146,3 +147,12 @@ def parse_proxy(text: str) -> tuple[str, list[Endpoint]]:
     if not name:
         raise EndpointError(f"proxy {text!r} has no object name")
     return name, parse_endpoints(rest) if sep else []
+
+
+def local_ip() -> str:
+    """This host's address for endpoints and registrations when none is given. In a pod, Kubernetes writes the
+    hostname with the pod IP into /etc/hosts, so this is the pod IP, found without touching the network."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

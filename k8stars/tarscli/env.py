@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from k8stars.tars.endpoint import local_ip
 
 DEFAULT_TARS_PATH = "/tars"
 DEFAULT_NAMESPACE = "tars-system"
@@ -58,16 +59,6 @@ def format_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def detect_local_ip() -> str:
-    """The pod IP when POD_IP is not set. Kubernetes writes the pod's hostname with its IP into /etc/hosts, so the
-    hostname resolves to the pod IP without touching the network."""
-    try:
-        ip = socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
-    return ip
-
-
 @dataclass(frozen=True)
 class TarsEnv:
     """Where things are: ``$TARS_PATH/{bin,conf,log,data}``, the pod IP and the port range."""
@@ -92,7 +83,7 @@ class TarsEnv:
         hi = port_max if port_max is not None else DEFAULT_PORT_MAX
         if not 0 < lo <= hi <= 65535:
             raise ValueError(f"bad port range {lo}..{hi}")
-        return cls(path, pod_ip or detect_local_ip(), namespace or DEFAULT_NAMESPACE, lo, hi)
+        return cls(path, pod_ip or local_ip(), namespace or DEFAULT_NAMESPACE, lo, hi)
 
     @property
     def bin_dir(self) -> Path:

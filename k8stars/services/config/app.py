@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from dataclasses import dataclass
 
 from k8stars import __version__
 from k8stars.services.config.servant import ConfigImp
 from k8stars.services.config.store import KubernetesConfigStore
-from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.endpoint import Endpoint, local_ip
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import AdapterConfig, Application, Communicator
@@ -65,28 +64,6 @@ class ConfigServiceOptions:
             )
 
 
-def _local_ip() -> str:
-    """This machine's address towards the network (no packet is sent), for a wildcard listener."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.0.0.1", 80))
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-
-
-class _App(Application):
-    """An Application whose AdminObj.shutdown also ends ConfigService.run."""
-
-    def __init__(self, settings: ServerSettings, stopping: asyncio.Event) -> None:
-        super().__init__(settings)
-        self._stopping = stopping
-
-    def request_stop(self) -> None:
-        super().request_stop()
-        self._stopping.set()
-
-
 class ConfigService:
     """Store, ConfigObj + AdminObj listener and self-registration, started and stopped as one."""
 
@@ -94,11 +71,11 @@ class ConfigService:
         options.check()
         self.options = options
         self.store = store or KubernetesConfigStore(options.namespace, options.kubeconfig)
-        self.stopping = asyncio.Event()
         ep = options.parsed_endpoint()
         adapter = AdapterConfig(CONFIG_OBJ + "Adapter", ep, CONFIG_OBJ, max_conns=100000)
         settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
-        self.app = _App(settings, self.stopping)
+        self.app = Application(settings)
+        self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
         self._registry: tarsregistryProxy | None = None
         self._comm: Communicator | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -110,7 +87,7 @@ class ConfigService:
     @property
     def node(self) -> str:
         host = self.endpoint.host
-        return self.options.node_name or (_local_ip() if host in _WILDCARD else host)
+        return self.options.node_name or (local_ip() if host in _WILDCARD else host)
 
     async def start(self) -> None:
         await self.store.open()

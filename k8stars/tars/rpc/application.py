@@ -133,7 +133,7 @@ class Application:
         self.server = Server()
         self.admin_commands: dict[str, tuple[AdminCommand, str]] = {}
         self.started_at = time.time()
-        self._stop = asyncio.Event()
+        self.stopping = asyncio.Event()  # set by request_stop, AdminObj.shutdown, SIGTERM/SIGINT in run()
         self._tasks: list[asyncio.Task[None]] = []
         for cfg in settings.adapters:
             self.server.add_adapter(cfg)
@@ -211,14 +211,14 @@ class Application:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, self.stopping.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        await self._stop.wait()
+        await self.stopping.wait()
         await self.stop()
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import socket
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from k8stars.tars.config import TarsConfig
-from k8stars.tars.endpoint import Endpoint, parse_proxy
+from k8stars.tars.endpoint import Endpoint, local_ip, parse_proxy
 from k8stars.tars.errors import (
     AdapterNullError,
     ClientDecodeError,
@@ -148,7 +147,7 @@ class Communicator:
         self._objects: dict[str, ObjectProxy] = {}
         self._connections: dict[Endpoint, Connection] = {}
         if not self.config.node_name:
-            self.config.node_name = _local_ip()
+            self.config.node_name = local_ip()
 
     def next_request_id(self) -> int:
         rid = next(self._ids)
@@ -195,13 +194,6 @@ class Communicator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _local_ip() -> str:
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
 
 
 # Resolution timing of TarsCpp/TarsGo/Node (seconds): retry an empty answer after 10 s, a failed lookup after
