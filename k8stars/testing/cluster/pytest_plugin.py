@@ -5,6 +5,9 @@ Use it from a conftest.py with `from k8stars.testing.cluster.pytest_plugin impor
 
 - K8STARS_SKIP_CLUSTER=1  skip every test that needs the cluster (the only way to skip: a failed
                           build or start-up is an error, never a silent skip).
+Also `kube` (an admin client, the k8s.tars.io CRDs installed) and `namespace` (a fresh namespace per test, labelled
+`k8stars.io/test=<name>` so webhooks can be limited to it).
+
 - K8STARS_CLUSTER_REUSE=1 use the cluster of `python -m k8stars.testing.cluster up` if it runs
                           (fast local iterations; it is not stopped afterwards).
 """
@@ -15,8 +18,10 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +80,29 @@ def k8s_cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFa
     finally:
         # The workdir (logs, etcd data) stays with pytest's other temporary files for post-mortems.
         asyncio.run(cluster.stop(remove_workdir=False))
+
+
+@pytest.fixture
+async def kube(k8s_cluster: Cluster) -> AsyncIterator[Any]:
+    """An admin client with the CRDs installed (idempotent server-side apply: cheap after the first test)."""
+    from k8stars.kube.client import Kube
+    from k8stars.kube.install import install_crds
+
+    async with await Kube.connect(str(k8s_cluster.kubeconfig), field_manager="k8stars-tests") as client:
+        await install_crds(client)
+        yield client
+
+
+@pytest.fixture
+async def namespace(kube: Any) -> AsyncIterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    from k8stars.kube.client import Resource
+
+    ns = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"k8stars.io/test": name}}}
+    await kube.create(ns, None, body)
+    try:
+        yield name
+    finally:
+        await kube.delete(ns, None, name)
