@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,25 @@ class OperatorRunner:
         if self.kube is not None:
             await self.kube.close()
             self.kube = None
+
+
+@contextlib.asynccontextmanager
+async def serving_webhooks(cluster: Cluster, kube: Kube, namespace: str, **options: Any) -> AsyncIterator[str]:
+    """Our admission webhooks on a free loopback port, registered for `namespace` only; yields their base URL.
+    `options` go to webhook.Admission (e.g. tconfig_guard)."""
+    from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+    from k8stars.operator import webhook
+
+    tls = cluster.webhook_tls("k8stars-webhook")
+    port = free_port()
+    admission = webhook.Admission(kube, {await webhook.whoami(kube)}, **options)
+    runner = await webhook.serve(admission, "127.0.0.1", port, tls.server_context())
+    url = f"https://127.0.0.1:{port}"
+    names = await webhook.register(kube, url, tls.ca_bundle, name=f"k8stars-{namespace}",
+                                   namespace_selector={"matchLabels": {"k8stars.io/test": namespace}})  # fmt: skip
+    try:
+        yield url
+    finally:
+        await kube.delete(MUTATING_WEBHOOK, None, names[0])
+        await kube.delete(VALIDATING_WEBHOOK, None, names[1])
+        await runner.cleanup()

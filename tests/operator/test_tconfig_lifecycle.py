@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from operator_helpers import OperatorRunner, free_port, load_examples, resource_of, until
+from operator_helpers import OperatorRunner, load_examples, resource_of, serving_webhooks, until
 
 from k8stars.kube.client import ApiException, Kube, Obj
-from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
-from k8stars.operator import Operator, tconfig, webhook
+from k8stars.operator import Operator, tconfig
 from k8stars.testing.cluster import Cluster
 
 TCONFIG = resource_of("TConfig")
@@ -27,23 +26,8 @@ GUARD = 5.0  # seconds; short, but far longer than the few calls made before a r
 @pytest.fixture
 async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIterator[None]:
     """The webhooks with a short TConfig guard time, registered for the test's namespace only."""
-    tls = k8s_cluster.webhook_tls("k8stars-webhook")
-    port = free_port()
-    admission = webhook.Admission(kube, {await webhook.whoami(kube)}, tconfig_guard=GUARD)
-    runner = await webhook.serve(admission, "127.0.0.1", port, tls.server_context())
-    names = await webhook.register(
-        kube,
-        f"https://127.0.0.1:{port}",
-        tls.ca_bundle,
-        name=f"k8stars-{namespace}",
-        namespace_selector={"matchLabels": {"k8stars.io/test": namespace}},
-    )
-    try:
+    async with serving_webhooks(k8s_cluster, kube, namespace, tconfig_guard=GUARD):
         yield
-    finally:
-        await kube.delete(MUTATING_WEBHOOK, None, names[0])
-        await kube.delete(VALIDATING_WEBHOOK, None, names[1])
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from operator_helpers import OperatorRunner, free_port, load_examples, resource_of, until
+from operator_helpers import OperatorRunner, load_examples, resource_of, serving_webhooks, until
 
 from k8stars.kube import crds
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
-from k8stars.kube.resources import CRD, MUTATING_WEBHOOK, SERVICE, STATEFULSET, TSERVER, TTEMPLATE, VALIDATING_WEBHOOK
+from k8stars.kube.resources import CRD, SERVICE, STATEFULSET, TSERVER, TTEMPLATE
 from k8stars.operator import webhook
 from k8stars.testing.cluster import Cluster
 
@@ -19,23 +19,8 @@ from k8stars.testing.cluster import Cluster
 @pytest.fixture
 async def webhooks(k8s_cluster: Cluster, kube: Kube, namespace: str) -> AsyncIterator[tuple[str, str]]:
     """The webhook server on a free loopback port, registered for the test's namespace only."""
-    tls = k8s_cluster.webhook_tls("k8stars-webhook")
-    port = free_port()
-    owners = {await webhook.whoami(kube)}
-    runner = await webhook.serve(webhook.Admission(kube, owners), "127.0.0.1", port, tls.server_context())
-    names = await webhook.register(
-        kube,
-        f"https://127.0.0.1:{port}",
-        tls.ca_bundle,
-        name=f"k8stars-{namespace}",
-        namespace_selector={"matchLabels": {"k8stars.io/test": namespace}},
-    )
-    try:
-        yield f"https://127.0.0.1:{port}", tls.ca_bundle
-    finally:
-        await kube.delete(MUTATING_WEBHOOK, None, names[0])
-        await kube.delete(VALIDATING_WEBHOOK, None, names[1])
-        await runner.cleanup()
+    async with serving_webhooks(k8s_cluster, kube, namespace) as url:
+        yield url, k8s_cluster.webhook_tls("k8stars-webhook").ca_bundle
 
 
 async def _templates(kube: Kube, namespace: str) -> None:
