@@ -3,7 +3,8 @@
     python -m bench.operator [--samples 20] [--count 200] [--workers 8] [--kubeconfig FILE] [--json]
 
 Starts a control plane of its own (unless --kubeconfig names a running one), installs the CRDs and runs the
-operator in this process, watching one fresh namespace. Two measurements:
+operator in this process, watching one fresh namespace with the example TTemplates (each TServer's server-meta
+ConfigMap carries its resolved template). Two measurements:
 
 * create → StatefulSet: one TServer at a time (the example of examples/k8s/tserver.yaml with a release and
   replicas 1), the time from the create call returning to the StatefulSet being visible to a watch; `--samples`
@@ -32,10 +33,11 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from k8stars.kube.client import Kube, Resource
 from k8stars.kube.install import install_crds
-from k8stars.kube.resources import SERVICE, STATEFULSET, TENDPOINT, TSERVER
+from k8stars.kube.resources import SERVICE, STATEFULSET, TENDPOINT, TSERVER, TTEMPLATE
 from k8stars.operator import Operator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "k8s" / "tserver.yaml"
+TEMPLATES = EXAMPLE.with_name("ttemplate.yaml")
 NS = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 
 
@@ -139,6 +141,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await install_crds(kube)
             namespace = f"bench-{uuid.uuid4().hex[:8]}"
             await kube.create(NS, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            for template in yaml.safe_load_all(TEMPLATES.read_text()):
+                await kube.create(TTEMPLATE, namespace, template)
             operator = Operator(kube, namespace=namespace, workers=args.workers, resync=3600)
             task = asyncio.create_task(operator.run())
             try:
