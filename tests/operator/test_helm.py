@@ -465,8 +465,9 @@ def test_framework_chart_renders() -> None:
     assert services["tars-config"]["spec"]["ports"][0]["port"] == 10001  # the config service (config.enabled)
     # SQLite keeps its data in one pod: more replicas are refused at render time.
     refused = subprocess.run(
-        [HELM, "template", "fw", str(FRAMEWORK), "--set", "registry.replicas=2"], capture_output=True, text=True
-    )
+        [HELM, "template", "fw", str(FRAMEWORK), "--set", "registry.store=sqlite", "--set", "registry.replicas=2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
     assert refused.returncode != 0 and "use replicas 1, or store mysql" in refused.stderr
 
 
