@@ -8,12 +8,9 @@ rows it matched, not only those it changed, as SQLite does.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aiomysql  # type: ignore[import-untyped]
 import pymysql  # type: ignore[import-untyped]
@@ -21,50 +18,12 @@ from pymysql.constants import CLIENT  # type: ignore[import-untyped]
 
 from k8stars.registry.store.db import Database, Params, Row, Tx, utc_datetime, utc_epoch
 from k8stars.registry.store.schema import MYSQL_ADDED_COLUMNS, MYSQL_TABLES
+from k8stars.sql import MysqlDsn as MysqlDsn  # re-exported: older imports name this module
+from k8stars.sql import parse_dsn as parse_dsn
 
 POOL_SIZE = 8
 _RETRYABLE = {1213, 1205}  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
 CONNECT_TIMEOUT = 5.0
-_DB_NAME = re.compile(r"[A-Za-z0-9_]+")
-# K8STARS's DB_DSN form (Go's mysql driver): user:pass@tcp(host:port)/db_tars
-_GO_DSN = re.compile(
-    r"(?P<user>[^:@]*)(?::(?P<password>[^@]*))?@tcp\((?P<host>[^:)]+)(?::(?P<port>\d+))?\)/(?P<db>[^?]*)"
-)
-
-
-@dataclass(frozen=True)
-class MysqlDsn:
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-
-    def __str__(self) -> str:  # never print the password
-        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
-
-
-def parse_dsn(text: str) -> MysqlDsn:
-    """``mysql://user:pass@host:port/db`` (or K8STARS's ``user:pass@tcp(host:port)/db``); ValueError if neither."""
-    m = _GO_DSN.fullmatch(text.split("?", 1)[0].strip())
-    if m:
-        dsn = MysqlDsn(m["host"], int(m["port"] or 3306), m["user"], m["password"] or "", m["db"])
-    else:
-        u = urlsplit(text.strip())
-        if u.scheme not in ("mysql", "mariadb") or not u.hostname:
-            raise ValueError(f"bad DSN {_redact(text)!r}: expected mysql://user:pass@host:port/db_tars")
-        try:
-            port = u.port or 3306
-        except ValueError as e:
-            raise ValueError(f"bad DSN {_redact(text)!r}: {e}") from None
-        dsn = MysqlDsn(u.hostname, port, unquote(u.username or "root"), unquote(u.password or ""), u.path.lstrip("/"))
-    if not _DB_NAME.fullmatch(dsn.database):
-        raise ValueError(f"bad DSN {_redact(text)!r}: database name {dsn.database!r} (letters, digits and _)")
-    return dsn
-
-
-def _redact(text: str) -> str:
-    return re.sub(r":[^:@/]*@", ":***@", text)
 
 
 def _q(sql: str) -> str:
