@@ -156,8 +156,22 @@ def registry(**options: Any) -> None:
         pass
 
 
-# --- config service: tars.tarsconfig.ConfigObj over TConfigs; the implementation lives in k8stars.services.config --
-@main.command("config")
+# --- config service: tars.tarsconfig.ConfigObj over TConfigs or db_tars; the implementation lives in
+# k8stars.services.config. `k8stars config [options]` serves; put/get/list/rm manage the SQL store's files.
+def _store_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--store", envvar="K8STARS_CONFIG_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
+                     default=None, help="Where files are kept (default: kubernetes with --namespace, else sqlite)."),
+        click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+                     help="Directory of the SQLite store's config.db (default ~/.local/share/k8stars)."),
+        click.option("--dsn", envvar="K8STARS_CONFIG_DSN", default=None,
+                     help="mysql://user:pass@host:port/db_tars for --store mysql."),
+    ]):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+@main.group("config", invoke_without_command=True)
 @click.option("--endpoint", envvar="K8STARS_CONFIG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10001 -t 60000",
               show_default=True, help="Endpoint of tars.tarsconfig.ConfigObj (and AdminObj).")  # fmt: skip
 @click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
@@ -166,12 +180,21 @@ def registry(**options: Any) -> None:
               help="Address registered for ConfigObj (default: the endpoint's host, or this machine's IP when it "
                    "is a wildcard).")  # fmt: skip
 @click.option("--namespace", "-n", envvar=["K8STARS_CONFIG_NAMESPACE", "POD_NAMESPACE"], default=None,
-              help="Namespace whose TConfigs and pods are served (required).")  # fmt: skip
+              help="--store kubernetes: the namespace whose TConfigs and pods are served.")  # fmt: skip
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
               help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
-def config(**options: Any) -> None:
-    """Run the TARS config service: ConfigF answered from TConfigs, the pod level overriding the server level."""
+@_store_options
+@click.pass_context
+def config(ctx: click.Context, /, **options: Any) -> None:
+    """Run the TARS config service (ConfigF), or manage the files of its SQL store (put, get, list, rm).
+
+    Stores: kubernetes (TConfigs, the pod level overriding the server level), sqlite or mysql (TarsFramework's
+    db_tars tables: app, server and node levels, references, sets).
+    """
+    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
+    if ctx.invoked_subcommand is not None:
+        return
     from k8stars.services.config.app import ConfigServiceError, serve
     from k8stars.tars.rpc.loop import run
 
@@ -179,10 +202,115 @@ def config(**options: Any) -> None:
         run(serve(**options))
     except ConfigServiceError as e:
         _fail(str(e), 2)
-    except RuntimeError as e:  # the cluster could not be listed (unreachable, no CRDs, no rights)
+    except RuntimeError as e:  # the store could not be opened (cluster unreachable, no CRDs, no rights, no DB)
         _fail(str(e), 1)
     except KeyboardInterrupt:
         pass
+
+
+def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str | None, dsn: str | None,
+               target: str, host: str | None, set_division: str | None, *args: Any, **kw: Any) -> Any:  # fmt: skip
+    """Open the SQL store the options (or the group's) name, run ``action(store, target, *args)``, map errors to
+    exit codes: 2 bad arguments, 1 no such file or the database failed."""
+    from k8stars.services.config import manage
+    from k8stars.services.config.sqlstore import SqlConfigStore
+
+    parent = ctx.obj or {}
+    kind = store or parent.get("store") or "sqlite"
+    if kind == "kubernetes":
+        _fail("the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)", 2)
+
+    async def go() -> Any:
+        sql = SqlConfigStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
+        await sql.open()
+        try:
+            return await action(sql, manage.parse_target(target, host, set_division), *args, **kw)
+        finally:
+            await sql.close()
+
+    try:
+        return asyncio.run(go())
+    except (manage.UsageError, ValueError) as e:
+        _fail(str(e), 2)
+    except (manage.NotFound, RuntimeError) as e:
+        _fail(str(e), 1)
+
+
+_TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
+
+
+@config.command("put")
+@click.argument("target")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--name", default=None, help="File name servers ask for (default: FILE's base name).")
+@click.option("--host", default=None, help=_TARGET_HELP)
+@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
+@click.option("--ref", "refs", multiple=True, metavar="NAME",
+              help="An app-level file served before this one (repeatable; replaces the references).")  # fmt: skip
+@click.option("--user", envvar="USER", default="", help="Recorded as lastuser (default $USER).")
+@click.option("--reason", default="k8stars config put", show_default=True, help="Recorded in the history.")
+@_store_options
+@click.pass_context
+def config_put(ctx: click.Context, target: str, file: str, name: str | None, host: str | None,
+               set_division: str | None, refs: tuple[str, ...], user: str, reason: str, store: str | None,
+               data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
+    """Create or replace file FILE (- for stdin) of TARGET: App (app level) or App.Server (server level)."""
+    from k8stars.services.config import manage
+
+    if file == "-" and not name:
+        _fail("reading stdin (-) needs --name", 2)
+    try:
+        content = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{file}: {e}", 2)
+    click.echo(_run_files(ctx, manage.put, store, data_dir, dsn, target, host, set_division,
+                          name or Path(file).name, content, user=user, reason=reason,
+                          references=list(refs) if refs else None))  # fmt: skip
+
+
+@config.command("get")
+@click.argument("target")
+@click.argument("name")
+@click.option("--host", default=None, help=_TARGET_HELP)
+@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
+@_store_options
+@click.pass_context
+def config_get(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
+               store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
+    """Print the stored content of file NAME of TARGET (that row only; what a server gets also merges levels)."""
+    from k8stars.services.config import manage
+
+    click.echo(_run_files(ctx, manage.get, store, data_dir, dsn, target, host, set_division, name), nl=False)
+
+
+@config.command("list")
+@click.argument("target")
+@click.option("--host", default=None, help="Only that node's node-level files.")
+@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="Only the files of a set.")
+@_store_options
+@click.pass_context
+def config_list(ctx: click.Context, target: str, host: str | None, set_division: str | None, store: str | None,
+                data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
+    """List the files of TARGET (App or App.Server): name, level, host, set, last update."""
+    from k8stars.services.config import manage
+
+    for line in _run_files(ctx, manage.listing, store, data_dir, dsn, target, host, set_division):
+        click.echo(line)
+
+
+@config.command("rm")
+@click.argument("target")
+@click.argument("name")
+@click.option("--host", default=None, help=_TARGET_HELP)
+@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
+@_store_options
+@click.pass_context
+def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
+              store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
+    """Delete file NAME of TARGET and its references."""
+    from k8stars.services.config import manage
+
+    click.echo(_run_files(ctx, manage.remove, store, data_dir, dsn, target, host, set_division, name))
 
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------

@@ -112,7 +112,7 @@ async def test_check_config(index: ConfigIndex) -> None:
 
 def test_options_are_checked() -> None:
     with pytest.raises(ConfigServiceError, match="--namespace is required"):
-        ConfigServiceOptions().check()
+        ConfigServiceOptions(store="kubernetes").check()
     with pytest.raises(ConfigServiceError, match="--endpoint"):
         ConfigServiceOptions(namespace="x", endpoint="tcp -h 1.2.3.4").check()
     with pytest.raises(ConfigServiceError, match="--locator"):

@@ -1,5 +1,8 @@
 """``k8stars config``: the config service as a process.
 
+The store is ``kubernetes`` (TConfigs of ``--namespace``, K8SFramework's semantics, ``servant``) or ``sqlite`` /
+``mysql`` (the classic ``db_tars`` config tables, TarsFramework's semantics, ``classic``). Without ``--store`` it is
+``kubernetes`` when a namespace is given (as every invocation before the SQL store had one) and ``sqlite`` otherwise.
 One listener (``--endpoint``) serves ``tars.tarsconfig.ConfigObj`` and ``AdminObj`` (the usual ``tars.*``
 commands). With ``--locator`` the service registers itself with the registry as application ``tars``, server
 ``tarsconfig`` (K8STARS ``onStartup`` to ``tars.tarsregistry.Registry``, found through the locator, then
@@ -16,8 +19,11 @@ import signal
 from dataclasses import dataclass
 
 from k8stars import __version__
+from k8stars.services.config.classic import ClassicConfigImp
 from k8stars.services.config.servant import ConfigImp
+from k8stars.services.config.sqlstore import SqlConfigStore
 from k8stars.services.config.store import KubernetesConfigStore
+from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint, local_ip
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
@@ -33,6 +39,7 @@ DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10001 -t 60000"  # ConfigObj's port in a
 KEEPALIVE_INTERVAL = 10.0  # seconds, as the registry's own heartbeat and tarscli do
 ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for (it restarted, or was cleaned)
 _WILDCARD = {"0.0.0.0", "*", "::", ""}
+STORES = ("kubernetes", "sqlite", "mysql")
 
 
 class ConfigServiceError(ValueError):
@@ -47,6 +54,13 @@ class ConfigServiceOptions:
     node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
     kubeconfig: str | None = None
     log_level: str = "INFO"
+    store: str = ""  # kubernetes, sqlite or mysql; "": kubernetes with a namespace, else sqlite
+    data_dir: str | None = None  # sqlite: the directory of config.db (default ~/.local/share/k8stars)
+    dsn: str | None = None  # mysql: mysql://user:pass@host:port/db_tars
+
+    @property
+    def store_kind(self) -> str:
+        return self.store or ("kubernetes" if self.namespace else "sqlite")
 
     def parsed_endpoint(self) -> Endpoint:
         try:
@@ -55,8 +69,18 @@ class ConfigServiceOptions:
             raise ConfigServiceError(f"--endpoint: {e}") from None
 
     def check(self) -> None:
-        if not self.namespace:
-            raise ConfigServiceError("--namespace is required (env K8STARS_CONFIG_NAMESPACE or POD_NAMESPACE)")
+        if self.store_kind not in STORES:
+            raise ConfigServiceError(f"--store {self.store_kind!r}: expected one of {', '.join(STORES)}")
+        if self.store_kind == "kubernetes" and not self.namespace:
+            raise ConfigServiceError("--namespace is required with --store kubernetes (env K8STARS_CONFIG_NAMESPACE "
+                                     "or POD_NAMESPACE)")  # fmt: skip
+        if self.store_kind == "mysql":
+            if not self.dsn:
+                raise ConfigServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
+            try:
+                parse_dsn(self.dsn)
+            except ValueError as e:
+                raise ConfigServiceError(f"--dsn: {e}") from None
         self.parsed_endpoint()
         if self.locator and "@" not in self.locator:
             raise ConfigServiceError(
@@ -67,10 +91,12 @@ class ConfigServiceOptions:
 class ConfigService:
     """Store, ConfigObj + AdminObj listener and self-registration, started and stopped as one."""
 
-    def __init__(self, options: ConfigServiceOptions, store: KubernetesConfigStore | None = None) -> None:
+    def __init__(
+        self, options: ConfigServiceOptions, store: KubernetesConfigStore | SqlConfigStore | None = None
+    ) -> None:
         options.check()
         self.options = options
-        self.store = store or KubernetesConfigStore(options.namespace, options.kubeconfig)
+        self.store = store or open_store(options)
         ep = options.parsed_endpoint()
         adapter = AdapterConfig(CONFIG_OBJ + "Adapter", ep, CONFIG_OBJ, max_conns=100000)
         settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
@@ -93,7 +119,8 @@ class ConfigService:
         await self.store.open()
         try:
             adapter = self.app.server.adapters[CONFIG_OBJ + "Adapter"]
-            adapter.add_servant(CONFIG_OBJ, ConfigImp(self.store))
+            servant = ClassicConfigImp(self.store) if isinstance(self.store, SqlConfigStore) else ConfigImp(self.store)
+            adapter.add_servant(CONFIG_OBJ, servant)
             adapter.add_servant("AdminObj", AdminServant(self.app))
             await self.app.start()
             if self.options.locator:
@@ -104,8 +131,13 @@ class ConfigService:
             await self.stop()
             raise
         registered = f", registering as {self.node} through {self.options.locator}" if self.options.locator else ""
-        log.info("config %s: %s@%s, namespace %s%s", __version__, CONFIG_OBJ, self.endpoint, self.options.namespace,
-                 registered)  # fmt: skip
+        log.info("config %s: %s@%s, %s%s", __version__, CONFIG_OBJ, self.endpoint, self.source, registered)
+
+    @property
+    def source(self) -> str:
+        if isinstance(self.store, SqlConfigStore):
+            return f"{self.store.kind} store {self.store.where}"
+        return f"namespace {self.options.namespace}"
 
     def _startup_request(self) -> onStartupReq:
         node, ep = self.node, self.endpoint
@@ -172,12 +204,23 @@ async def serve(
     node_name: str | None = None,
     kubeconfig: str | None = None,
     log_level: str = "INFO",
+    store: str | None = None,
+    data_dir: str | None = None,
+    dsn: str | None = None,
 ) -> None:
     """Run the config service until stopped (what ``k8stars config`` does). ConfigServiceError for bad options."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = ConfigServiceOptions(
         namespace=namespace or "", endpoint=endpoint, locator=locator or "", node_name=node_name or "",
-        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level,
+        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level, store=store or "",
+        data_dir=data_dir, dsn=dsn,
     )  # fmt: skip
     await ConfigService(options).run()
+
+
+def open_store(options: ConfigServiceOptions) -> KubernetesConfigStore | SqlConfigStore:
+    """The (unopened) store the options name."""
+    if options.store_kind == "kubernetes":
+        return KubernetesConfigStore(options.namespace, options.kubeconfig)
+    return SqlConfigStore(options.store_kind, data_dir=options.data_dir, dsn=options.dsn)
