@@ -321,11 +321,14 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
               help="Port of the registry's QueryObj (and Registry) on 127.0.0.1.")  # fmt: skip
 @click.option("--first-ip", envvar="K8STARS_UP_FIRST_IP", default="127.0.0.11", show_default=True,
               help="Loopback address of the first service's \"pod\"; the next ones count up from it.")  # fmt: skip
-def up(data_dir: str | None, registry_port: int, first_ip: str) -> None:
-    """Run the whole TARS framework on this machine: the registry and the example services under tarscli."""
+@click.option("--config-port", envvar="K8STARS_UP_CONFIG_PORT", type=click.IntRange(0, 65535), default=0,
+              show_default=True, help="Port of tars.tarsconfig.ConfigObj on 127.0.0.1 (0: a free one).")  # fmt: skip
+def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int) -> None:
+    """Run the whole TARS framework on this machine: registry, config service and the example services."""
     from k8stars.tarscli.local import run_local
 
-    sys.exit(asyncio.run(run_local(data_dir=data_dir, registry_port=registry_port, first_ip=first_ip)))
+    sys.exit(asyncio.run(run_local(data_dir=data_dir, registry_port=registry_port, first_ip=first_ip,
+                                   config_port=config_port)))  # fmt: skip
 
 
 # --- operator (issue 7): TServer → StatefulSet + Service + TEndpoint; the implementation lives in k8stars.operator --

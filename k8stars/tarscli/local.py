@@ -1,9 +1,11 @@
 """``k8stars up``: the TARS framework on one machine, as it runs on Kubernetes.
 
-The registry (``k8stars registry`` with its SQLite store) and the example services, each under its own
-``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in for a pod IP and its own
-``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or SIGTERM: the supervisors first
-(each runs prestop and deregisters its service), then the registry.
+The registry (``k8stars registry`` with its SQLite store), the config service (``k8stars config`` with its SQLite
+store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves) and the example
+services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
+for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the config service (it
+deregisters itself), then the registry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import ipaddress
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -33,6 +36,9 @@ REGISTRY_START_TIMEOUT = 20.0
 SERVICE_START_TIMEOUT = 30.0
 SUPERVISOR_STOP_TIMEOUT = 20.0
 REGISTRY_STOP_TIMEOUT = 5.0
+CONFIG_START_TIMEOUT = 20.0
+CONFIG_STOP_TIMEOUT = 5.0
+CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
 
 
 class LocalError(RuntimeError):
@@ -99,6 +105,36 @@ async def _registry_ready(locator: str, child: Child, timeout: float) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def _config_registered(locator: str, child: Child, timeout: float) -> None:
+    """Until the registry lists ConfigObj as active, so the services' first ``tars.loadconfig`` finds it."""
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        while True:
+            if not child.running:
+                raise LocalError(f"the config service exited (code {child.returncode})")
+            with contextlib.suppress(TarsError):
+                if (await query.findObjectById4Any(CONFIG_OBJ)).activeEp:
+                    return
+            if time.monotonic() > deadline:
+                raise LocalError(f"the config service did not register {CONFIG_OBJ} within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _child_env() -> dict[str, str]:
+    """The framework's processes run the k8stars this process runs (a checkout first on their path)."""
+    env = dict(os.environ)
+    root = str(Path(k8stars.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 async def _service_ready(tars_path: Path, child: Child, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     state = ""
@@ -111,12 +147,14 @@ async def _service_ready(tars_path: Path, child: Child, timeout: float) -> str:
 
 
 class LocalFramework:
-    def __init__(self, data_dir: Path, registry_port: int, first_ip: str) -> None:
+    def __init__(self, data_dir: Path, registry_port: int, first_ip: str, config_port: int = 0) -> None:
         self.data_dir = data_dir
         self.registry_port = registry_port
+        self.config_port = config_port  # 0: a free port, chosen at start
         self.first_ip = ipaddress.IPv4Address(first_ip)
         self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry_port}"
         self.registry: Child | None = None
+        self.config: Child | None = None
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -124,8 +162,11 @@ class LocalFramework:
             raise LocalError(f"{self.first_ip} is not a loopback address")
         if not can_bind("tcp", "127.0.0.1", self.registry_port):
             raise LocalError(f"127.0.0.1:{self.registry_port} is in use (another `k8stars up` or registry?)")
+        if self.config_port and not can_bind("tcp", "127.0.0.1", self.config_port):
+            raise LocalError(f"127.0.0.1:{self.config_port} is in use (another `k8stars up` or config service?)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_registry()
+        await self._start_config()
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (not an editable install): starting the registry only")
@@ -142,8 +183,25 @@ class LocalFramework:
         reg_dir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "k8stars", "registry", "--host", "127.0.0.1", "--port", str(self.registry_port),
                 "--data-dir", str(reg_dir), "--http-port", "0"]  # fmt: skip
-        self.registry = Child(argv, cwd=reg_dir, env=dict(os.environ), output=reg_dir / "registry.log")
+        self.registry = Child(argv, cwd=reg_dir, env=_child_env(), output=reg_dir / "registry.log")
         await _registry_ready(self.locator, self.registry, REGISTRY_START_TIMEOUT)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.data_dir / "config"
+
+    @property
+    def config_endpoint(self) -> str:
+        return f"tcp -h 127.0.0.1 -p {self.config_port} -t 60000"
+
+    async def _start_config(self) -> None:
+        """``k8stars config`` over ``<data>/config/config.db``, registering itself through the registry."""
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.config_port = self.config_port or _free_port()
+        argv = [sys.executable, "-m", "k8stars", "config", "--store", "sqlite", "--data-dir", str(self.config_dir),
+                "--endpoint", self.config_endpoint, "--locator", self.locator, "--node-name", "127.0.0.1"]  # fmt: skip
+        self.config = Child(argv, cwd=self.config_dir, env=_child_env(), output=self.config_dir / "config.log")
+        await _config_registered(self.locator, self.config, CONFIG_START_TIMEOUT)
 
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
@@ -151,7 +209,7 @@ class LocalFramework:
         (tars_path / "log").mkdir(parents=True, exist_ok=True)
         write_atomic(tars_path / "bin" / META_FILE, svc.meta(self.locator))
         write_atomic(tars_path / "bin" / "start.sh", svc.start_script(root), mode=0o755)
-        env = dict(os.environ, TARS_PATH=str(tars_path), POD_IP=ip, TARS_LOCATOR=self.locator,
+        env = dict(_child_env(), TARS_PATH=str(tars_path), POD_IP=ip, TARS_LOCATOR=self.locator,
                    TARS_PRESTOP_WAITTIME="1s", TARS_TERMINATION_GRACE_PERIOD="15s", TARS_REPORT_INTERVAL="10s",
                    TARS_CHECK_INTERVAL="2s", PYTHONUNBUFFERED="1")  # fmt: skip
         argv = [sys.executable, "-m", "k8stars.tarscli", "supervisor"]
@@ -161,7 +219,9 @@ class LocalFramework:
     def describe(self) -> str:
         lines = [f"k8stars up: the TARS framework on this machine (data in {self.data_dir})", "",
                  f"  registry  {self.locator}  (tars.tarsregistry.Registry on the same port)",
-                 f"            log {self.data_dir / 'registry' / 'registry.log'}"]  # fmt: skip
+                 f"            log {self.data_dir / 'registry' / 'registry.log'}",
+                 f"  config    {CONFIG_OBJ}@{self.config_endpoint}  (SQLite store {self.config_dir / 'config.db'})",
+                 f"            log {self.config_dir / 'config.log'}"]  # fmt: skip
         for name, (child, path, ip) in self.supervisors.items():
             state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
             lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
@@ -176,7 +236,10 @@ class LocalFramework:
             lines.append(f"    {'TARS_PATH':<36} {path}")
         if self.supervisors:
             lines += ["", "Try:", f"  k8stars call --locator '{self.locator}' --idl examples/hello/Hello.tars "
-                      "TestApp.HelloServer.HelloObj sayHello '{\"name\": \"world\"}'"]  # fmt: skip
+                      "TestApp.HelloServer.HelloObj sayHello '{\"name\": \"world\"}'",
+                      f"  k8stars config put --data-dir {self.config_dir} TestApp.HelloServer hello.conf",
+                      "  k8stars call 'AdminObj@tcp -h HOST -p PORT' notify "
+                      "'{\"command\": \"tars.loadconfig hello.conf\"}'   # AdminObj (local) above"]  # fmt: skip
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
 
@@ -188,6 +251,10 @@ class LocalFramework:
             if not self.registry.running:
                 _say(f"k8stars up: the registry exited (code {self.registry.returncode}); stopping")
                 return 1
+            if self.config is not None and not self.config.running and "config" not in reported:
+                reported.add("config")
+                _say(f"k8stars up: the config service exited ({self.config.returncode}); see "
+                     f"{self.config_dir / 'config.log'}")  # fmt: skip
             for name, (child, path, _) in self.supervisors.items():
                 if not child.running and name not in reported:
                     reported.add(name)
@@ -202,6 +269,10 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.config is not None:  # before the registry: it deregisters itself there
+            if self.config.running:
+                os.kill(self.config.pid, signal.SIGTERM)
+            await _stop(self.config, CONFIG_STOP_TIMEOUT)
         if self.registry is not None:
             if self.registry.running:
                 os.kill(self.registry.pid, signal.SIGTERM)
@@ -229,9 +300,10 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
     return True
 
 
-async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11") -> int:
+async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11",
+                    config_port: int = 0) -> int:  # fmt: skip
     """Start everything, print where it listens, run until Ctrl-C/SIGTERM, stop everything. Returns the exit code."""
-    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip)
+    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip, config_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
