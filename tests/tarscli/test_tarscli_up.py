@@ -1,8 +1,10 @@
-"""`k8stars up`: the registry and the example service under tarscli, on loopback addresses; Ctrl-C stops it all."""
+"""`k8stars up`: the registry, the config service and the example service under tarscli, on loopback addresses;
+a file put with `k8stars config put` reaches the service through `tars.loadconfig`; Ctrl-C stops it all."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -48,6 +50,7 @@ async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
         await wait_active_hosts(locator, "TestApp.HelloServer.HelloObj", ["127.0.0.31"])
         async with Communicator(locator=locator) as comm:
             assert await comm.string_to_proxy(HelloProxy, "TestApp.HelloServer.HelloObj").sayHello("up") == "hello up"
+        await load_config_through_up(tmp_path, text)
         supervisor = int(re.findall(r"tarscli supervisor pid (\d+)", text)[0])
         service = int((tmp_path / "up" / "TestApp.HelloServer" / "data" / "service.pid").read_text().split()[0])
 
@@ -68,3 +71,36 @@ async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def k8stars(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "k8stars", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+async def load_config_through_up(tmp_path: Path, text: str) -> None:
+    """The server level, then a node-level file for the service's pod IP, put with the CLI and fetched by the
+    service (AdminObj ``tars.loadconfig``, sent with ``k8stars call``) into its basepath."""
+    config_dir = tmp_path / "up" / "config"
+    assert "config    tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p" in text and str(config_dir / "config.db") in text
+    admin = re.findall(r"AdminObj \(local\)\s+(tcp -h \S+ -p \d+)", text)[0]
+    (tmp_path / "hello.conf").write_text("<hello>\n  greeting=hi from up\n</hello>\n")
+    (tmp_path / "node.conf").write_text("<hello>\n  node=31\n</hello>\n")
+    put = k8stars("config", "put", "--data-dir", str(config_dir), "TestApp.HelloServer", str(tmp_path / "hello.conf"))
+    assert put.returncode == 0 and "created TestApp.HelloServer hello.conf (server level)" in put.stdout, put
+    written = tmp_path / "up" / "TestApp.HelloServer" / "bin" / "hello.conf"
+
+    def load() -> str:
+        call = k8stars("call", f"AdminObj@{admin}", "notify", '{"command": "tars.loadconfig hello.conf"}')
+        assert call.returncode == 0, call
+        return str(json.loads(call.stdout)["ret"])
+
+    assert load() == f"tars.loadconfig hello.conf succ: written to {written}"
+    assert written.read_text() == "<hello>\n  greeting=hi from up\n</hello>\n"
+    put = k8stars("config", "put", "--data-dir", str(config_dir), "--host", "127.0.0.31", "--name", "hello.conf",
+                  "TestApp.HelloServer", str(tmp_path / "node.conf"))  # fmt: skip
+    assert put.returncode == 0, put
+    await asyncio.sleep(0.6)  # past the service's answer cache
+    assert load().endswith("succ: written to " + str(written))
+    # the server level, then the node level, joined as TarsFramework joins levels
+    assert written.read_bytes() == b"<hello>\n  greeting=hi from up\n</hello>\n\r\n\r\n<hello>\n  node=31\n</hello>\n"
