@@ -78,10 +78,11 @@ async def put(store: SqlConfigStore, target: Target, name: str, content: str, *,
     if references and target.level == LEVEL_APP:
         raise UsageError("--ref: app-level files reference nothing (references point from a server's files to the "
                          "app's)")  # fmt: skip
+    check_name(name)
     try:
-        row, created = await store.put(target.owner, check_name(name), target.level, content, host=target.host,
+        row, created = await store.put(target.owner, name, target.level, content, host=target.host,
                                        sd=target.sd, user=user, reason=reason, references=references)  # fmt: skip
-    except ValueError as e:
+    except ValueError as e:  # a referenced file does not exist
         raise NotFound(str(e)) from None
     return f"{'created' if created else 'updated'} {target.describe(name)}, id {row.id}"
 
