@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
+from rconf_peer import GO_CONF, rconf_peer
 
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import POD, STATEFULSET, TCONFIG
@@ -328,54 +329,12 @@ async def test_framework_chart_rbac_is_enough_for_the_config_store(
         await denied.open()
 
 
-RCONF_SRC = Path(__file__).resolve().parent / "go_rconf"
-GO_CONF = """<tars>
-  <application>
-    <client>
-      sync-invoke-timeout=3000
-    </client>
-    <server>
-      app=Test
-      server=HelloServer
-      localip=127.0.0.1
-      basepath={basepath}
-      logpath={basepath}
-      config=tars.tarsconfig.ConfigObj@tcp -h 127.0.0.1 -p {port}
-    </server>
-  </application>
-</tars>
-"""
-
-
-def _rconf_peer() -> Path:
-    """tests/services/go_rconf built once per source hash (TarsGo v1.4.6, as the interop peer pins it)."""
-    import hashlib
-
-    from k8stars.testing.peers import cache_root
-
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("no go toolchain for the TarsGo rconf peer")
-    sources = sorted(p for p in RCONF_SRC.iterdir() if p.name in ("go.mod", "go.sum", "main.go"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in sources)).hexdigest()[:16]
-    binary = cache_root() / f"rconf-{digest}" / "rconfpeer"
-    if not binary.is_file():
-        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -buildvcs=false"}
-        tmp = binary.with_name(f".rconfpeer.{os.getpid()}")
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."], cwd=RCONF_SRC, env=env,
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
-        assert built.returncode == 0, built.stderr
-        os.replace(tmp, binary)
-    return binary
-
-
 async def test_tarsgo_rconf_loads_from_the_config_service(
     k8s_cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path, procs: list[Proc]
 ) -> None:
     """A real TarsGo (v1.4.6) RConf: GetConfig sends no host (the caller is no pod here: server level),
     GetAppConfig an empty servername (app level), GetConfigList ListAllConfigByInfo; files land in basepath."""
-    peer = await asyncio.to_thread(_rconf_peer)
+    peer = await asyncio.to_thread(rconf_peer)
     await kube.create(TCONFIG, namespace, tconfig("hello-m-v1", "hello.conf", "m", SERVER_CONF))
     await kube.create(TCONFIG, namespace, tconfig("hello-1-v1", "hello.conf", "1", POD1_CONF))
     await kube.create(TCONFIG, namespace, tconfig("common-m-v1", "common.conf", "m", "shared=1\n", server=""))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rconf_peer import GO_CONF, rconf_peer
 
 from k8stars.services.config.app import ConfigService, ConfigServiceError, ConfigServiceOptions
 from k8stars.services.config.classic import CACHE_TTL, merge
@@ -62,17 +63,20 @@ async def store(spec: Spec) -> AsyncIterator[SqlConfigStore]:
 
 
 @pytest.fixture
-async def config(spec: Spec, store: SqlConfigStore) -> AsyncIterator[ConfigProxy]:
-    """``k8stars config`` over the test's database, in this process, and a ConfigObj proxy to it."""
+async def service(spec: Spec, store: SqlConfigStore) -> AsyncIterator[ConfigService]:
+    """``k8stars config`` over the test's database, in this process."""
     options = ConfigServiceOptions(store=spec.kind, data_dir=str(spec.data_dir), dsn=spec.dsn,
                                    endpoint=f"tcp -h 127.0.0.1 -p {free_port()} -t 60000")  # fmt: skip
-    service = ConfigService(options)
-    await service.start()
-    try:
-        async with Communicator() as comm:
-            yield comm.string_to_proxy(ConfigProxy, f"tars.tarsconfig.ConfigObj@{service.endpoint}")
-    finally:
-        await service.stop()
+    svc = ConfigService(options)
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+@pytest.fixture
+async def config(service: ConfigService) -> AsyncIterator[ConfigProxy]:
+    async with Communicator() as comm:
+        yield comm.string_to_proxy(ConfigProxy, f"tars.tarsconfig.ConfigObj@{service.endpoint}")
 
 
 async def files(store: SqlConfigStore) -> None:
@@ -269,3 +273,28 @@ async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     r = k8stars("config", "list", "--data-dir", str(tmp_path / "file" / "sub"), "App")  # under a file
     assert r.returncode == 1 and "error: config store " in r.stderr, r
+
+
+async def test_tarsgo_rconf_over_the_sql_store(store: SqlConfigStore, service: ConfigService, tmp_path: Path) -> None:
+    """A real TarsGo (v1.4.6) RConf against the SQL store: GetConfig sends no host, so its own address (127.0.0.1)
+    picks the node level, served after the server level and its reference; GetAppConfig the app level;
+    GetConfigList (ListAllConfigByInfo); a missing file's -1."""
+    peer = await asyncio.to_thread(rconf_peer)
+    await files(store)
+    await store.put("Test.HelloServer", "hello.conf", LEVEL_NODE, N, host="127.0.0.1")
+    port = service.endpoint.port
+    base = tmp_path / "go"
+    base.mkdir()
+    conf = tmp_path / "GoServer.conf"
+    conf.write_text(GO_CONF.format(basepath=base, port=port))
+    p = await asyncio.create_subprocess_exec(str(peer), f"--config={conf}", "hello.conf", "app:common.conf",
+                                             "missing.conf", "list", stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE)  # fmt: skip
+    out, err = await asyncio.wait_for(p.communicate(), 60)
+    assert p.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["files"] == {"hello.conf": merge(merge(APP, S), N), "app:common.conf": APP}
+    assert result["errors"] == {"missing.conf": "ret -1"}
+    assert result["list"] == ["bad.conf", "hello.conf"]
+    assert (base / "hello.conf").read_bytes() == merge(merge(APP, S), N).encode()
+    assert (base / "common.conf").read_text() == APP
