@@ -234,6 +234,8 @@ def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str
         _fail(str(e), 2)
     except (manage.NotFound, RuntimeError) as e:
         _fail(str(e), 1)
+    except Exception as e:  # the database refused a statement (driver errors share no useful base)
+        _fail(f"config store: {e}", 1)
 
 
 _TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
@@ -257,6 +259,10 @@ def config_put(ctx: click.Context, target: str, file: str, name: str | None, hos
     """Create or replace file FILE (- for stdin) of TARGET: App (app level) or App.Server (server level)."""
     from k8stars.services.config import manage
 
+    try:
+        manage.parse_target(target, host, set_division)  # before reading FILE: the first error is the one to fix
+    except manage.UsageError as e:
+        _fail(str(e), 2)
     if file == "-" and not name:
         _fail("reading stdin (-) needs --name", 2)
     try:
