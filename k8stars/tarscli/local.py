@@ -169,7 +169,7 @@ class LocalFramework:
         await self._start_config()
         root = source_root()
         if root is None:
-            _say("k8stars up: the examples are not installed (not an editable install): starting the registry only")
+            _say("k8stars up: the examples are not installed (no editable install): registry and config service only")
             return
         for i, svc in enumerate(EXAMPLES):
             self._start_service(svc, str(self.first_ip + i), root)
