@@ -27,16 +27,16 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from k8stars.kube import meta
+from k8stars.kube import meta, tconfigs
 from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.resources import TCONFIG
+from k8stars.kube.tconfigs import ACTIVATED_AT
 
 log = logging.getLogger("k8stars.operator.tconfig")
 
 DEFAULT_GUARD_SECONDS = 48.0  # K8SFramework's webhook refuses deleting an activated TConfig for 48 s
 DEFAULT_HISTORY = 10  # K8SFramework's history limit when the namespace has no TFrameworkConfig
 FRAMEWORK_CONFIG = "tars-framework"  # the one TFrameworkConfig of a namespace
-ACTIVATED_AT = "k8stars.io/activated-at"  # set by the mutating webhook when an old version is re-activated
 SUPERSEDED_BY = "k8stars.io/superseded-by"  # set by the operator when it deactivates a version
 DELETING_VALUE = "Deleting"  # K8SFramework's value of the tars.io/Deleting label
 IMMUTABLE = ("app", "server", "configName", "configContent", "podSeq", "version")
@@ -64,23 +64,14 @@ def is_master(obj: Obj) -> bool:
     return str(obj.get("podSeq", "m")) == "m"
 
 
-def parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def activated_since(obj: Obj) -> datetime:
-    """When the version became activated: its creation, or its re-activation when later."""
-    created = parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or "")) or datetime.now(UTC)
-    again = parse_time(annotations_of(obj).get(ACTIVATED_AT, ""))
-    return max(created, again) if again else created
+    """When the version became activated: its creation, or its re-activation when later (now, for an object not
+    yet stored)."""
+    return tconfigs.activated_since(obj) or datetime.now(UTC)
 
 
 def history_limit(framework: Obj | None) -> int:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.informer import WatchCache, key_of
 from k8stars.kube.resources import POD, TCONFIG
+from k8stars.kube.tconfigs import activated_since
 
 log = logging.getLogger("k8stars.services.config")
 
 SYNC_TIMEOUT = 30.0  # seconds for the first list of TConfigs and pods
 SERVER_LEVEL = "m"  # podSeq of a server-level (master) TConfig; pod-level ones carry the pod ordinal
-ACTIVATED_AT = "k8stars.io/activated-at"  # the operator's stamp on an old version activated again
 
 Key = tuple[str, str]  # (namespace, name) of a Kubernetes object
 GroupKey = tuple[str, str, str]  # (app, server, configName); server "" for app-level configs
@@ -64,19 +63,9 @@ def _labels(obj: Obj) -> dict[str, Any]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def _utc(text: str) -> str:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return ""
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
-def activated_since(obj: Obj) -> str:
-    """When the version became activated, as the operator counts it (the newest wins a group)."""
-    md = obj.get("metadata") or {}
-    stamps = (str(md.get("creationTimestamp") or ""), str((md.get("annotations") or {}).get(ACTIVATED_AT) or ""))
-    return max(_utc(t) for t in stamps)
+def _since(obj: Obj) -> str:
+    when = activated_since(obj)
+    return when.isoformat() if when else ""
 
 
 def entry_of(obj: Obj) -> ConfigEntry | None:
@@ -96,7 +85,7 @@ def entry_of(obj: Obj) -> ConfigEntry | None:
         content=str(obj.get("configContent") or ""),
         version=str(obj.get("version") or ""),
         object_name=str(md.get("name") or ""),
-        since=activated_since(obj),
+        since=_since(obj),
         deactivating=meta.DEACTIVATE in labels,
     )
 
