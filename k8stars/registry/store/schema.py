@@ -8,6 +8,8 @@ K8STARS does) and ``last_heartbeat`` (per-server heartbeats, so one pod's heartb
 
 from __future__ import annotations
 
+from k8stars.sql import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
+
 # t_k8stars_registry_seq holds one row whose seq every state-changing transaction increments first: the row lock
 # serializes those transactions, so seq order is commit order and a replica that has read seq N has seen every
 # change up to N in t_k8stars_registry_changes.
@@ -104,22 +106,7 @@ MYSQL_TABLES = [
   UNIQUE KEY node_name (node_name),
   KEY indx_node_info (last_heartbeat)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8""",
-    """CREATE TABLE IF NOT EXISTS t_config_files (
-  id int(11) NOT NULL AUTO_INCREMENT,
-  server_name varchar(128) DEFAULT '',
-  set_name varchar(16) NOT NULL DEFAULT '',
-  set_area varchar(16) NOT NULL DEFAULT '',
-  set_group varchar(16) NOT NULL DEFAULT '',
-  host varchar(20) NOT NULL DEFAULT '',
-  filename varchar(128) DEFAULT NULL,
-  config longtext,
-  posttime datetime NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  lastuser varchar(50) DEFAULT NULL,
-  level int(11) DEFAULT 2,
-  config_flag int(10) NOT NULL DEFAULT 0,
-  PRIMARY KEY (id),
-  UNIQUE KEY application (server_name, filename, host, level, set_name, set_area, set_group)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8""",
+    CONFIG_FILES_MYSQL,
     """CREATE TABLE IF NOT EXISTS t_group_priority (
   id int(11) NOT NULL AUTO_INCREMENT,
   name varchar(128) DEFAULT '',
@@ -254,21 +241,7 @@ SQLITE_TABLES = [
   group_id INTEGER DEFAULT -1,
   label TEXT
 )""",
-    """CREATE TABLE IF NOT EXISTS t_config_files (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  server_name TEXT DEFAULT '',
-  set_name TEXT NOT NULL DEFAULT '',
-  set_area TEXT NOT NULL DEFAULT '',
-  set_group TEXT NOT NULL DEFAULT '',
-  host TEXT NOT NULL DEFAULT '',
-  filename TEXT DEFAULT NULL,
-  config TEXT,
-  posttime TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  lastuser TEXT DEFAULT NULL,
-  level INTEGER DEFAULT 2,
-  config_flag INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (server_name, filename, host, level, set_name, set_area, set_group)
-)""",
+    CONFIG_FILES_SQLITE,
     """CREATE TABLE IF NOT EXISTS t_group_priority (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT DEFAULT '',

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k8stars.sql import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
+
 LEVEL_APP, LEVEL_SERVER, LEVEL_NODE = 1, 2, 3  # TarsFramework's eLevelApp, eLevelAllServer, eLevelIpServer
 SQLITE_FILE = "config.db"
 CONNECT_TIMEOUT = 5.0
@@ -34,22 +36,7 @@ SetDivision = tuple[str, str, str]  # (set_name, set_area, set_group); all empty
 NO_SET: SetDivision = ("", "", "")
 
 _MYSQL_TABLES = [
-    """CREATE TABLE IF NOT EXISTS t_config_files (
-  id int(11) NOT NULL AUTO_INCREMENT,
-  server_name varchar(128) DEFAULT '',
-  set_name varchar(16) NOT NULL DEFAULT '',
-  set_area varchar(16) NOT NULL DEFAULT '',
-  set_group varchar(16) NOT NULL DEFAULT '',
-  host varchar(20) NOT NULL DEFAULT '',
-  filename varchar(128) DEFAULT NULL,
-  config longtext,
-  posttime datetime NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  lastuser varchar(50) DEFAULT NULL,
-  level int(11) DEFAULT 2,
-  config_flag int(10) NOT NULL DEFAULT 0,
-  PRIMARY KEY (id),
-  UNIQUE KEY application (server_name, filename, host, level, set_name, set_area, set_group)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8""",
+    CONFIG_FILES_MYSQL,
     """CREATE TABLE IF NOT EXISTS t_config_references (
   id int(11) NOT NULL AUTO_INCREMENT,
   config_id int(11) DEFAULT NULL,
@@ -71,21 +58,7 @@ _MYSQL_TABLES = [
 
 # the same tables for SQLite (the registry's embedded store declares t_config_files identically)
 _SQLITE_TABLES = [
-    """CREATE TABLE IF NOT EXISTS t_config_files (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  server_name TEXT DEFAULT '',
-  set_name TEXT NOT NULL DEFAULT '',
-  set_area TEXT NOT NULL DEFAULT '',
-  set_group TEXT NOT NULL DEFAULT '',
-  host TEXT NOT NULL DEFAULT '',
-  filename TEXT DEFAULT NULL,
-  config TEXT,
-  posttime TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-  lastuser TEXT DEFAULT NULL,
-  level INTEGER DEFAULT 2,
-  config_flag INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (server_name, filename, host, level, set_name, set_area, set_group)
-)""",
+    CONFIG_FILES_SQLITE,
     """CREATE TABLE IF NOT EXISTS t_config_references (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   config_id INTEGER DEFAULT NULL,
