@@ -463,6 +463,8 @@ def test_framework_chart_renders() -> None:
     assert sorted(services) == ["tars-config", "tars-registry"]
     assert services["tars-registry"]["spec"]["ports"][0]["port"] == 17890
     assert services["tars-config"]["spec"]["ports"][0]["port"] == 10001  # the config service (config.enabled)
+    (framework,) = by_kind["TFrameworkConfig"]
+    assert framework["nodeImage"]["image"] == "k8stars/tarscli:0.1.0"  # the chart's image unless given
     # SQLite keeps its data in one pod: more replicas are refused at render time.
     refused = subprocess.run(
         [HELM, "template", "fw", str(FRAMEWORK), "--set", "registry.store=sqlite", "--set", "registry.replicas=2"],
