@@ -51,6 +51,8 @@ ReportInfo.__tars_fields__ = (
 
 
 Notify_interface = Interface("tars", "Notify", {
+        "reportServer": Operation("reportServer", None, (Param(1, 'sServerName', _c.STRING, False, False), Param(2, 'sThreadId', _c.STRING, False, False), Param(3, 'sMessage', _c.STRING, False, False)), None),
+        "notifyServer": Operation("notifyServer", None, (Param(1, 'sServerName', _c.STRING, False, False), Param(2, 'level', _c.enum_of(NOTIFYLEVEL), False, False), Param(3, 'sMessage', _c.STRING, False, False)), None),
         "reportNotifyInfo": Operation("reportNotifyInfo", None, (Param(1, 'info', _c.struct_of(ReportInfo), False, False),), None),
 })
 
@@ -58,12 +60,24 @@ Notify_interface = Interface("tars", "Notify", {
 class NotifyProxy(ServantProxy):
     __tars_interface__: ClassVar[Interface] = Notify_interface
 
+    async def reportServer(self, sServerName: str, sThreadId: str, sMessage: str) -> None:
+        return await self.tars_invoke("reportServer", (sServerName, sThreadId, sMessage))
+
+    async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
+        return await self.tars_invoke("notifyServer", (sServerName, level, sMessage))
+
     async def reportNotifyInfo(self, info: ReportInfo) -> None:
         return await self.tars_invoke("reportNotifyInfo", (info,))
 
 
 class NotifyServant(Servant):
     __tars_interface__: ClassVar[Interface] = Notify_interface
+
+    async def reportServer(self, sServerName: str, sThreadId: str, sMessage: str) -> None:
+        raise NotImplementedError("Notify.reportServer")
+
+    async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
+        raise NotImplementedError("Notify.notifyServer")
 
     async def reportNotifyInfo(self, info: ReportInfo) -> None:
         raise NotImplementedError("Notify.reportNotifyInfo")
