@@ -319,6 +319,44 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
     click.echo(_run_files(ctx, manage.remove, store, data_dir, dsn, target, host, set_division, name))
 
 
+# --- stat service: tars.tarsstat.StatObj + tars.tarsproperty.PropertyObj as Prometheus metrics; the implementation
+# lives in k8stars.services.stat
+@main.command("stat")
+@click.option("--stat-endpoint", envvar="K8STARS_STAT_ENDPOINT", default="tcp -h 127.0.0.1 -p 10003 -t 60000",
+              show_default=True, help="Endpoint of tars.tarsstat.StatObj (and AdminObj).")  # fmt: skip
+@click.option("--property-endpoint", envvar="K8STARS_PROPERTY_ENDPOINT", default="tcp -h 127.0.0.1 -p 10004 -t 60000",
+              show_default=True, help="Endpoint of tars.tarsproperty.PropertyObj.")  # fmt: skip
+@click.option("--http-host", envvar="K8STARS_STAT_HTTP_HOST", default="127.0.0.1", show_default=True,
+              help="Address of /metrics and /healthz.")  # fmt: skip
+@click.option("--http-port", envvar="K8STARS_STAT_HTTP_PORT", type=int, default=9326, show_default=True,
+              help="Port of /metrics (Prometheus) and /healthz; 0: a free one, -1: none.")  # fmt: skip
+@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
+              help="Registry QueryObj proxy to register tars.tarsstat and tars.tarsproperty with.")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_STAT_NODE_NAME", "POD_IP"], default=None,
+              help="Address registered for both servants (default: the endpoint's host, or this machine's IP when "
+                   "it is a wildcard).")  # fmt: skip
+@click.option("--max-series", envvar="K8STARS_STAT_MAX_SERIES", type=int, default=20000, show_default=True,
+              help="Cap on distinct series; reports beyond it are dropped and counted.")  # fmt: skip
+@click.option("--ip-labels/--no-ip-labels", envvar="K8STARS_STAT_IP_LABELS", default=False, show_default=True,
+              help="Label call series with caller/callee IPs and callee port, properties with the IP.")  # fmt: skip
+@click.option("--ret-label/--no-ret-label", envvar="K8STARS_STAT_RET_LABEL", default=False, show_default=True,
+              help="Label call series with the return code.")  # fmt: skip
+@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+def stat(**options: Any) -> None:
+    """Run the TARS stat and property services (StatF, PropertyF), exposing the reports as Prometheus metrics."""
+    from k8stars.services.stat.app import StatServiceError, serve
+    from k8stars.tars.rpc.loop import run
+
+    try:
+        run(serve(**options))
+    except StatServiceError as e:
+        _fail(str(e), 2)
+    except OSError as e:  # a servant's port is taken
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+
+
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
 @main.command("up")
 @click.option("--data-dir", envvar="K8STARS_UP_DATA_DIR", type=click.Path(file_okay=False), default=None,
