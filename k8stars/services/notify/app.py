@@ -1,0 +1,227 @@
+"""``k8stars notify``: the notify service as a process.
+
+One listener (``--endpoint``) serves ``tars.tarsnotify.NotifyObj`` and ``AdminObj`` (the usual ``tars.*`` commands,
+plus ``tars.notifystat``: the counters). The store is ``kubernetes`` (Events on the reporting pods of
+``--namespace``) or ``sqlite`` / ``mysql`` (the classic ``db_tars.t_server_notifys``); without ``--store`` it is
+``kubernetes`` when a namespace is given, else ``sqlite``. With ``--locator`` the service registers itself as
+application ``tars``, server ``tarsnotify`` (K8STARS ``onStartup``, ``keepAlive`` every 10 s, ``onPrestop`` at
+stop), so every server's ``notify=tars.tarsnotify.NotifyObj`` resolves by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from k8stars import __version__
+from k8stars.services.notify.kubestore import KubernetesNotifyStore
+from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
+from k8stars.services.notify.sqlstore import SqlNotifyStore
+from k8stars.sql import parse_dsn
+from k8stars.tars.endpoint import Endpoint, local_ip
+from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
+from k8stars.tars.rpc import AdapterConfig, Application, Communicator
+from k8stars.tars.rpc.application import AdminServant, ServerSettings
+
+log = logging.getLogger("k8stars.services.notify")
+
+APPLICATION, SERVER = "tars", "tarsnotify"
+NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
+REGISTRY_OBJ = "tars.tarsregistry.Registry"
+DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10002 -t 60000"  # NotifyObj's port in a classic TARS install
+KEEPALIVE_INTERVAL = 10.0
+ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for
+STOP_FLUSH_TIMEOUT = 3.0  # seconds to write what is still queued at stop
+_WILDCARD = {"0.0.0.0", "*", "::", ""}
+STORES = ("kubernetes", "sqlite", "mysql")
+
+
+class NotifyServiceError(ValueError):
+    """An option that cannot work; the message names it."""
+
+
+@dataclass
+class NotifyServiceOptions:
+    namespace: str = ""
+    endpoint: str = DEFAULT_ENDPOINT
+    locator: str = ""  # the registry's QueryObj proxy; empty: no self-registration
+    node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
+    kubeconfig: str | None = None
+    log_level: str = "INFO"
+    store: str = ""  # kubernetes, sqlite or mysql; "": kubernetes with a namespace, else sqlite
+    data_dir: str | None = None  # sqlite: the directory of notify.db
+    dsn: str | None = None  # mysql: mysql://user:pass@host:port/db_tars
+    queue_size: int = DEFAULT_CAPACITY
+
+    @property
+    def store_kind(self) -> str:
+        return self.store or ("kubernetes" if self.namespace else "sqlite")
+
+    def parsed_endpoint(self) -> Endpoint:
+        try:
+            return Endpoint.parse(self.endpoint)
+        except ValueError as e:
+            raise NotifyServiceError(f"--endpoint: {e}") from None
+
+    def check(self) -> None:
+        if self.store_kind not in STORES:
+            raise NotifyServiceError(f"--store {self.store_kind!r}: expected one of {', '.join(STORES)}")
+        if self.store_kind == "kubernetes" and not self.namespace:
+            raise NotifyServiceError("--namespace is required with --store kubernetes (env K8STARS_NOTIFY_NAMESPACE "
+                                     "or POD_NAMESPACE)")  # fmt: skip
+        if self.store_kind == "mysql":
+            if not self.dsn:
+                raise NotifyServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
+            try:
+                parse_dsn(self.dsn)
+            except ValueError as e:
+                raise NotifyServiceError(f"--dsn: {e}") from None
+        if self.queue_size < 1:
+            raise NotifyServiceError(f"--queue-size {self.queue_size}: must be at least 1")
+        self.parsed_endpoint()
+        if self.locator and "@" not in self.locator:
+            raise NotifyServiceError(
+                f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT"
+            )
+
+
+def open_store(options: NotifyServiceOptions) -> NotifySink:
+    """The (unopened) store the options name."""
+    if options.store_kind == "kubernetes":
+        return KubernetesNotifyStore(options.namespace, options.kubeconfig)
+    return SqlNotifyStore(options.store_kind, data_dir=options.data_dir, dsn=options.dsn)
+
+
+class NotifyService:
+    """Store, queue, NotifyObj + AdminObj listener and self-registration, started and stopped as one."""
+
+    def __init__(self, options: NotifyServiceOptions, store: NotifySink | None = None) -> None:
+        options.check()
+        self.options = options
+        self.store = store or open_store(options)
+        self.queue = NotifyQueue(self.store, options.queue_size)
+        adapter = AdapterConfig(NOTIFY_OBJ + "Adapter", options.parsed_endpoint(), NOTIFY_OBJ, max_conns=100000)
+        settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
+        self.app = Application(settings)
+        self.app.register_admin_command("tars.notifystat", self._stat, "the notify service's counters")
+        self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
+        self._registry: tarsregistryProxy | None = None
+        self._comm: Communicator | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    def _stat(self, _command: str, _params: str) -> str:
+        return f"{self.store.kind} store {self.store.where}: {self.queue.counters}, queued {self.queue.pending}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.app.adapter_endpoint(NOTIFY_OBJ)
+
+    @property
+    def node(self) -> str:
+        host = self.endpoint.host
+        return self.options.node_name or (local_ip() if host in _WILDCARD else host)
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            self.queue.start()
+            adapter = self.app.server.adapters[NOTIFY_OBJ + "Adapter"]
+            adapter.add_servant(NOTIFY_OBJ, NotifyImp(self.queue))
+            adapter.add_servant("AdminObj", AdminServant(self.app))
+            await self.app.start()
+            if self.options.locator:
+                self._comm = Communicator(locator=self.options.locator)
+                self._registry = self._comm.string_to_proxy(tarsregistryProxy, REGISTRY_OBJ)
+                self._heartbeat = asyncio.create_task(self._register_loop(), name="notify-registration")
+        except BaseException:
+            await self.stop()
+            raise
+        registered = f", registering as {self.node} through {self.options.locator}" if self.options.locator else ""
+        log.info("notify %s: %s@%s, %s store %s%s", __version__, NOTIFY_OBJ, self.endpoint, self.store.kind,
+                 self.store.where, registered)  # fmt: skip
+
+    def _startup_request(self) -> onStartupReq:
+        node, ep = self.node, self.endpoint
+        adapter = AdapterConf(NOTIFY_OBJ, f"tcp -h {node} -p {ep.port} -t {ep.timeout or 60000}", "tars", 100000, 1,
+                              10000, 60000)  # fmt: skip
+        return onStartupReq(node, APPLICATION, SERVER, adapters=[adapter], State="active", Version=__version__)
+
+    async def _register_loop(self) -> None:
+        """onStartup until it works (the registry may start after us), then keepAlive; again onStartup when the
+        registry has forgotten us."""
+        assert self._registry is not None
+        registered = False
+        while True:
+            try:
+                if not registered:
+                    await self._registry.onStartup(self._startup_request())
+                    registered = True
+                    log.info("registered %s with the registry", NOTIFY_OBJ)
+                else:
+                    await self._registry.keepAlive(keepAliveReq(self.node, "active", APPLICATION, SERVER))
+            except TarsRpcError as e:
+                registered = registered and e.code != ERR_NOT_REGISTERED
+                log.warning("registry %s: %s", "keepAlive" if registered else "onStartup", e)
+            except Exception as e:  # e.g. the locator cannot resolve the Registry servant yet
+                log.warning("registry: %s", e)
+            await asyncio.sleep(KEEPALIVE_INTERVAL if registered else 2.0)
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._registry is not None:
+            with contextlib.suppress(Exception):
+                await self._registry.tars_options(timeout_ms=1000).onPrestop(
+                    onPrestopReq(self.node, APPLICATION, SERVER)
+                )
+            self._registry = None
+        if self._comm is not None:
+            await self._comm.close()
+            self._comm = None
+        await self.app.stop()
+        await self.queue.stop(STOP_FLUSH_TIMEOUT)
+        log.info("notify: %s", self.queue.counters)
+        await self.store.close()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+
+
+async def serve(
+    *,
+    namespace: str | None,
+    endpoint: str = DEFAULT_ENDPOINT,
+    locator: str | None = None,
+    node_name: str | None = None,
+    kubeconfig: str | None = None,
+    log_level: str = "INFO",
+    store: str | None = None,
+    data_dir: str | None = None,
+    dsn: str | None = None,
+    queue_size: int = DEFAULT_CAPACITY,
+) -> None:
+    """Run the notify service until stopped (what ``k8stars notify`` does). NotifyServiceError for bad options."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = NotifyServiceOptions(
+        namespace=namespace or "", endpoint=endpoint, locator=locator or "", node_name=node_name or "",
+        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level, store=store or "",
+        data_dir=data_dir, dsn=dsn, queue_size=queue_size,
+    )  # fmt: skip
+    await NotifyService(options).run()
