@@ -357,6 +357,99 @@ def stat(**options: Any) -> None:
         pass
 
 
+# --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the
+# implementation lives in k8stars.services.notify. `k8stars notify [options]` serves; `list` reads the SQL store.
+def _notify_store_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--store", envvar="K8STARS_NOTIFY_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
+                     default=None, help="Where notifications go (default: kubernetes with --namespace, else sqlite)."),
+        click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+                     help="Directory of the SQLite store's notify.db (default ~/.local/share/k8stars)."),
+        click.option("--dsn", envvar="K8STARS_NOTIFY_DSN", default=None,
+                     help="mysql://user:pass@host:port/db_tars for --store mysql."),
+    ]):  # fmt: skip
+        fn = option(fn)
+    return fn
+
+
+@main.group("notify", invoke_without_command=True)
+@click.option("--endpoint", envvar="K8STARS_NOTIFY_ENDPOINT", default="tcp -h 127.0.0.1 -p 10002 -t 60000",
+              show_default=True, help="Endpoint of tars.tarsnotify.NotifyObj (and AdminObj).")  # fmt: skip
+@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
+              help="Registry QueryObj proxy to register tars.tarsnotify with (default: none).")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_NOTIFY_NODE_NAME", "POD_IP"], default=None,
+              help="Address registered for NotifyObj (default: the endpoint's host, or this machine's IP when it "
+                   "is a wildcard).")  # fmt: skip
+@click.option("--namespace", "-n", envvar=["K8STARS_NOTIFY_NAMESPACE", "POD_NAMESPACE"], default=None,
+              help="--store kubernetes: the namespace whose pods get the Events.")  # fmt: skip
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
+              help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
+@click.option("--queue-size", envvar="K8STARS_NOTIFY_QUEUE_SIZE", type=int, default=10000, show_default=True,
+              help="Notifications waiting for the store at most; more are dropped and counted.")  # fmt: skip
+@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@_notify_store_options
+@click.pass_context
+def notify(ctx: click.Context, /, **options: Any) -> None:
+    """Run the TARS notify service (NotifyF), or list what its SQL store holds (list).
+
+    Stores: kubernetes (an Event on the reporting pod, shown by kubectl describe pod), sqlite or mysql
+    (TarsFramework's db_tars.t_server_notifys, read by TarsWeb).
+    """
+    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
+    if ctx.invoked_subcommand is not None:
+        return
+    from k8stars.services.notify.app import NotifyServiceError, serve
+    from k8stars.tars.rpc.loop import run
+
+    try:
+        run(serve(**options))
+    except NotifyServiceError as e:
+        _fail(str(e), 2)
+    except RuntimeError as e:  # the store could not be opened (cluster unreachable, no rights, no DB)
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+
+
+@notify.command("list")
+@click.argument("target")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many, newest first.")
+@click.option("--node", default=None, help="Only those reported from this node (pod IP).")
+@_notify_store_options
+@click.pass_context
+def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, store: str | None,
+                data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
+    """List the newest notifications of TARGET (App or App.Server) in the SQL store."""
+    from k8stars.services.notify import manage
+    from k8stars.services.notify.sqlstore import SqlNotifyStore
+
+    parent = ctx.obj or {}
+    kind = store or parent.get("store") or "sqlite"
+    if kind == "kubernetes":
+        _fail("the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events", 2)
+    try:
+        manage.parse_target(target)
+    except manage.UsageError as e:
+        _fail(str(e), 2)
+
+    async def go() -> list[str]:
+        sql = SqlNotifyStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
+        await sql.open()
+        try:
+            return await manage.listing(sql, target, node, limit)
+        finally:
+            await sql.close()
+
+    try:
+        lines = asyncio.run(go())
+    except (manage.UsageError, ValueError) as e:
+        _fail(str(e), 2)
+    except Exception as e:  # the store could not be opened or read (driver errors share no useful base)
+        _fail(str(e), 1)
+    for line in lines:
+        click.echo(line)
+
+
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
 @main.command("up")
 @click.option("--data-dir", envvar="K8STARS_UP_DATA_DIR", type=click.Path(file_okay=False), default=None,
