@@ -18,11 +18,27 @@ import (
 	"k8stars/tarspeer/gen/Test"
 )
 
-type echoImp struct{}
+type echoImp struct {
+	// echoLen is reported to the property servant (`property=` in the config) when one is configured:
+	// TarsGo panics creating a property without one, so it stays nil otherwise.
+	echoLen *tars.PropertyReport
+}
 
-func (echoImp) Echo(s string, r *string) (int32, error) {
+func (e echoImp) Echo(s string, r *string) (int32, error) {
 	*r = s
+	if e.echoLen != nil {
+		e.echoLen.Report(len(s))
+	}
 	return 0, nil
+}
+
+// newEchoImp creates the "echo_len" property (every TarsGo policy) when the config names a property servant.
+func newEchoImp() echoImp {
+	if tars.GetClientConfig().ValidateProperty() != nil {
+		return echoImp{}
+	}
+	return echoImp{echoLen: tars.CreatePropertyReport("echo_len", tars.NewSum(), tars.NewCount(), tars.NewMax(),
+		tars.NewMin(), tars.NewAvg(), tars.NewDistr([]int{0, 10, 100}))}
 }
 
 // parseInterspersed lets flags and positional arguments come in any order.
@@ -115,7 +131,7 @@ func runEchoServer(args []string) int {
 	if name == "" {
 		name = cfg.App + "." + cfg.Server + ".EchoObj"
 	}
-	Test.NewEcho().AddServant(echoImp{}, name)
+	Test.NewEcho().AddServant(newEchoImp(), name)
 	fmt.Printf("tarspeer echo-server %s serving %s\n", tars.Version, name)
 	tars.Run()
 	return 0

@@ -1,0 +1,202 @@
+"""`k8stars stat`: StatF and PropertyF reports sent through TARS RPC (our client, the wire format) show up in
+/metrics; a real TarsGo v1.4.6 server, finding tars.tarsstat.StatObj and tars.tarsproperty.PropertyObj by name
+through the registry the stat process registered them with, reports its calls and a property that end up there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from k8stars.services.stat.app import PROPERTY_OBJ, STAT_OBJ, StatService, StatServiceError, StatServiceOptions
+from k8stars.services.stat.metrics import StatOptions
+from k8stars.tars.protocol.adminf import AdminFProxy
+from k8stars.tars.protocol.propertyf import PropertyFProxy, StatPropInfo, StatPropMsgBody, StatPropMsgHead
+from k8stars.tars.protocol.queryf import QueryFProxy
+from k8stars.tars.protocol.statf import StatFProxy, StatMicMsgBody, StatMicMsgHead, StatSampleMsg
+from k8stars.tars.rpc import Communicator, ServantProxy
+from k8stars.tars.rpc.dynamic import find_interface
+from k8stars.testing.peers import GO_SRC, peer_command
+from k8stars.testing.procs import free_port, stop_process, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+Sample = tuple[str, dict[str, str], float]
+EP = "tcp -h 127.0.0.1 -p 0 -t 60000"
+
+
+async def scrape(port: int) -> list[Sample]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> float | None:
+    found = [v for n, ls, v in samples if n == name and all(ls.get(k) == x for k, x in labels.items())]
+    assert len(found) <= 1, f"{name} {labels}: {len(found)} samples"
+    return found[0] if found else None
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[StatService]:
+    svc = StatService(StatServiceOptions(stat_endpoint=EP, property_endpoint=EP, http_port=0))
+    await svc.start()
+    try:
+        yield svc
+    finally:
+        await svc.stop()
+
+
+async def test_reports_through_rpc_appear_in_metrics(service: StatService) -> None:
+    stat_ep, prop_ep = service.endpoint(STAT_OBJ), service.endpoint(PROPERTY_OBJ)
+    assert stat_ep.port != prop_ep.port
+    head = StatMicMsgHead("Test.Client", "Test.HelloServer", "sayHello", "127.0.0.5", "127.0.0.6", 20001, 0,
+                          tarsVersion="k8stars")  # fmt: skip
+    body = StatMicMsgBody(2, 1, 0, {5: 1, 10: 0, 50: 1, 100: 0, 200: 0, 500: 0, 1000: 0, 2000: 0, 3000: 0}, 3020, 3000,
+                          4)  # fmt: skip
+    prop = StatPropMsgHead("Test.HelloServer", "127.0.0.6", "queue_len", iPropertyVer=2)
+    async with Communicator() as comm:
+        stat = comm.string_to_proxy(StatFProxy, f"{STAT_OBJ}@tcp -h 127.0.0.1 -p {stat_ep.port}")
+        assert await stat.reportMicMsg({head: body}, True) == 0
+        assert await stat.reportSampleMsg([StatSampleMsg("u1", "a", "b", "f", "", "", 1, 1, 0)]) == 0
+        props = comm.string_to_proxy(PropertyFProxy, f"{PROPERTY_OBJ}@tcp -h 127.0.0.1 -p {prop_ep.port}")
+        report = StatPropMsgBody([StatPropInfo("Sum", "12"), StatPropInfo("Max", "7"), StatPropInfo("Avg", "x")])
+        assert await props.reportPropMsg({prop: report}) == 0  # the bad Avg is refused, the rest kept
+        admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@tcp -h 127.0.0.1 -p {stat_ep.port}")
+        assert "tars.viewstatus" in await admin.notify("tars.help")
+    s = await scrape(service.http_port)
+    labels = {"caller": "Test.Client", "callee": "Test.HelloServer", "function": "sayHello", "source": "client",
+              "tars_version": "k8stars"}  # fmt: skip
+    assert value(s, "tars_rpc_calls_total", result="success", **labels) == 2
+    assert value(s, "tars_rpc_calls_total", result="timeout", **labels) == 1
+    assert value(s, "tars_rpc_response_seconds_bucket", le="0.005", **labels) == 1
+    assert value(s, "tars_rpc_response_seconds_bucket", le="0.05", **labels) == 2
+    assert value(s, "tars_rpc_response_seconds_bucket", le="+Inf", **labels) == 3
+    assert value(s, "tars_rpc_response_seconds_sum", **labels) == pytest.approx(3.02)
+    assert value(s, "tars_property_total", server="Test.HelloServer", property="queue_len", policy="Sum") == 12
+    assert value(s, "tars_property_value", server="Test.HelloServer", property="queue_len", policy="Max") == 7
+    assert value(s, "k8stars_stat_invalid_entries_total", kind="property") == 1
+    assert value(s, "k8stars_stat_samples_total") == 1
+    assert value(s, "k8stars_stat_reports_total", function="reportMicMsg") == 1
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{service.http_port}/healthz") as r:
+        assert r.status == 200 and (await r.text()).startswith("ok series=")
+
+
+def test_bad_options() -> None:
+    for opts, why in [
+        (StatServiceOptions(stat_endpoint="tcp -h"), "--stat-endpoint"),
+        (StatServiceOptions(property_endpoint="udp -h 127.0.0.1 -p 1"), "must be a tcp endpoint"),
+        (StatServiceOptions(stat_endpoint="tcp -h 127.0.0.1 -p 7", property_endpoint="tcp -h 127.0.0.1 -p 7"),
+         "must differ"),
+        (StatServiceOptions(metrics=StatOptions(max_series=0)), "--max-series 0"),
+        (StatServiceOptions(http_port=70000), "--http-port 70000"),
+        (StatServiceOptions(locator="127.0.0.1:17890"), "--locator"),
+    ]:  # fmt: skip
+        with pytest.raises(StatServiceError, match=why):
+            opts.check()
+    r = subprocess.run([sys.executable, "-m", "k8stars", "stat", "--stat-endpoint", "nonsense"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "error: --stat-endpoint" in r.stderr, r
+
+
+GO_SERVER_CONF = """<tars>
+  <application>
+    <client>
+      locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry}
+      stat=tars.tarsstat.StatObj
+      property=tars.tarsproperty.PropertyObj
+      modulename=Test.EchoServer
+      sync-invoke-timeout=3000
+    </client>
+    <server>
+      app=Test
+      server=EchoServer
+      localip=127.0.0.1
+      logpath={dir}
+      logLevel=ERROR
+      statreportinterval=500
+      propertyreportinterval=500
+      <Test.EchoServer.EchoObjAdapter>
+        endpoint=tcp -h 127.0.0.1 -p {port} -t 60000
+        servant=Test.EchoServer.EchoObj
+        protocol=tars
+        threads=1
+        queuecap=10000
+        queuetimeout=60000
+      </Test.EchoServer.EchoObjAdapter>
+    </server>
+  </application>
+</tars>
+"""
+
+
+async def _registered(locator: str, servants: tuple[str, ...], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        for servant in servants:
+            while not (await query.findObjectById4Any(servant)).activeEp:
+                assert time.monotonic() < deadline, f"{servant} not registered within {timeout:.0f} s"
+                await asyncio.sleep(0.2)
+
+
+async def test_tarsgo_server_reports_calls_and_properties_found_by_name(tmp_path: Path) -> None:
+    echo = peer_command("go", "echo-server")  # builds the TarsGo peer once (cached)
+    reg_port, stat_port, prop_port, http_port, echo_port = (free_port() for _ in range(5))
+    locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {reg_port}"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], log: str) -> subprocess.Popen[bytes]:
+        out = (tmp_path / log).open("wb")
+        procs.append(subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT))
+        return procs[-1]
+
+    try:
+        reg = start([sys.executable, "-m", "k8stars", "registry", "--port", str(reg_port), "--data-dir",
+                     str(tmp_path / "reg"), "--http-port", "0"], "registry.log")  # fmt: skip
+        wait_port(reg_port, reg)
+        stat = start([sys.executable, "-m", "k8stars", "stat", "--locator", locator, "--http-port", str(http_port),
+                      "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat_port}",
+                      "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop_port}"], "stat.log")  # fmt: skip
+        wait_port(http_port, stat)
+        await _registered(locator, (STAT_OBJ, PROPERTY_OBJ))
+        conf = tmp_path / "echo.conf"
+        conf.write_text(GO_SERVER_CONF.format(registry=reg_port, dir=tmp_path, port=echo_port))
+        go = start([*echo, "--config", str(conf)], "echo.log")
+        wait_port(echo_port, go)
+        servant = "Test.EchoServer.EchoObj"
+        async with Communicator() as comm:
+            iface = find_interface(servant, [GO_SRC / "echo.tars"])
+            proxy = comm.string_to_proxy(ServantProxy, f"{servant}@tcp -h 127.0.0.1 -p {echo_port}", interface=iface)
+            for word in ("a", "hello", "x" * 20):
+                assert tuple(await proxy.tars_invoke("echo", (word,))) == (0, word)
+        base = {"callee": "Test.EchoServer", "function": "echo", "source": "server"}
+        prop = {"server": "Test.EchoServer", "property": "echo_len"}
+        deadline = time.monotonic() + 30
+        while True:  # TarsGo reports every 500 ms here; bounded wait for the first reports to land
+            s = await scrape(http_port)
+            calls = value(s, "tars_rpc_calls_total", result="success", **base)
+            count = value(s, "tars_property_total", policy="Count", **prop)
+            if calls == 3 and count == 3:
+                break
+            assert time.monotonic() < deadline, (calls, count, (tmp_path / "echo.log").read_text()[-2000:])
+            await asyncio.sleep(0.3)
+        # the TarsGo server side: caller "stat_from_server", every call in one of the interval buckets or beyond
+        assert value(s, "tars_rpc_response_seconds_count", caller="stat_from_server", **base) == 3
+        assert value(s, "tars_rpc_calls_total", result="exception", **base) == 0
+        assert value(s, "tars_property_total", policy="Sum", **prop) == 1 + 5 + 20
+        assert value(s, "tars_property_value", policy="Min", **prop) in (1, 5, 20)  # the last interval's
+        distr = sum(v for n, ls, v in s if n == "tars_property_distr_total" and ls["property"] == "echo_len")
+        assert distr == 3
+    finally:
+        for p in reversed(procs):
+            stop_process(p)
+    assert "registered tars.tarsproperty.PropertyObj" in (tmp_path / "stat.log").read_text()
