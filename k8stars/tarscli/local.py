@@ -1,11 +1,13 @@
 """``k8stars up``: the TARS framework on one machine, as it runs on Kubernetes.
 
 The registry (``k8stars registry`` with its SQLite store), the config service (``k8stars config`` with its SQLite
-store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves) and the example
+store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves), the stat service
+(``k8stars stat``, registered as ``tars.tarsstat`` and ``tars.tarsproperty`` so ``stat=`` and ``property=`` resolve;
+its ``/metrics`` on a free port) and the example
 services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
 for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
-SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the config service (it
-deregisters itself), then the registry.
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the stat and config services
+(they deregister themselves), then the registry.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ REGISTRY_STOP_TIMEOUT = 5.0
 CONFIG_START_TIMEOUT = 20.0
 CONFIG_STOP_TIMEOUT = 5.0
 CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
+STAT_START_TIMEOUT = 20.0
+STAT_STOP_TIMEOUT = 5.0
+STAT_OBJS = ("tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj")
 
 
 class LocalError(RuntimeError):
@@ -121,6 +126,23 @@ async def _config_registered(locator: str, child: Child, timeout: float) -> None
             await asyncio.sleep(0.2)
 
 
+async def _stat_registered(locator: str, child: Child, timeout: float) -> None:
+    """Until the registry lists StatObj and PropertyObj as active, so the services' stat= and property= resolve."""
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        for servant in STAT_OBJS:
+            while True:
+                if not child.running:
+                    raise LocalError(f"the stat service exited (code {child.returncode})")
+                with contextlib.suppress(TarsError):
+                    if (await query.findObjectById4Any(servant)).activeEp:
+                        break
+                if time.monotonic() > deadline:
+                    raise LocalError(f"the stat service did not register {servant} within {timeout:.0f} s")
+                await asyncio.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,6 +177,8 @@ class LocalFramework:
         self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry_port}"
         self.registry: Child | None = None
         self.config: Child | None = None
+        self.stat: Child | None = None
+        self.stat_ports: tuple[int, int, int] = (0, 0, 0)  # StatObj, PropertyObj, /metrics: free ones, at start
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -167,6 +191,7 @@ class LocalFramework:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_registry()
         await self._start_config()
+        await self._start_stat()
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (no editable install): registry and config service only")
@@ -203,6 +228,21 @@ class LocalFramework:
         self.config = Child(argv, cwd=self.config_dir, env=_child_env(), output=self.config_dir / "config.log")
         await _config_registered(self.locator, self.config, CONFIG_START_TIMEOUT)
 
+    @property
+    def stat_dir(self) -> Path:
+        return self.data_dir / "stat"
+
+    async def _start_stat(self) -> None:
+        """``k8stars stat`` (StatObj, PropertyObj, /metrics), registering both servants through the registry."""
+        self.stat_dir.mkdir(parents=True, exist_ok=True)
+        self.stat_ports = (_free_port(), _free_port(), _free_port())
+        stat, prop, http = self.stat_ports
+        argv = [sys.executable, "-m", "k8stars", "stat", "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat} -t 60000",
+                "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop} -t 60000", "--http-port", str(http),
+                "--locator", self.locator, "--node-name", "127.0.0.1"]  # fmt: skip
+        self.stat = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "stat.log")
+        await _stat_registered(self.locator, self.stat, STAT_START_TIMEOUT)
+
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
         (tars_path / "bin").mkdir(parents=True, exist_ok=True)
@@ -221,7 +261,10 @@ class LocalFramework:
                  f"  registry  {self.locator}  (tars.tarsregistry.Registry on the same port)",
                  f"            log {self.data_dir / 'registry' / 'registry.log'}",
                  f"  config    {CONFIG_OBJ}@{self.config_endpoint}  (SQLite store {self.config_dir / 'config.db'})",
-                 f"            log {self.config_dir / 'config.log'}"]  # fmt: skip
+                 f"            log {self.config_dir / 'config.log'}",
+                 f"  stat      {STAT_OBJS[0]} (port {self.stat_ports[0]}), {STAT_OBJS[1]} (port "
+                 f"{self.stat_ports[1]}), metrics http://127.0.0.1:{self.stat_ports[2]}/metrics",
+                 f"            log {self.stat_dir / 'stat.log'}"]  # fmt: skip
         for name, (child, path, ip) in self.supervisors.items():
             state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
             lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
@@ -255,6 +298,9 @@ class LocalFramework:
                 reported.add("config")
                 _say(f"k8stars up: the config service exited ({self.config.returncode}); see "
                      f"{self.config_dir / 'config.log'}")  # fmt: skip
+            if self.stat is not None and not self.stat.running and "stat" not in reported:
+                reported.add("stat")
+                _say(f"k8stars up: the stat service exited ({self.stat.returncode}); see {self.stat_dir / 'stat.log'}")
             for name, (child, path, _) in self.supervisors.items():
                 if not child.running and name not in reported:
                     reported.add(name)
@@ -269,6 +315,10 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.stat is not None:  # before the registry: it deregisters itself there
+            if self.stat.running:
+                os.kill(self.stat.pid, signal.SIGTERM)
+            await _stop(self.stat, STAT_STOP_TIMEOUT)
         if self.config is not None:  # before the registry: it deregisters itself there
             if self.config.running:
                 os.kill(self.config.pid, signal.SIGTERM)
