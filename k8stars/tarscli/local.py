@@ -3,11 +3,12 @@
 The registry (``k8stars registry`` with its SQLite store), the config service (``k8stars config`` with its SQLite
 store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves), the stat service
 (``k8stars stat``, registered as ``tars.tarsstat`` and ``tars.tarsproperty`` so ``stat=`` and ``property=`` resolve;
-its ``/metrics`` on a free port) and the example
+its ``/metrics`` on a free port), the notify service (``k8stars notify`` with its SQLite store, registered as
+``tars.tarsnotify`` so ``notify=tars.tarsnotify.NotifyObj`` resolves) and the example
 services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
 for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
-SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the stat and config services
-(they deregister themselves), then the registry.
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the notify, stat and config
+services (they deregister themselves), then the registry.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
 STAT_START_TIMEOUT = 20.0
 STAT_STOP_TIMEOUT = 5.0
 STAT_OBJS = ("tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj")
+NOTIFY_START_TIMEOUT = 20.0
+NOTIFY_STOP_TIMEOUT = 5.0
+NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
 
 
 class LocalError(RuntimeError):
@@ -143,6 +147,22 @@ async def _stat_registered(locator: str, child: Child, timeout: float) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def _notify_registered(locator: str, child: Child, timeout: float) -> None:
+    """Until the registry lists NotifyObj as active, so the services' first reports (and tarscli's) find it."""
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        while True:
+            if not child.running:
+                raise LocalError(f"the notify service exited (code {child.returncode})")
+            with contextlib.suppress(TarsError):
+                if (await query.findObjectById4Any(NOTIFY_OBJ)).activeEp:
+                    return
+            if time.monotonic() > deadline:
+                raise LocalError(f"the notify service did not register {NOTIFY_OBJ} within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -179,6 +199,8 @@ class LocalFramework:
         self.config: Child | None = None
         self.stat: Child | None = None
         self.stat_ports: tuple[int, int, int] = (0, 0, 0)  # StatObj, PropertyObj, /metrics: free ones, at start
+        self.notify: Child | None = None
+        self.notify_port = 0  # a free one, at start
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -192,6 +214,7 @@ class LocalFramework:
         await self._start_registry()
         await self._start_config()
         await self._start_stat()
+        await self._start_notify()
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (no editable install): registry and config service only")
@@ -243,6 +266,20 @@ class LocalFramework:
         self.stat = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "stat.log")
         await _stat_registered(self.locator, self.stat, STAT_START_TIMEOUT)
 
+    @property
+    def notify_dir(self) -> Path:
+        return self.data_dir / "notify"
+
+    async def _start_notify(self) -> None:
+        """``k8stars notify`` over ``<data>/notify/notify.db``, registering itself through the registry."""
+        self.notify_dir.mkdir(parents=True, exist_ok=True)
+        self.notify_port = _free_port()
+        argv = [sys.executable, "-m", "k8stars", "notify", "--store", "sqlite", "--data-dir", str(self.notify_dir),
+                "--endpoint", f"tcp -h 127.0.0.1 -p {self.notify_port} -t 60000", "--locator", self.locator,
+                "--node-name", "127.0.0.1"]  # fmt: skip
+        self.notify = Child(argv, cwd=self.notify_dir, env=_child_env(), output=self.notify_dir / "notify.log")
+        await _notify_registered(self.locator, self.notify, NOTIFY_START_TIMEOUT)
+
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
         (tars_path / "bin").mkdir(parents=True, exist_ok=True)
@@ -264,7 +301,10 @@ class LocalFramework:
                  f"            log {self.config_dir / 'config.log'}",
                  f"  stat      {STAT_OBJS[0]} (port {self.stat_ports[0]}), {STAT_OBJS[1]} (port "
                  f"{self.stat_ports[1]}), metrics http://127.0.0.1:{self.stat_ports[2]}/metrics",
-                 f"            log {self.stat_dir / 'stat.log'}"]  # fmt: skip
+                 f"            log {self.stat_dir / 'stat.log'}",
+                 f"  notify    {NOTIFY_OBJ}@tcp -h 127.0.0.1 -p {self.notify_port}  (SQLite store "
+                 f"{self.notify_dir / 'notify.db'})",
+                 f"            log {self.notify_dir / 'notify.log'}"]  # fmt: skip
         for name, (child, path, ip) in self.supervisors.items():
             state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
             lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
@@ -282,7 +322,8 @@ class LocalFramework:
                       "TestApp.HelloServer.HelloObj sayHello '{\"name\": \"world\"}'",
                       f"  k8stars config put --data-dir {self.config_dir} TestApp.HelloServer hello.conf",
                       "  k8stars call 'AdminObj@tcp -h HOST -p PORT' notify "
-                      "'{\"command\": \"tars.loadconfig hello.conf\"}'   # AdminObj (local) above"]  # fmt: skip
+                      "'{\"command\": \"tars.loadconfig hello.conf\"}'   # AdminObj (local) above",
+                      f"  k8stars notify list --data-dir {self.notify_dir} TestApp.HelloServer"]  # fmt: skip
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
 
@@ -298,6 +339,10 @@ class LocalFramework:
                 reported.add("config")
                 _say(f"k8stars up: the config service exited ({self.config.returncode}); see "
                      f"{self.config_dir / 'config.log'}")  # fmt: skip
+            if self.notify is not None and not self.notify.running and "notify" not in reported:
+                reported.add("notify")
+                _say(f"k8stars up: the notify service exited ({self.notify.returncode}); see "
+                     f"{self.notify_dir / 'notify.log'}")  # fmt: skip
             if self.stat is not None and not self.stat.running and "stat" not in reported:
                 reported.add("stat")
                 _say(f"k8stars up: the stat service exited ({self.stat.returncode}); see {self.stat_dir / 'stat.log'}")
@@ -315,6 +360,10 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.notify is not None:  # after the supervisors (their last reports), before the registry
+            if self.notify.running:
+                os.kill(self.notify.pid, signal.SIGTERM)
+            await _stop(self.notify, NOTIFY_STOP_TIMEOUT)
         if self.stat is not None:  # before the registry: it deregisters itself there
             if self.stat.running:
                 os.kill(self.stat.pid, signal.SIGTERM)

@@ -51,6 +51,7 @@ async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
         async with Communicator(locator=locator) as comm:
             assert await comm.string_to_proxy(HelloProxy, "TestApp.HelloServer.HelloObj").sayHello("up") == "hello up"
         await load_config_through_up(tmp_path, text)
+        await notifications_through_up(tmp_path, text)
         supervisor = int(re.findall(r"tarscli supervisor pid (\d+)", text)[0])
         service = int((tmp_path / "up" / "TestApp.HelloServer" / "data" / "service.pid").read_text().split()[0])
 
@@ -104,3 +105,17 @@ async def load_config_through_up(tmp_path: Path, text: str) -> None:
     assert load().endswith("succ: written to " + str(written))
     # the server level, then the node level, joined as TarsFramework joins levels
     assert written.read_bytes() == b"<hello>\n  greeting=hi from up\n</hello>\n\r\n\r\n<hello>\n  node=31\n</hello>\n"
+
+
+async def notifications_through_up(tmp_path: Path, text: str) -> None:
+    """The supervisor's start report reaches the notify service (found through the registry) and its SQLite store."""
+    notify_dir = tmp_path / "up" / "notify"
+    assert "notify    tars.tarsnotify.NotifyObj@tcp -h 127.0.0.1 -p" in text and str(notify_dir / "notify.db") in text
+
+    def listed() -> str:
+        r = k8stars("notify", "list", "--data-dir", str(notify_dir), "TestApp.HelloServer")
+        return r.stdout if "server version" in r.stdout else ""
+
+    await wait_for(listed, 20, "the supervisor's start report in the notify store")
+    line = next(x for x in listed().splitlines() if "server version" in x)
+    assert line.split()[2:5] == ["[normal]", "TestApp.HelloServer", "127.0.0.31"], line
