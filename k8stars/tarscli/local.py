@@ -217,7 +217,7 @@ class LocalFramework:
         await self._start_notify()
         root = source_root()
         if root is None:
-            _say("k8stars up: the examples are not installed (no editable install): registry and config service only")
+            _say("k8stars up: the examples are not installed (no editable install): registry, config and stat only")
             return
         for i, svc in enumerate(EXAMPLES):
             self._start_service(svc, str(self.first_ip + i), root)
