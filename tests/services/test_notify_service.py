@@ -35,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
 GO_SRC = Path(__file__).resolve().parent / "go_notify"
 LABELS = {"tars.io/ServerApp": "Test", "tars.io/ServerName": "HelloServer"}
+GO_TSERVER = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TServer", "metadata": {"name": "test-goserver"},
+              "spec": {"app": "Test", "server": "GoServer", "subType": "tars", "k8s": {"replicas": 0},
+                       "tars": {"template": "tars.go", "profile": "", "servants": []}}}  # fmt: skip
 
 
 def report(message: str, *, kind: ReportType = ReportType.REPORT, level: NOTIFYLEVEL = NOTIFYLEVEL.NOTIFYNORMAL,
@@ -358,11 +361,7 @@ async def test_events_on_the_reporting_pod(k8s_cluster: Cluster, kube: Kube, nam
 
 
 async def test_events_fall_back_to_the_tserver(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
-    tserver = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TServer", "metadata": {"name": "test-goserver"},
-               "spec": {"app": "Test", "server": "GoServer", "subType": "tars",
-                        "tars": {"template": "tars.go", "profile": "", "servants": []},
-                        "k8s": {"replicas": 0}}}  # fmt: skip
-    created = await kube.create(TSERVER, namespace, tserver)
+    created = await kube.create(TSERVER, namespace, GO_TSERVER)
     store = KubernetesNotifyStore(namespace, str(k8s_cluster.kubeconfig))
     svc = NotifyService(NotifyServiceOptions(namespace=namespace, endpoint=f"tcp -h 127.0.0.1 -p {free_port()}"),
                         store)  # fmt: skip
@@ -379,3 +378,50 @@ async def test_events_fall_back_to_the_tserver(k8s_cluster: Cluster, kube: Kube,
         assert (svc.queue.counters.stored, svc.queue.counters.failed) == (1, 1)  # Ghost: no pod, no TServer
     finally:
         await svc.stop()
+
+
+def _helm() -> str | None:
+    """helm as tests/operator/test_helm.py finds it: $K8STARS_HELM, PATH, or the one scripts/test builds."""
+    found = os.environ.get("K8STARS_HELM") or shutil.which("helm")
+    cached = Path.home() / ".cache" / "k8stars" / "tools" / "bin" / "helm"
+    return found or (str(cached) if cached.is_file() else None)
+
+
+async def test_the_charts_role_is_enough(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    """The k8stars-framework chart's tars-notify ServiceAccount (impersonated) watches pods, writes and bumps Events
+    and finds a TServer, with nothing more."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    from k8stars.kube.client import Resource
+
+    helm = _helm()
+    if helm is None:
+        pytest.skip("no helm binary (see tests/operator/test_helm.py)")
+    chart = ROOT / "deploy" / "helm" / "k8stars-framework"
+    rendered = subprocess.run([helm, "template", "fw", str(chart), "-n", namespace, "--show-only",
+                               "templates/notify.yaml"], capture_output=True, text=True, check=True)  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "tars-notify"
+    assert {"--store=kubernetes", f"--namespace={namespace}"} <= set(spec["containers"][0]["args"])
+    kinds = {"ServiceAccount": Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+             "Role": Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+             "RoleBinding": Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")}  # fmt: skip
+    for doc in docs:
+        if doc["kind"] in kinds:
+            await kube.create(kinds[doc["kind"]], namespace, doc)
+    pods = await hello_pods(kube, namespace)
+    ip1 = pods[1]["status"]["podIP"]
+    await kube.create(TSERVER, namespace, GO_TSERVER)
+    account = {"Impersonate-User": f"system:serviceaccount:{namespace}:tars-notify"}
+    store = KubernetesNotifyStore(namespace, kube=Kube(kube.api, headers=account))
+    await store.open()
+    try:
+        alarm = Notification("Test", "HelloServer", "[alarm] x", "[alarm]", node=ip1)
+        assert await store.write([alarm, alarm, Notification("Test", "GoServer", "y", node="10.9.9.9")]) == 3
+    finally:
+        await store.close()
+    (on1,) = await events_of(kube, namespace, "test-helloserver-1")
+    assert (on1["type"], on1["count"]) == ("Warning", 2)
+    assert [e["message"] for e in await events_of(kube, namespace, "test-goserver")] == ["y (from 10.9.9.9)"]
