@@ -138,6 +138,23 @@ GO_SERVER_CONF = """<tars>
 """
 
 
+GO_CLIENT_CONF = """<tars>
+  <application>
+    <client>
+      locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry}
+      stat=tars.tarsstat.StatObj
+      modulename=Test.GoClient
+    </client>
+    <server>
+      logpath={dir}
+      logLevel=ERROR
+      statreportinterval=300
+    </server>
+  </application>
+</tars>
+"""
+
+
 async def _registered(locator: str, servants: tuple[str, ...], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     async with Communicator() as comm:
@@ -196,6 +213,18 @@ async def test_tarsgo_server_reports_calls_and_properties_found_by_name(tmp_path
         assert value(s, "tars_property_value", policy="Min", **prop) in (1, 5, 20)  # the last interval's
         distr = sum(v for n, ls, v in s if n == "tars_property_distr_total" and ls["property"] == "echo_len")
         assert distr == 3
+
+        # a TarsGo client: its own view of its calls (bFromClient), under its module name
+        client_conf = tmp_path / "client.conf"
+        client_conf.write_text(GO_CLIENT_CONF.format(registry=reg_port, dir=tmp_path))
+        client = [*peer_command("go", "echo-client"), f"{servant}@tcp -h 127.0.0.1 -p {echo_port}", "--config",
+                  str(client_conf), "--once", "from go", "--linger", "3000"]  # fmt: skip
+        done = await asyncio.to_thread(subprocess.run, client, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and '"r":"from go"' in done.stdout, done
+        s = await scrape(http_port)
+        mine = {"caller": "Test.GoClient", "callee": "Test.EchoServer", "function": "echo", "source": "client"}
+        assert value(s, "tars_rpc_calls_total", result="success", **mine) == 1, done.stderr[-2000:]
+        assert value(s, "tars_rpc_response_seconds_count", **mine) == 1
     finally:
         for p in reversed(procs):
             stop_process(p)

@@ -146,6 +146,8 @@ type clientOpts struct {
 	concurrency int
 	seconds     float64
 	payload     int
+	config      string
+	lingerMs    int
 }
 
 func parseClientArgs(args []string) (*clientOpts, error) {
@@ -159,6 +161,8 @@ func parseClientArgs(args []string) (*clientOpts, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent callers (bench)")
 	fs.Float64Var(&o.seconds, "seconds", 5, "bench duration, s")
 	fs.IntVar(&o.payload, "payload", 10, "bench payload size, bytes")
+	fs.StringVar(&o.config, "config", "", "classic TARS config: its <client> stat= gets this client's call statistics")
+	fs.IntVar(&o.lingerMs, "linger", 0, "ms to stay after the calls, so that the stat report goes out")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err
@@ -193,6 +197,15 @@ func runEchoClient(args []string) int {
 		fmt.Fprintln(os.Stderr, "echo-client:", err)
 		return 2
 	}
+	if o.config != "" {
+		tars.ServerConfigPath = o.config
+		_ = tars.GetServerConfig()
+		// TarsGo starts its stat reporter in a goroutine; calls made before it exists are not reported
+		for i := 0; i < 500 && tars.StatReport == nil; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	defer time.Sleep(time.Duration(o.lingerMs) * time.Millisecond)
 	comm := tars.NewCommunicator()
 	if o.locator != "" {
 		comm.SetProperty("locator", o.locator)
