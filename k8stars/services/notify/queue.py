@@ -71,6 +71,7 @@ class NotifyQueue:
         self._last_drop_log = -DROP_LOG_INTERVAL
         self._dropped_since_log = 0
         self._writer: asyncio.Task[None] | None = None
+        self._in_flight = 0  # taken out of the queue, not yet counted
 
     @property
     def pending(self) -> int:
@@ -103,11 +104,17 @@ class NotifyQueue:
         return items
 
     async def _write(self, items: list[Notification]) -> None:
+        self._in_flight = len(items)
         try:
             stored = await self.sink.write(items)
         except Exception as e:  # the store failed the whole batch: count it, keep serving
             stored = 0
             log.warning("notify store %s: %d notification(s) lost: %s", self.sink.where, len(items), e)
+        except asyncio.CancelledError:  # stopped in the middle of a write: those count as failed
+            self.counters.failed += len(items)
+            raise
+        finally:
+            self._in_flight = 0
         self.counters.stored += stored
         self.counters.failed += len(items) - stored
 
@@ -116,16 +123,14 @@ class NotifyQueue:
             await self._write(await self._take_batch())
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop the writer, then write what is still queued (for at most ``timeout`` seconds)."""
+        """Let the writer write what is still queued (for at most ``timeout`` seconds), then stop it."""
         if self._writer is not None:
+            if not self._writer.done():
+                await self.flush(timeout)
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._write(await self._take_batch()), max(0.1, deadline - time.monotonic()))
         if not self._queue.empty():
             log.warning("notify: %d queued notification(s) not written at stop", self._queue.qsize())
 

@@ -168,8 +168,15 @@ class SqlNotifyStore:
     # -- statements ------------------------------------------------------------------------------------------------
     async def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if self._conn is not None:
-            async with self._lock:
-                await self._conn.executemany(sql, rows)
+            async with self._lock:  # one transaction per batch: one commit (fsync) instead of one per row
+                await self._conn.execute_fetchall("BEGIN")
+                try:
+                    async with self._conn.executemany(sql, rows):  # its cursor closed at once
+                        pass
+                except BaseException:
+                    await self._conn.execute_fetchall("ROLLBACK")
+                    raise
+                await self._conn.execute_fetchall("COMMIT")
         elif self._pool is not None:
             async with self._pool.acquire() as conn, conn.cursor() as cur:
                 await cur.executemany(sql.replace("?", "%s"), rows)
