@@ -101,6 +101,27 @@ async def test_a_flood_is_dropped_and_counted_not_queued() -> None:
         NotifyQueue(sink, capacity=0)
 
 
+async def test_a_flood_through_tars_rpc_stays_bounded() -> None:
+    """200 one-way reports against a store that does not move: at most the queue (10) and one batch wait, every
+    other report is answered, dropped and counted; once the store moves the kept ones are written."""
+    sink = SlowSink()
+    svc = NotifyService(NotifyServiceOptions(endpoint=f"tcp -h 127.0.0.1 -p {free_port()}", queue_size=10), sink)
+    await svc.start()
+    try:
+        async with Communicator() as comm:
+            notify = comm.string_to_proxy(NotifyProxy, f"{NOTIFY_OBJ}@{svc.endpoint}")
+            for i in range(200):
+                await notify.reportNotifyInfo(report(f"[alarm] flood {i}"))
+        c = svc.queue.counters
+        assert c.received == 200 and svc.queue.pending == 10 and c.dropped > 100, c
+        sink.go.set()
+        assert await svc.queue.flush(5.0)
+        assert len(sink.items) == c.stored == 200 - c.dropped and c.failed == 0
+        assert sink.items[0].message == "[alarm] flood 0"  # the first ones are kept, the flood's tail dropped
+    finally:
+        await svc.stop()
+
+
 def test_options() -> None:
     for options, why in [
         (NotifyServiceOptions(store="kubernetes"), "--namespace is required"),
