@@ -33,6 +33,7 @@ from k8stars.tars.packet import (
     ResponsePacket,
     encode_request,
 )
+from k8stars.tars.rpc.stat import EXCEPTION, OK, TIMEOUT, StatReporter
 from k8stars.tars.rpc.transport import Connection
 
 log = logging.getLogger("k8stars.tars.rpc")
@@ -112,6 +113,8 @@ class CommunicatorConfig:
     node_name: str = ""
     module_name: str = ""
     max_frame_size: int = 10 << 20
+    stat: str = ""  # tars.tarsstat.StatObj: where call statistics go (empty: not reported)
+    report_interval: int = 60000
 
     @classmethod
     def from_config(cls, conf: TarsConfig) -> CommunicatorConfig:
@@ -135,6 +138,8 @@ class CommunicatorConfig:
             set_division=ap.get("setdivision", ""),
             node_name=conf.get("/tars/application/server<node_name>") or conf.get("/tars/application/server<localip>"),
             module_name=p.get("modulename", ""),
+            stat=p.get("stat", ""),
+            report_interval=num("report-interval", 60000),
         )
 
 
@@ -148,6 +153,10 @@ class Communicator:
         self._connections: dict[Endpoint, Connection] = {}
         if not self.config.node_name:
             self.config.node_name = local_ip()
+        self.stat: StatReporter | None = None
+        if self.config.stat:
+            cfg = self.config
+            self.stat = StatReporter(self, cfg.stat, cfg.module_name, cfg.node_name, cfg.report_interval / 1000)
 
     def next_request_id(self) -> int:
         rid = next(self._ids)
@@ -181,6 +190,8 @@ class Communicator:
         return self.string_to_proxy(QueryFProxy, self.config.locator)
 
     async def close(self) -> None:
+        if self.stat is not None:
+            await self.stat.close()  # what was counted since the last report, while connections are still up
         for obj in self._objects.values():
             obj.stop_refresh()
         for conn in self._connections.values():
@@ -194,6 +205,10 @@ class Communicator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _ms_since(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
 
 
 # Resolution timing of TarsCpp/TarsGo/Node (seconds): retry an empty answer after 10 s, a failed lookup after
@@ -273,6 +288,7 @@ class ObjectProxy:
 
     # -- calls --------------------------------------------------------------------------------------------------
     async def invoke(self, func: str, body: bytes, opts: CallOptions) -> ResponsePacket | None:
+        start = time.monotonic()
         await self.resolve()
         cfg = self.comm.config
         timeout_ms = opts.timeout_ms if opts.timeout_ms is not None else cfg.sync_invoke_timeout
@@ -314,11 +330,16 @@ class ObjectProxy:
             break
         if fut is None:
             return None
+        stat = self.comm.stat
         try:
             rsp = await asyncio.wait_for(fut, max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
             conn.forget(rid)
+            if stat is not None:
+                stat.record(self.name, func, ep.host, ep.port, -7, TIMEOUT, _ms_since(start))
             raise InvokeTimeoutError(f"{self.name}.{func} got no answer from {ep} in {timeout_ms} ms") from None
+        if stat is not None:
+            stat.record(self.name, func, ep.host, ep.port, rsp.iRet, EXCEPTION if rsp.iRet else OK, _ms_since(start))
         if rsp.iRet != 0:
             raise rpc_error(rsp.iRet, rsp.sResultDesc or f"{self.name}.{func} failed")
         return rsp
