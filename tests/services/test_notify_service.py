@@ -377,6 +377,15 @@ async def test_events_on_the_reporting_pod(k8s_cluster: Cluster, kube: Kube, nam
         on0 = await events_of(kube, namespace, "test-helloserver-0")
         assert sorted(e["message"] for e in on0) == ["from a stranger", "restart"]
         assert all(e["type"] == "Normal" and e["involvedObject"]["uid"] == pods[0]["metadata"]["uid"] for e in on0)
+        if shutil.which("kubectl"):  # what docs/notify.md promises a user sees
+            env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+            described = await asyncio.to_thread(
+                subprocess.run, ["kubectl", "describe", "pod", "test-helloserver-1", "-n", namespace],
+                capture_output=True, text=True, timeout=60, env=env,
+            )  # fmt: skip
+            assert described.returncode == 0, described.stderr
+            line = next(x for x in described.stdout.splitlines() if "[alarm] down" in x)
+            assert line.split()[:2] == ["Warning", "TarsNotify"] and "(x3 over" in line and "tarsnotify" in line, line
     finally:
         await svc.stop()
 
