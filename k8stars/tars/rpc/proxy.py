@@ -33,6 +33,7 @@ from k8stars.tars.packet import (
     ResponsePacket,
     encode_request,
 )
+from k8stars.tars.rpc.property import Policy, PropertyReport, PropertyReporter
 from k8stars.tars.rpc.stat import EXCEPTION, OK, TIMEOUT, StatReporter
 from k8stars.tars.rpc.transport import Connection
 
@@ -114,6 +115,7 @@ class CommunicatorConfig:
     module_name: str = ""
     max_frame_size: int = 10 << 20
     stat: str = ""  # tars.tarsstat.StatObj: where call statistics go (empty: not reported)
+    property: str = ""  # tars.tarsproperty.PropertyObj: where property_report values go (empty: not reported)
     report_interval: int = 60000
 
     @classmethod
@@ -139,6 +141,7 @@ class CommunicatorConfig:
             node_name=conf.get("/tars/application/server<node_name>") or conf.get("/tars/application/server<localip>"),
             module_name=p.get("modulename", ""),
             stat=p.get("stat", ""),
+            property=p.get("property", ""),
             report_interval=num("report-interval", 60000),
         )
 
@@ -157,6 +160,11 @@ class Communicator:
         if self.config.stat:
             cfg = self.config
             self.stat = StatReporter(self, cfg.stat, cfg.module_name, cfg.node_name, cfg.report_interval / 1000)
+        self.properties: PropertyReporter | None = None
+        if self.config.property:
+            cfg = self.config
+            self.properties = PropertyReporter(self, cfg.property, cfg.module_name, cfg.node_name,
+                                               cfg.report_interval / 1000)  # fmt: skip
 
     def next_request_id(self) -> int:
         rid = next(self._ids)
@@ -177,6 +185,16 @@ class Communicator:
             self._objects[key] = target
         return cls(target, None, interface)
 
+    def property_report(self, name: str, *policies: Policy) -> PropertyReport:
+        """A business metric with its policies (Sum(), Avg(), Max(), Min(), Count(), Distr([...])), reported to
+        ``property=`` every report-interval; the same name gives the same report. Without ``property=`` the values
+        are kept and never sent."""
+        if not policies:
+            raise ValueError(f"property {name!r}: give at least one policy (Sum(), Avg(), ...)")
+        if self.properties is None:
+            return PropertyReport(name, policies, None)
+        return self.properties.create(name, policies)
+
     def connection(self, ep: Endpoint) -> Connection:
         conn = self._connections.get(ep)
         if conn is None:
@@ -192,6 +210,8 @@ class Communicator:
     async def close(self) -> None:
         if self.stat is not None:
             await self.stat.close()  # what was counted since the last report, while connections are still up
+        if self.properties is not None:
+            await self.properties.close()
         for obj in self._objects.values():
             obj.stop_refresh()
         for conn in self._connections.values():
