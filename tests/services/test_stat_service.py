@@ -6,6 +6,7 @@ through the registry the stat process registered them with, reports its calls an
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -229,3 +230,73 @@ async def test_tarsgo_server_reports_calls_and_properties_found_by_name(tmp_path
         for p in reversed(procs):
             stop_process(p)
     assert "registered tars.tarsproperty.PropertyObj" in (tmp_path / "stat.log").read_text()
+
+
+NODE_SERVER_CONF = """<tars>
+  <application>
+    <client>
+      locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry}
+      stat=tars.tarsstat.StatObj
+      modulename=Test.NodeEcho
+    </client>
+    <server>
+      app=Test
+      server=NodeEcho
+      localip=127.0.0.1
+      logpath={dir}
+      <Test.NodeEcho.EchoObjAdapter>
+        endpoint=tcp -h 127.0.0.1 -p {port} -t 60000
+        servant=Test.NodeEcho.EchoObj
+        protocol=tars
+        threads=1
+        maxconns=1000
+        queuecap=10000
+        queuetimeout=60000
+      </Test.NodeEcho.EchoObjAdapter>
+    </server>
+  </application>
+</tars>
+"""
+
+
+async def test_tars_rpc_node_server_reports_its_calls(tmp_path: Path) -> None:
+    """A @tars/rpc 2.0.15 server reports the calls its callers cannot (one-way, TUP) as caller "one_way_client" /
+    "tup_client", when TARS_MONITOR is set (as @tars/node-agent does); it finds tars.tarsstat.StatObj through the locator of
+    TARS_CONFIG. Its @tars/monitor reports at most every 10 s: the test waits for that one report."""
+    echo = peer_command("node", "echo-server")
+    reg_port, http_port, echo_port = free_port(), free_port(), free_port()
+    locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {reg_port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "k8stars", "registry", "--port", str(reg_port),
+                                       "--data-dir", str(tmp_path / "reg"), "--http-port", "0"], cwd=ROOT))  # fmt: skip
+        wait_port(reg_port, procs[-1])
+        eps = [f"tcp -h 127.0.0.1 -p {free_port()}" for _ in range(2)]
+        procs.append(subprocess.Popen([sys.executable, "-m", "k8stars", "stat", "--locator", locator, "--http-port",
+                                       str(http_port), "--stat-endpoint", eps[0], "--property-endpoint", eps[1]],
+                                      cwd=ROOT))  # fmt: skip
+        wait_port(http_port, procs[-1])
+        await _registered(locator, (STAT_OBJ,))
+        conf = tmp_path / "node.conf"
+        conf.write_text(NODE_SERVER_CONF.format(registry=reg_port, dir=tmp_path, port=echo_port))
+        procs.append(subprocess.Popen([*echo, "--config", str(conf)], cwd=tmp_path,
+                                      env={**os.environ, "TARS_CONFIG": str(conf), "TARS_MONITOR": "1"}))  # fmt: skip
+        wait_port(echo_port, procs[-1])
+        servant = "Test.NodeEcho.EchoObj"
+        async with Communicator() as comm:
+            iface = find_interface(servant, [GO_SRC / "echo.tars"])
+            proxy = comm.string_to_proxy(ServantProxy, f"{servant}@tcp -h 127.0.0.1 -p {echo_port}", interface=iface)
+            assert tuple(await proxy.tars_invoke("echo", ("a",))) == (0, "a")  # connected and answering
+            for word in ("b", "c"):
+                await proxy.tars_options(oneway=True).tars_invoke("echo", (word,))
+        mine = {"caller": "one_way_client", "callee": "Test.NodeEcho", "function": "echo", "source": "server"}
+        deadline = time.monotonic() + 45
+        while (calls := value(await scrape(http_port), "tars_rpc_calls_total", result="success", **mine)) != 2:
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.5)
+        s = await scrape(http_port)
+        assert value(s, "tars_rpc_response_seconds_count", **mine) == 2
+        assert value(s, "tars_rpc_response_seconds_bucket", le="3.0", **mine) == 2
+    finally:
+        for p in reversed(procs):
+            stop_process(p)
