@@ -261,8 +261,8 @@ NODE_SERVER_CONF = """<tars>
 
 async def test_tars_rpc_node_server_reports_its_calls(tmp_path: Path) -> None:
     """A @tars/rpc 2.0.15 server reports the calls its callers cannot (one-way, TUP) as caller "one_way_client" /
-    "tup_client", when TARS_MONITOR is set (as @tars/node-agent does); it finds tars.tarsstat.StatObj through the locator of
-    TARS_CONFIG. Its @tars/monitor reports at most every 10 s: the test waits for that one report."""
+    "tup_client", when TARS_MONITOR is set (as @tars/node-agent does); it finds tars.tarsstat.StatObj through the
+    locator of TARS_CONFIG. Its @tars/monitor reports at most every 10 s: the test waits for that one report."""
     echo = peer_command("node", "echo-server")
     reg_port, http_port, echo_port = free_port(), free_port(), free_port()
     locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {reg_port}"
