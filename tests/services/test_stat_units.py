@@ -103,11 +103,12 @@ def test_refused_entries_are_counted_and_the_rest_kept(caplog: pytest.LogCapture
     m = StatMetrics()
     assert m.add_calls({head("bad"): body(ok=-1), head("good"): body(ok=1)}, True) == 1
     h = StatPropMsgHead(moduleName="A.B", ip="", propertyName="p")
-    bad = [StatPropInfo("Avg", "abc"), StatPropInfo("Distr", "10"), StatPropInfo("", "1"), StatPropInfo("Sum", "2")]
-    assert m.add_properties({h: StatPropMsgBody(bad)}) == 3
+    bad = [StatPropInfo("Avg", "abc"), StatPropInfo("Distr", "10"), StatPropInfo("", "1"), StatPropInfo("Sum", "-1"),
+           StatPropInfo("Sum", "2")]  # fmt: skip
+    assert m.add_properties({h: StatPropMsgBody(bad)}) == 4
     s = scrape(m)
     assert value(s, "k8stars_stat_invalid_entries_total", kind="stat") == 1
-    assert value(s, "k8stars_stat_invalid_entries_total", kind="property") == 3
+    assert value(s, "k8stars_stat_invalid_entries_total", kind="property") == 4
     assert value(s, "tars_rpc_calls_total", function="good", result="success") == 1
     assert not [ls for n, ls, _ in s if n == "tars_rpc_calls_total" and ls["function"] == "bad"]
     assert value(s, "tars_property_total", policy="Sum") == 2

@@ -18,7 +18,8 @@ set and TARS version (and, when asked, caller/callee IPs, callee port and return
 
 Properties (PropertyF.reportPropMsg), per server (moduleName), property and set (and IP when asked):
 
-* ``tars_property_total{policy=Sum|Count}``: the reported Sums and Counts added up (counters);
+* ``tars_property_total{policy=Sum|Count}``: the reported Sums and Counts added up (counters: a negative one is
+  refused);
 * ``tars_property_value{policy=Avg|Max|Min|...}``: the last reported value (gauges; any policy that is not Sum, Count or
   Distr is kept this way);
 * ``tars_property_distr_total{bucket}``: Distr's ``bound|count,...`` pairs added up per bound (counters: TARS's
@@ -233,8 +234,8 @@ class StatMetrics(Collector):
         number = _number(value)
         key = (*base, policy)
         if policy in COUNTED_POLICIES:
-            if number < 0 and policy == "Count":
-                raise ReportError(f"Count {value} is negative")
+            if number < 0:  # a Prometheus counter never goes down: a negative delta would read as a reset
+                raise ReportError(f"{policy} {value} is negative (kept as a counter)")
             if self._admit(self.prop_totals, key, "property"):
                 self.prop_totals[key] = self.prop_totals.get(key, 0.0) + number
         elif self._admit(self.prop_gauges, key, "property"):
