@@ -128,6 +128,12 @@ def test_series_cap_drops_new_series_and_logs(caplog: pytest.LogCaptureFixture) 
     assert "dropped" in caplog.text and "--max-series 3" in caplog.text
 
 
+def test_label_values_are_bounded() -> None:
+    m = StatMetrics()
+    m.add_calls({head("f" * 5000): body(ok=1)}, True)
+    assert value(scrape(m), "tars_rpc_calls_total", result="success", function="f" * 128) == 1
+
+
 def test_parse_distr() -> None:
     assert parse_distr("0|1, 10|2") == [("0", 1.0), ("10", 2.0)]
     assert parse_distr("") == []

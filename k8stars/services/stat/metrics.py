@@ -25,8 +25,9 @@ Properties (PropertyF.reportPropMsg), per server (moduleName), property and set 
 * ``tars_property_distr_total{bucket}``: Distr's ``bound|count,...`` pairs added up per bound (counters: TARS's
   reporters do not agree on the bucket edges, so they are not presented as a histogram).
 
-Memory is bounded by ``max_series``: a report that would create a series beyond it is dropped, counted in
-``k8stars_stat_dropped_series_total{kind}`` and logged (the first drop, then every 1000th).
+Memory is bounded by ``max_series`` (and label values are cut at 128 characters): a report that would create a
+series beyond it is dropped, counted in ``k8stars_stat_dropped_series_total{kind}`` and logged (the first drop, then
+every 1000th).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ DEFAULT_MAX_SERIES = 20000
 RESULTS = ("success", "timeout", "exception")
 COUNTED_POLICIES = ("Sum", "Count")
 LOG_EVERY = 1000  # after the first drop, one log line per this many
+MAX_LABEL_LEN = 128  # as TarsCpp trims names it reports (127): bounds the memory of one series, whatever arrives
 
 
 class ReportError(ValueError):
@@ -163,7 +165,7 @@ class StatMetrics(Collector):
             key += [head.masterIp, head.slaveIp, str(head.slavePort)]
         if self.options.ret_label:
             key.append(str(head.returnValue))
-        return tuple(key)
+        return tuple(v[:MAX_LABEL_LEN] for v in key)
 
     def add_calls(self, msg: dict[StatMicMsgHead, StatMicMsgBody], from_client: bool) -> int:
         """Fold one reportMicMsg in; returns how many entries were refused as invalid."""
@@ -202,8 +204,10 @@ class StatMetrics(Collector):
         return ["server", "property", "set"] + (["ip"] if self.options.ip_labels else [])
 
     def _prop_key(self, head: StatPropMsgHead) -> tuple[str, ...]:
-        key = (head.moduleName, head.propertyName, set_division(head.setName, head.setArea, head.setID))
-        return (*key, head.ip) if self.options.ip_labels else key
+        key: tuple[str, ...] = (head.moduleName, head.propertyName)
+        key = (*key, set_division(head.setName, head.setArea, head.setID))
+        key = (*key, head.ip) if self.options.ip_labels else key
+        return tuple(v[:MAX_LABEL_LEN] for v in key)
 
     def add_properties(self, msg: dict[StatPropMsgHead, StatPropMsgBody]) -> int:
         """Fold one reportPropMsg in; returns how many policy values were refused as invalid."""
@@ -227,12 +231,12 @@ class StatMetrics(Collector):
             for bound, count in parse_distr(value):
                 if count < 0:
                     raise ReportError(f"Distr count {count} is negative")
-                key = (*base, bound)
+                key = (*base, bound[:MAX_LABEL_LEN])
                 if self._admit(self.prop_distr, key, "property"):
                     self.prop_distr[key] = self.prop_distr.get(key, 0.0) + count
             return
         number = _number(value)
-        key = (*base, policy)
+        key = (*base, policy[:MAX_LABEL_LEN])
         if policy in COUNTED_POLICIES:
             if number < 0:  # a Prometheus counter never goes down: a negative delta would read as a reset
                 raise ReportError(f"{policy} {value} is negative (kept as a counter)")
