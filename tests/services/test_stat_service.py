@@ -91,6 +91,38 @@ async def test_reports_through_rpc_appear_in_metrics(service: StatService) -> No
         assert r.status == 200 and (await r.text()).startswith("ok series=")
 
 
+async def test_our_python_client_reports_calls_and_properties(service: StatService) -> None:
+    """k8stars's own Communicator with stat= and property= (k8stars/tars/rpc/stat.py, property.py): the client view
+    of its calls and a property, sent when it closes, end up in /metrics."""
+    from examples.hello.gen.hello import HelloProxy
+    from examples.hello.server import SERVANT, HelloImp
+    from k8stars.tars.rpc import Count, Server, Sum
+    from k8stars.tars.rpc.proxy import CommunicatorConfig
+
+    hello = Server(grace_seconds=1)
+    hello.add_servant(HelloImp(), SERVANT, EP)
+    await hello.start()
+    try:
+        stat_ep, prop_ep = service.endpoint(STAT_OBJ), service.endpoint(PROPERTY_OBJ)
+        config = CommunicatorConfig(stat=f"{STAT_OBJ}@{stat_ep}", property=f"{PROPERTY_OBJ}@{prop_ep}",
+                                    module_name="Test.PyClient", report_interval=60000)  # fmt: skip
+        async with Communicator(config) as comm:
+            proxy = comm.string_to_proxy(HelloProxy, f"{SERVANT}@{hello.adapters[SERVANT + 'Adapter'].endpoint}")
+            greeted = comm.property_report("greeted", Sum(), Count())
+            for name in ("a", "bb"):
+                assert await proxy.sayHello(name) == f"hello {name}"
+                greeted.report(len(name))
+        # closing the communicator sent what it had counted (the interval, 60 s, never came)
+    finally:
+        await hello.stop(0)
+    s = await scrape(service.http_port)
+    mine = {"caller": "Test.PyClient", "callee": "TestApp.HelloServer", "function": "sayHello", "source": "client"}
+    assert value(s, "tars_rpc_calls_total", result="success", **mine) == 2
+    assert value(s, "tars_rpc_response_seconds_count", **mine) == 2
+    assert value(s, "tars_property_total", server="Test.PyClient", property="greeted", policy="Sum") == 3
+    assert value(s, "tars_property_total", server="Test.PyClient", property="greeted", policy="Count") == 2
+
+
 def test_bad_options() -> None:
     for opts, why in [
         (StatServiceOptions(stat_endpoint="tcp -h"), "--stat-endpoint"),
