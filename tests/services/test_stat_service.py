@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -138,6 +139,14 @@ def test_bad_options() -> None:
     r = subprocess.run([sys.executable, "-m", "k8stars", "stat", "--stat-endpoint", "nonsense"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "error: --stat-endpoint" in r.stderr, r
+    with socket.socket() as taken:  # a port in use is no bad option: exit 1, naming it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "k8stars", "stat", "--http-port", str(port), "--stat-endpoint", EP,
+                "--property-endpoint", EP]  # fmt: skip
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and f"--http-port {port}: " in r.stderr and "in use" in r.stderr, r
 
 
 GO_SERVER_CONF = """<tars>

@@ -189,8 +189,8 @@ class StatService:
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, self.options.http_host, self.options.http_port).start()
-        except OSError as e:
-            raise StatServiceError(f"--http-port {self.options.http_port}: {e.strerror or e}") from None
+        except OSError as e:  # in use: not a bad option, the CLI exits 1 as for the servants' ports
+            raise OSError(e.errno, f"--http-port {self.options.http_port}: {e.strerror or e}") from None
         for addr in self._runner.addresses:
             if isinstance(addr, tuple):
                 self.http_port = int(addr[1])
