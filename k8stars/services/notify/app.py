@@ -10,33 +10,25 @@ stop), so every server's ``notify=tars.tarsnotify.NotifyObj`` resolves by name.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 
 from k8stars import __version__
+from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
 from k8stars.services.notify.kubestore import KubernetesNotifyStore
 from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
 from k8stars.services.notify.sqlstore import SqlNotifyStore
 from k8stars.sql import parse_dsn
-from k8stars.tars.endpoint import Endpoint, local_ip
-from k8stars.tars.errors import TarsRpcError
-from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
-from k8stars.tars.rpc import AdapterConfig, Application, Communicator
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.rpc import AdapterConfig, Application
 from k8stars.tars.rpc.application import AdminServant, ServerSettings
 
 log = logging.getLogger("k8stars.services.notify")
 
-APPLICATION, SERVER = "tars", "tarsnotify"
+SERVER = "tarsnotify"
 NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
-REGISTRY_OBJ = "tars.tarsregistry.Registry"
 DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10002 -t 60000"  # NotifyObj's port in a classic TARS install
-KEEPALIVE_INTERVAL = 10.0
-ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for
 STOP_FLUSH_TIMEOUT = 3.0  # seconds to write what is still queued at stop
-_WILDCARD = {"0.0.0.0", "*", "::", ""}
 STORES = ("kubernetes", "sqlite", "mysql")
 
 
@@ -109,9 +101,7 @@ class NotifyService:
         self.app = Application(settings)
         self.app.register_admin_command("tars.notifystat", self._stat, "the notify service's counters")
         self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
-        self._registry: tarsregistryProxy | None = None
-        self._comm: Communicator | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._registrations: Registrations | None = None
 
     def _stat(self, _command: str, _params: str) -> str:
         return f"{self.store.kind} store {self.store.where}: {self.queue.counters}, queued {self.queue.pending}"
@@ -122,8 +112,7 @@ class NotifyService:
 
     @property
     def node(self) -> str:
-        host = self.endpoint.host
-        return self.options.node_name or (local_ip() if host in _WILDCARD else host)
+        return node_address(self.options.node_name, self.endpoint)
 
     async def start(self) -> None:
         await self.store.open()
@@ -134,9 +123,8 @@ class NotifyService:
             adapter.add_servant("AdminObj", AdminServant(self.app))
             await self.app.start()
             if self.options.locator:
-                self._comm = Communicator(locator=self.options.locator)
-                self._registry = self._comm.string_to_proxy(tarsregistryProxy, REGISTRY_OBJ)
-                self._heartbeat = asyncio.create_task(self._register_loop(), name="notify-registration")
+                self._registrations = Registrations(self.options.locator)
+                self._registrations.add(SERVER, NOTIFY_OBJ, self.node, self.endpoint)
         except BaseException:
             await self.stop()
             raise
@@ -144,47 +132,10 @@ class NotifyService:
         log.info("notify %s: %s@%s, %s store %s%s", __version__, NOTIFY_OBJ, self.endpoint, self.store.kind,
                  self.store.where, registered)  # fmt: skip
 
-    def _startup_request(self) -> onStartupReq:
-        node, ep = self.node, self.endpoint
-        adapter = AdapterConf(NOTIFY_OBJ, f"tcp -h {node} -p {ep.port} -t {ep.timeout or 60000}", "tars", 100000, 1,
-                              10000, 60000)  # fmt: skip
-        return onStartupReq(node, APPLICATION, SERVER, adapters=[adapter], State="active", Version=__version__)
-
-    async def _register_loop(self) -> None:
-        """onStartup until it works (the registry may start after us), then keepAlive; again onStartup when the
-        registry has forgotten us."""
-        assert self._registry is not None
-        registered = False
-        while True:
-            try:
-                if not registered:
-                    await self._registry.onStartup(self._startup_request())
-                    registered = True
-                    log.info("registered %s with the registry", NOTIFY_OBJ)
-                else:
-                    await self._registry.keepAlive(keepAliveReq(self.node, "active", APPLICATION, SERVER))
-            except TarsRpcError as e:
-                registered = registered and e.code != ERR_NOT_REGISTERED
-                log.warning("registry %s: %s", "keepAlive" if registered else "onStartup", e)
-            except Exception as e:  # e.g. the locator cannot resolve the Registry servant yet
-                log.warning("registry: %s", e)
-            await asyncio.sleep(KEEPALIVE_INTERVAL if registered else 2.0)
-
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
-        if self._registry is not None:
-            with contextlib.suppress(Exception):
-                await self._registry.tars_options(timeout_ms=1000).onPrestop(
-                    onPrestopReq(self.node, APPLICATION, SERVER)
-                )
-            self._registry = None
-        if self._comm is not None:
-            await self._comm.close()
-            self._comm = None
+        if self._registrations is not None:
+            await self._registrations.close()
+            self._registrations = None
         await self.app.stop()
         await self.queue.stop(STOP_FLUSH_TIMEOUT)
         log.info("notify: %s", self.queue.counters)
@@ -192,15 +143,7 @@ class NotifyService:
 
     async def run(self) -> None:
         """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
-        try:
-            await self.stopping.wait()
-        finally:
-            await self.stop()
+        await run_service(self)
 
 
 async def serve(

@@ -9,36 +9,27 @@ server's ``stat=tars.tarsstat.StatObj`` and ``property=tars.tarsproperty.Propert
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from k8stars import __version__
+from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
 from k8stars.services.stat.metrics import DEFAULT_MAX_SERIES, StatMetrics, StatOptions
 from k8stars.services.stat.servant import PropertyImp, StatImp
-from k8stars.tars.endpoint import Endpoint, local_ip
-from k8stars.tars.errors import TarsRpcError
-from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
-from k8stars.tars.rpc import AdapterConfig, Application, Communicator
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.rpc import AdapterConfig, Application
 from k8stars.tars.rpc.application import AdminServant, ServerSettings
 
 log = logging.getLogger("k8stars.services.stat")
 
-APPLICATION = "tars"
 STAT_SERVER, PROPERTY_SERVER = "tarsstat", "tarsproperty"
 STAT_OBJ, PROPERTY_OBJ = "tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj"
-REGISTRY_OBJ = "tars.tarsregistry.Registry"
 DEFAULT_STAT_ENDPOINT = "tcp -h 127.0.0.1 -p 10003 -t 60000"  # StatObj's port in a classic TARS install
 DEFAULT_PROPERTY_ENDPOINT = "tcp -h 127.0.0.1 -p 10004 -t 60000"  # PropertyObj's
 DEFAULT_HTTP_PORT = 9326  # the registry's is 9325
-KEEPALIVE_INTERVAL = 10.0
-ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for
-_WILDCARD = {"0.0.0.0", "*", "::", ""}
 
 
 class StatServiceError(ValueError):
@@ -80,52 +71,6 @@ class StatServiceOptions:
             )
 
 
-class _Registration:
-    """onStartup until it works (the registry may start after us), then keepAlive; again after the registry forgot
-    us. One per servant: TARS knows StatObj and PropertyObj as two servers."""
-
-    def __init__(self, registry: tarsregistryProxy, server: str, servant: str, node: str, ep: Endpoint) -> None:
-        self.registry, self.server, self.servant, self.node, self.ep = registry, server, servant, node, ep
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._loop(), name=f"{self.server}-registration")
-
-    def _startup(self) -> onStartupReq:
-        endpoint = f"tcp -h {self.node} -p {self.ep.port} -t {self.ep.timeout or 60000}"
-        adapter = AdapterConf(self.servant, endpoint, "tars", 100000, 1, 10000, 60000)
-        return onStartupReq(self.node, APPLICATION, self.server, adapters=[adapter], State="active",
-                            Version=__version__)  # fmt: skip
-
-    async def _loop(self) -> None:
-        registered = False
-        while True:
-            try:
-                if not registered:
-                    await self.registry.onStartup(self._startup())
-                    registered = True
-                    log.info("registered %s with the registry", self.servant)
-                else:
-                    await self.registry.keepAlive(keepAliveReq(self.node, "active", APPLICATION, self.server))
-            except TarsRpcError as e:
-                registered = registered and e.code != ERR_NOT_REGISTERED
-                log.warning("registry %s (%s): %s", "keepAlive" if registered else "onStartup", self.servant, e)
-            except Exception as e:  # e.g. the locator cannot resolve the Registry servant yet
-                log.warning("registry (%s): %s", self.servant, e)
-            await asyncio.sleep(KEEPALIVE_INTERVAL if registered else 2.0)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
-        with contextlib.suppress(Exception):
-            await self.registry.tars_options(timeout_ms=1000).onPrestop(
-                onPrestopReq(self.node, APPLICATION, self.server)
-            )
-
-
 def http_app(metrics: StatMetrics) -> web.Application:
     async def scrape(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -156,15 +101,13 @@ class StatService:
         self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
         self.http_port = 0
         self._runner: web.AppRunner | None = None
-        self._comm: Communicator | None = None
-        self._registrations: list[_Registration] = []
+        self._registrations: Registrations | None = None
 
     def endpoint(self, servant: str) -> Endpoint:
         return self.app.adapter_endpoint(servant)
 
     def node(self, servant: str) -> str:
-        host = self.endpoint(servant).host
-        return self.options.node_name or (local_ip() if host in _WILDCARD else host)
+        return node_address(self.options.node_name, self.endpoint(servant))
 
     async def start(self) -> None:
         try:
@@ -196,19 +139,15 @@ class StatService:
                 self.http_port = int(addr[1])
 
     def _register(self) -> None:
-        self._comm = Communicator(locator=self.options.locator)
-        registry = self._comm.string_to_proxy(tarsregistryProxy, REGISTRY_OBJ)
+        # TARS knows StatObj and PropertyObj as two servers: one registration each
+        self._registrations = Registrations(self.options.locator)
         for server, servant in ((STAT_SERVER, STAT_OBJ), (PROPERTY_SERVER, PROPERTY_OBJ)):
-            reg = _Registration(registry, server, servant, self.node(servant), self.endpoint(servant))
-            reg.start()
-            self._registrations.append(reg)
+            self._registrations.add(server, servant, self.node(servant), self.endpoint(servant))
 
     async def stop(self) -> None:
-        await asyncio.gather(*(r.stop() for r in self._registrations))
-        self._registrations = []
-        if self._comm is not None:
-            await self._comm.close()
-            self._comm = None
+        if self._registrations is not None:
+            await self._registrations.close()
+            self._registrations = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -216,15 +155,7 @@ class StatService:
 
     async def run(self) -> None:
         """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
-        try:
-            await self.stopping.wait()
-        finally:
-            await self.stop()
+        await run_service(self)
 
 
 async def serve(
