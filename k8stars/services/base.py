@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from k8stars import __version__
+from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint, local_ip
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
@@ -24,6 +26,53 @@ KEEPALIVE_INTERVAL = 10.0
 RETRY_INTERVAL = 2.0
 ERR_NOT_REGISTERED = 1002  # the registry's answer to a keepAlive it has no row for
 WILDCARDS = frozenset({"0.0.0.0", "*", "::", ""})
+STORES = ("kubernetes", "sqlite", "mysql")
+
+
+@dataclass
+class StoreServiceOptions:
+    """A service over a store: ``kubernetes`` (a namespace's objects), or ``sqlite`` / ``mysql`` (a classic
+    db_tars). Subclasses set ``error`` (the ValueError their CLI turns into exit 2) and ``namespace_env``."""
+
+    namespace: str = ""
+    endpoint: str = ""
+    locator: str = ""  # the registry's QueryObj proxy; empty: no self-registration
+    node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
+    kubeconfig: str | None = None
+    log_level: str = "INFO"
+    store: str = ""  # kubernetes, sqlite or mysql; "": kubernetes with a namespace, else sqlite
+    data_dir: str | None = None  # sqlite: the directory of its database file
+    dsn: str | None = None  # mysql: mysql://user:pass@host:port/db_tars
+
+    error: ClassVar[type[ValueError]] = ValueError
+    namespace_env: ClassVar[str] = ""
+
+    @property
+    def store_kind(self) -> str:
+        return self.store or ("kubernetes" if self.namespace else "sqlite")
+
+    def parsed_endpoint(self) -> Endpoint:
+        try:
+            return Endpoint.parse(self.endpoint)
+        except ValueError as e:
+            raise self.error(f"--endpoint: {e}") from None
+
+    def check(self) -> None:
+        if self.store_kind not in STORES:
+            raise self.error(f"--store {self.store_kind!r}: expected one of {', '.join(STORES)}")
+        if self.store_kind == "kubernetes" and not self.namespace:
+            raise self.error(f"--namespace is required with --store kubernetes (env {self.namespace_env} or "
+                             "POD_NAMESPACE)")  # fmt: skip
+        if self.store_kind == "mysql":
+            if not self.dsn:
+                raise self.error("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
+            try:
+                parse_dsn(self.dsn)
+            except ValueError as e:
+                raise self.error(f"--dsn: {e}") from None
+        self.parsed_endpoint()
+        if self.locator and "@" not in self.locator:
+            raise self.error(f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT")
 
 
 def node_address(node_name: str, endpoint: Endpoint) -> str:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
+from k8stars.services.base import APPLICATION, Registrations, StoreServiceOptions, node_address, run_service
 from k8stars.services.config.classic import ClassicConfigImp
 from k8stars.services.config.servant import ConfigImp
 from k8stars.services.config.sqlstore import SqlConfigStore
 from k8stars.services.config.store import KubernetesConfigStore
-from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig, Application
 from k8stars.tars.rpc.application import AdminServant, ServerSettings
@@ -31,7 +31,6 @@ log = logging.getLogger("k8stars.services.config")
 SERVER = "tarsconfig"
 CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
 DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10001 -t 60000"  # ConfigObj's port in a classic TARS install
-STORES = ("kubernetes", "sqlite", "mysql")
 
 
 class ConfigServiceError(ValueError):
@@ -39,45 +38,11 @@ class ConfigServiceError(ValueError):
 
 
 @dataclass
-class ConfigServiceOptions:
-    namespace: str = ""
+class ConfigServiceOptions(StoreServiceOptions):
     endpoint: str = DEFAULT_ENDPOINT
-    locator: str = ""  # the registry's QueryObj proxy; empty: no self-registration
-    node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
-    kubeconfig: str | None = None
-    log_level: str = "INFO"
-    store: str = ""  # kubernetes, sqlite or mysql; "": kubernetes with a namespace, else sqlite
-    data_dir: str | None = None  # sqlite: the directory of config.db (default ~/.local/share/k8stars)
-    dsn: str | None = None  # mysql: mysql://user:pass@host:port/db_tars
 
-    @property
-    def store_kind(self) -> str:
-        return self.store or ("kubernetes" if self.namespace else "sqlite")
-
-    def parsed_endpoint(self) -> Endpoint:
-        try:
-            return Endpoint.parse(self.endpoint)
-        except ValueError as e:
-            raise ConfigServiceError(f"--endpoint: {e}") from None
-
-    def check(self) -> None:
-        if self.store_kind not in STORES:
-            raise ConfigServiceError(f"--store {self.store_kind!r}: expected one of {', '.join(STORES)}")
-        if self.store_kind == "kubernetes" and not self.namespace:
-            raise ConfigServiceError("--namespace is required with --store kubernetes (env K8STARS_CONFIG_NAMESPACE "
-                                     "or POD_NAMESPACE)")  # fmt: skip
-        if self.store_kind == "mysql":
-            if not self.dsn:
-                raise ConfigServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
-            try:
-                parse_dsn(self.dsn)
-            except ValueError as e:
-                raise ConfigServiceError(f"--dsn: {e}") from None
-        self.parsed_endpoint()
-        if self.locator and "@" not in self.locator:
-            raise ConfigServiceError(
-                f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT"
-            )
+    error: ClassVar[type[ValueError]] = ConfigServiceError
+    namespace_env: ClassVar[str] = "K8STARS_CONFIG_NAMESPACE"
 
 
 class ConfigService:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
+from k8stars.services.base import APPLICATION, Registrations, StoreServiceOptions, node_address, run_service
 from k8stars.services.notify.kubestore import KubernetesNotifyStore
 from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
 from k8stars.services.notify.sqlstore import SqlNotifyStore
-from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig, Application
 from k8stars.tars.rpc.application import AdminServant, ServerSettings
@@ -29,7 +29,6 @@ SERVER = "tarsnotify"
 NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
 DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10002 -t 60000"  # NotifyObj's port in a classic TARS install
 STOP_FLUSH_TIMEOUT = 3.0  # seconds to write what is still queued at stop
-STORES = ("kubernetes", "sqlite", "mysql")
 
 
 class NotifyServiceError(ValueError):
@@ -37,48 +36,17 @@ class NotifyServiceError(ValueError):
 
 
 @dataclass
-class NotifyServiceOptions:
-    namespace: str = ""
+class NotifyServiceOptions(StoreServiceOptions):
     endpoint: str = DEFAULT_ENDPOINT
-    locator: str = ""  # the registry's QueryObj proxy; empty: no self-registration
-    node_name: str = ""  # the address clients reach this service at (default: the endpoint's host)
-    kubeconfig: str | None = None
-    log_level: str = "INFO"
-    store: str = ""  # kubernetes, sqlite or mysql; "": kubernetes with a namespace, else sqlite
-    data_dir: str | None = None  # sqlite: the directory of notify.db
-    dsn: str | None = None  # mysql: mysql://user:pass@host:port/db_tars
     queue_size: int = DEFAULT_CAPACITY
 
-    @property
-    def store_kind(self) -> str:
-        return self.store or ("kubernetes" if self.namespace else "sqlite")
-
-    def parsed_endpoint(self) -> Endpoint:
-        try:
-            return Endpoint.parse(self.endpoint)
-        except ValueError as e:
-            raise NotifyServiceError(f"--endpoint: {e}") from None
+    error: ClassVar[type[ValueError]] = NotifyServiceError
+    namespace_env: ClassVar[str] = "K8STARS_NOTIFY_NAMESPACE"
 
     def check(self) -> None:
-        if self.store_kind not in STORES:
-            raise NotifyServiceError(f"--store {self.store_kind!r}: expected one of {', '.join(STORES)}")
-        if self.store_kind == "kubernetes" and not self.namespace:
-            raise NotifyServiceError("--namespace is required with --store kubernetes (env K8STARS_NOTIFY_NAMESPACE "
-                                     "or POD_NAMESPACE)")  # fmt: skip
-        if self.store_kind == "mysql":
-            if not self.dsn:
-                raise NotifyServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
-            try:
-                parse_dsn(self.dsn)
-            except ValueError as e:
-                raise NotifyServiceError(f"--dsn: {e}") from None
+        super().check()
         if self.queue_size < 1:
             raise NotifyServiceError(f"--queue-size {self.queue_size}: must be at least 1")
-        self.parsed_endpoint()
-        if self.locator and "@" not in self.locator:
-            raise NotifyServiceError(
-                f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT"
-            )
 
 
 def open_store(options: NotifyServiceOptions) -> NotifySink:
