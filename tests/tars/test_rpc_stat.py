@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from examples.hello.gen.hello import HelloProxy
 from examples.hello.server import SERVANT, HelloImp
 from k8stars.tars import errors
 from k8stars.tars.protocol.statf import StatFServant, StatMicMsgBody, StatMicMsgHead
-from k8stars.tars.rpc import Communicator, Server
+from k8stars.tars.rpc import Application, Communicator, Server
 from k8stars.tars.rpc.proxy import CommunicatorConfig
 from k8stars.tars.rpc.stat import MAX_HEADS, TIME_POINTS, StatReporter
 
@@ -112,3 +113,37 @@ async def test_heads_are_bounded() -> None:
     assert len(reporter.tallies) == MAX_HEADS and reporter.dropped == 5
     assert reporter._task is not None
     reporter._task.cancel()
+
+
+async def test_an_application_reports_its_own_side(servers: tuple[Server, StatCollector], tmp_path: Path) -> None:
+    """A server whose config names a stat servant reports what it served (bFromClient=false), as TarsGo's does:
+    caller stat_from_server (one_way_client for one-way calls), callee this server, per function and result."""
+    from tests.conftest import free_port
+    from tests.tars.test_rpc import CONFIG
+
+    srv, collector = servers
+    stat_ep = srv.adapters[STAT_OBJ + "Adapter"].endpoint
+    port = free_port()
+    conf = tmp_path / "HelloServer.conf"
+    text = CONFIG.format(admin=free_port(), port=port)
+    client = f"modulename=TestApp.HelloServer\n      stat={STAT_OBJ}@{stat_ep}\n      report-interval=3600000"
+    conf.write_text(text.replace("modulename=TestApp.HelloServer", client))
+    app = Application.from_config(conf)
+    app.add_servant(Failing(), SERVANT)
+    await app.start()
+    try:
+        async with Communicator() as comm:
+            hello = comm.string_to_proxy(HelloProxy, f"{SERVANT}@tcp -h 127.0.0.1 -p {port}")
+            assert await hello.sayHello("a") == "hello a"
+            with pytest.raises(errors.TarsRpcError):
+                await hello.sayHello("fail")
+            await hello.tars_options(oneway=True).sayHello("b")
+            await asyncio.sleep(0.2)
+    finally:
+        await app.stop()  # the last report goes out as the communicator closes
+    served = {(h.masterName, h.interfaceName, h.returnValue): (h, b) for msg, client in collector.reports
+              if not client for h, b in msg.items()}  # fmt: skip
+    head, body = served[("stat_from_server", "sayHello", 0)]
+    assert (head.slaveName, head.slaveIp, body.count, body.execCount) == ("TestApp.HelloServer", "127.0.0.1", 1, 0)
+    assert served[("stat_from_server", "sayHello", 7)][1].execCount == 1
+    assert served[("one_way_client", "sayHello", 0)][1].count == 1

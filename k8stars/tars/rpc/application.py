@@ -201,6 +201,9 @@ class Application:
             if not a.dispatchers:
                 raise ValueError(f"adapter {a.config.name} has no servant: add_servant({a.config.servant!r})")
         _set_log_level(self.settings.log_level)
+        for a in self.server.adapters.values():
+            if a.config.servant != "AdminObj":  # the server's own side of its calls, with stat= in the config
+                a.stat = self.comm.stat
         await self.server.start()
         if self.settings.node:
             self._tasks.append(asyncio.create_task(self._heartbeat()))

@@ -36,6 +36,7 @@ from k8stars.tars.packet import (
 )
 from k8stars.tars.rpc.current import Current, set_current
 from k8stars.tars.rpc.servant import Dispatcher, Reply, Servant, tup_status
+from k8stars.tars.rpc.stat import StatReporter
 
 log = logging.getLogger("k8stars.tars.rpc")
 
@@ -78,6 +79,7 @@ class Adapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_task: asyncio.Task[None] | None = None
         self.accepting = False
+        self.stat: StatReporter | None = None  # set by Application when the config names a stat servant
 
     def add_servant(self, name: str, servant: Servant, dispatcher: Dispatcher | None = None) -> None:
         self.dispatchers[name] = dispatcher or Dispatcher(servant)
@@ -176,6 +178,9 @@ class Adapter:
             if reply.ret:
                 self.stats.errors += 1
             conn.send_reply(req, reply, cur.response_context)
+            if self.stat is not None:
+                elapsed_ms = int((time.monotonic() - received) * 1000)
+                self.stat.record_served(req.sFuncName, req.cPacketType == TARSONEWAY, reply.ret, elapsed_ms)
         finally:
             self.stats.inflight -= 1
 

@@ -1,4 +1,4 @@
-"""Call statistics reported to ``tars.tarsstat.StatObj`` (StatF.reportMicMsg), as TarsCpp and TarsGo clients do.
+"""Call statistics reported to ``tars.tarsstat.StatObj`` (StatF.reportMicMsg), as TarsCpp and TarsGo do.
 
 Each finished call is counted under its StatMicMsgHead — caller module and IP, callee ``App.Server``, function,
 callee IP and port, return code — as success, timeout or exception, with total/max/min response time and a count
@@ -7,6 +7,10 @@ counts in the first point it is below; every point is present from the first cal
 none (so the stat service sees the same histogram a TarsGo client sends). Every ``report-interval`` the tallies go
 out in one reportMicMsg(bFromClient=true) and start again; a failed report is dropped (logged at debug), as TarsGo
 does, and the process never waits on it.
+
+A server reports its own side too (bFromClient=false), as TarsGo's does: per function and return code, caller
+``stat_from_server`` (``one_way_client`` for one-way calls), callee this server at its IP, a success or an exception
+per request, timed from its arrival to its answer.
 
 Memory is bounded: at most ``MAX_HEADS`` distinct heads are kept between reports; calls under new heads beyond
 that are counted in ``dropped`` and logged once per report.
@@ -77,6 +81,7 @@ class StatReporter:
         self.master_ip = master_ip
         self.interval_s = max(interval_s, 0.05)
         self.tallies: dict[tuple[str, str, str, int, int], Tally] = {}
+        self.served: dict[tuple[str, str, int], Tally] = {}  # (caller kind, function, return code), server side
         self.dropped = 0
         self.reported = 0  # reports sent (for tests and viewstatus)
         self._task: asyncio.Task[None] | None = None
@@ -96,22 +101,39 @@ class StatReporter:
         if self._task is None and not self._closing:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="tars-stat-report")
 
+    def record_served(self, func: str, oneway: bool, ret: int, elapsed_ms: int) -> None:
+        key = ("one_way_client" if oneway else "stat_from_server", func, ret)
+        tally = self.served.get(key)
+        if tally is None:
+            if len(self.served) >= MAX_HEADS:
+                self.dropped += 1
+                return
+            tally = self.served[key] = Tally()
+        tally.add(EXCEPTION if ret else OK, elapsed_ms)
+        if self._task is None and not self._closing:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="tars-stat-report")
+
     async def run(self) -> None:
         while not self._closing:
             await asyncio.sleep(self.interval_s)
             await self.flush()
 
-    def _message(self) -> dict[Any, Any]:
+    def _messages(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """(the client side's report, the server side's report)."""
         from k8stars.tars.protocol.statf import StatMicMsgBody, StatMicMsgHead
 
-        msg: dict[Any, Any] = {}
-        for (callee, func, host, port, ret), t in self.tallies.items():
-            head = StatMicMsgHead(masterName=self.module, slaveName=callee, interfaceName=func,
-                                  masterIp=self.master_ip, slaveIp=host, slavePort=port, returnValue=ret)  # fmt: skip
-            msg[head] = StatMicMsgBody(count=t.count, timeoutCount=t.timeouts, execCount=t.exceptions,
-                                       intervalCount=dict(zip(TIME_POINTS, t.intervals, strict=True)),
-                                       totalRspTime=t.total_ms, maxRspTime=t.max_ms, minRspTime=t.min_ms)  # fmt: skip
-        return msg
+        def body(t: Tally) -> StatMicMsgBody:
+            return StatMicMsgBody(count=t.count, timeoutCount=t.timeouts, execCount=t.exceptions,
+                                  intervalCount=dict(zip(TIME_POINTS, t.intervals, strict=True)),
+                                  totalRspTime=t.total_ms, maxRspTime=t.max_ms, minRspTime=t.min_ms)  # fmt: skip
+
+        client = {StatMicMsgHead(masterName=self.module, slaveName=callee, interfaceName=func, masterIp=self.master_ip,
+                                 slaveIp=host, slavePort=port, returnValue=ret): body(t)
+                  for (callee, func, host, port, ret), t in self.tallies.items()}  # fmt: skip
+        server = {StatMicMsgHead(masterName=caller, slaveName=self.module, interfaceName=func, masterIp="",
+                                 slaveIp=self.master_ip, slavePort=0, returnValue=ret): body(t)
+                  for (caller, func, ret), t in self.served.items()}  # fmt: skip
+        return client, server
 
     async def flush(self) -> None:
         """Send what was counted since the last report, then start again (a failed report is dropped)."""
@@ -120,12 +142,14 @@ class StatReporter:
         if self.dropped:
             log.warning("stat: %d calls under more than %d distinct heads were not counted", self.dropped, MAX_HEADS)
             self.dropped = 0
-        if not self.tallies:
+        if not self.tallies and not self.served:
             return
-        msg, self.tallies = self._message(), {}
+        (client, server), self.tallies, self.served = self._messages(), {}, {}
         try:
             proxy = self.comm.string_to_proxy(StatFProxy, self.stat_obj).tars_options(timeout_ms=REPORT_TIMEOUT_MS)
-            await proxy.reportMicMsg(msg, True)
+            for msg, from_client in ((client, True), (server, False)):
+                if msg:
+                    await proxy.reportMicMsg(msg, from_client)
             self.reported += 1
         except (TarsRpcError, ValueError) as e:
             log.debug("stat report to %s failed: %s", self.stat_obj, e)
