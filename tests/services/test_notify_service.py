@@ -5,7 +5,6 @@ reporting with tars.ReportNotifyInfo, and Kubernetes Events on the reporting pod
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import subprocess
@@ -268,23 +267,9 @@ GO_CONF = """<tars>
 
 def notify_peer() -> Path:
     """tests/services/go_notify built once per source hash into the peers cache (TarsGo v1.4.6)."""
-    from k8stars.testing.peers import cache_root
+    from k8stars.testing.peers import go_program
 
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("no go toolchain for the TarsGo notify peer")
-    sources = sorted(p for p in GO_SRC.iterdir() if p.name in ("go.mod", "go.sum", "main.go"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in sources)).hexdigest()[:16]
-    binary = cache_root() / f"notify-{digest}" / "notifypeer"
-    if not binary.is_file():
-        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -buildvcs=false"}
-        tmp = binary.with_name(f".notifypeer.{os.getpid()}")
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."], cwd=GO_SRC, env=env,
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
-        assert built.returncode == 0, built.stderr
-        os.replace(tmp, binary)
-    return binary
+    return go_program(GO_SRC, "notifypeer")
 
 
 async def test_a_tarsgo_server_reports(tmp_path: Path) -> None:

@@ -242,6 +242,26 @@ def go_binary() -> Path:
     return binary
 
 
+def go_program(src: Path, name: str) -> Path:
+    """A small TarsGo program of the tests (``main.go`` with its go.mod/go.sum in ``src``), built once per source
+    hash into the peers cache as ``name``."""
+    sources = sorted(p for p in src.iterdir() if p.name in ("go.mod", "go.sum", "main.go"))
+    binary = cache_root() / f"{name}-{_hash_files(sources, src)}" / name
+    if binary.is_file():
+        return binary
+    with _locked(name):
+        if binary.is_file():
+            return binary
+        go = _require_tool("go", f"install Go >= 1.24 (the TarsGo program {name} is built from the Go module proxy)")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        tmp = binary.with_name(f".{name}.{os.getpid()}")
+        env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
+        _run_build([*_nice(), go, "build", "-trimpath", "-o", str(tmp), "."], src, env, GO_BUILD_TIMEOUT_S,
+                   f"building the TarsGo program {name}")  # fmt: skip
+        os.replace(tmp, binary)
+    return binary
+
+
 # --------------------------------------------------------------------------- running
 
 
