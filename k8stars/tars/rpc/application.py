@@ -25,6 +25,7 @@ from k8stars.tars.protocol.adminf import AdminFServant
 from k8stars.tars.protocol.configf import ConfigInfo, ConfigProxy
 from k8stars.tars.protocol.nodef import ServerFProxy, ServerInfo
 from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
+from k8stars.tars.rpc.remotelog import RemoteLogHandler
 from k8stars.tars.rpc.servant import Servant
 from k8stars.tars.rpc.server import AdapterConfig, Server
 
@@ -51,6 +52,7 @@ class ServerSettings:
     logpath: str = ""
     log_level: str = "DEBUG"
     config: str = ""  # the config service's servant (config=tars.tarsconfig.ConfigObj), for load_config
+    log: str = ""  # the log service's servant (log=tars.tarslog.LogObj), for remote_log_handler
     adapters: list[AdapterConfig] = field(default_factory=list)
 
 
@@ -77,6 +79,7 @@ def settings_from_config(conf: TarsConfig) -> ServerSettings:
         logpath=p.get("logpath", ""),
         log_level=p.get("logLevel", p.get("loglevel", "DEBUG")),
         config=p.get("config", ""),
+        log=p.get("log", ""),
     )
     for name, d in server.domains.items():
         if "endpoint" not in d.params:
@@ -135,6 +138,7 @@ class Application:
         self.started_at = time.time()
         self.stopping = asyncio.Event()  # set by request_stop, AdminObj.shutdown, SIGTERM/SIGINT in run()
         self._tasks: list[asyncio.Task[None]] = []
+        self._log_handlers: list[RemoteLogHandler] = []
         for cfg in settings.adapters:
             self.server.add_adapter(cfg)
         if settings.local:
@@ -223,10 +227,22 @@ class Application:
     def request_stop(self) -> None:
         self.stopping.set()
 
+    def remote_log_handler(self, file: str = "", time_format: str = "%Y%m%d") -> RemoteLogHandler:
+        """A logging handler sending to the log service (``log=`` of the server config) into this server's
+        ``file`` log (TarsGo's remote day log by default); closed by :meth:`stop`."""
+        if not self.settings.log:
+            raise ValueError("no log service: the server config has no log= (tars.application.server)")
+        handler = RemoteLogHandler(self.comm, self.settings.log, self.settings.app, self.settings.server, file,
+                                   time_format, self.comm.config.set_division)  # fmt: skip
+        self._log_handlers.append(handler)
+        return handler
+
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await self.server.stop()
+        for handler in self._log_handlers:
+            await handler.aclose()
         await self.comm.close()
 
     async def _heartbeat(self) -> None:
