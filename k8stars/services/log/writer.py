@@ -1,0 +1,168 @@
+"""The log files' writer: records are appended to per-file buffers as they arrive and written once a second (or
+sooner when much is pending) through a bounded LRU of open file descriptors; a cap on pending bytes keeps memory
+bounded under a flood (records beyond it are dropped and counted). asyncio only: the writes are plain appends to
+local files, made in one batch per file per flush."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+log = logging.getLogger("k8stars.services.log")
+
+DEFAULT_MAX_PENDING = 32 * 1024 * 1024  # bytes waiting for the next flush at most
+DEFAULT_MAX_OPEN = 128  # open log files at most
+FLUSH_INTERVAL = 1.0
+REOPEN_AFTER = 10.0  # seconds: a file deleted or moved away (rotation) is recreated, as TarsCpp's logger does
+WARN_EVERY = 10.0  # seconds between two warnings of one kind
+
+
+@dataclass
+class LogCounters:
+    received: int = 0  # records accepted
+    written: int = 0  # records written to their file
+    dropped: int = 0  # records over the pending cap
+    refused: int = 0  # calls with a name that cannot be a file under the log directory
+    failed: int = 0  # records lost to a write error
+
+    def __str__(self) -> str:
+        return (f"received {self.received}, written {self.written}, dropped {self.dropped}, "
+                f"refused {self.refused}, failed {self.failed}")  # fmt: skip
+
+
+class _Pending:
+    __slots__ = ("chunks", "records")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.records = 0
+
+
+class LogWriter:
+    def __init__(self, log_dir: str | Path, *, max_pending: int = DEFAULT_MAX_PENDING,
+                 max_open: int = DEFAULT_MAX_OPEN, stdout: TextIO | None = None) -> None:  # fmt: skip
+        self.root = Path(log_dir).resolve()
+        self.max_pending, self.max_open, self.stdout = max_pending, max_open, stdout
+        self.counters = LogCounters()
+        self.pending_bytes = 0
+        self._pending: dict[tuple[str, ...], _Pending] = {}
+        self._open: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()  # path -> (fd, opened at)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._warned: dict[str, float] = {}
+
+    @property
+    def open_files(self) -> int:
+        return len(self._open)
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._loop(), name="log-writer")
+
+    async def stop(self) -> None:
+        """Write what is pending and close every file."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.flush()
+        self._close_all()
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        """A warning at most every WARN_EVERY seconds per kind: a flood must not flood our own log too."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_EVERY) >= WARN_EVERY:
+            self._warned[kind] = now
+            log.warning(message, *args)
+
+    def add(self, path: tuple[str, ...], records: list[str], prefix: str, label: str) -> None:
+        """Queue ``records`` (each written as it is, after ``prefix``) for the file at ``path``."""
+        slot = self._pending.get(path)
+        kept = 0
+        for record in records:
+            data = (prefix + record).encode("utf-8", "surrogateescape")
+            if self.pending_bytes + len(data) > self.max_pending:
+                self.counters.dropped += len(records) - kept
+                self.warn("dropped", "log: %d bytes pending, dropping records (%s); dropped so far %d",
+                          self.pending_bytes, label, self.counters.dropped)  # fmt: skip
+                break
+            if slot is None:
+                slot = self._pending[path] = _Pending()
+            slot.chunks.append(data)
+            slot.records += 1
+            self.pending_bytes += len(data)
+            kept += 1
+            if self.stdout is not None:
+                self._echo(label, record)
+        self.counters.received += kept
+        if self.pending_bytes >= self.max_pending // 4:  # a burst: write now rather than at the next tick
+            self._wake.set()
+
+    def _echo(self, label: str, record: str) -> None:
+        assert self.stdout is not None
+        for line in record.rstrip("\r\n").split("\n") or [""]:
+            self.stdout.write(f"{label}: {line}\n")
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending buffer (one write per file), then close files open for longer than REOPEN_AFTER."""
+        pending, self._pending, self.pending_bytes = self._pending, {}, 0
+        for path, slot in pending.items():
+            try:
+                self._write(path, b"".join(slot.chunks))
+                self.counters.written += slot.records
+            except OSError as e:
+                self.counters.failed += slot.records
+                self._close(path)
+                self.warn("failed", "log: cannot write %s: %s", self.root.joinpath(*path), e)
+        if self.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stdout.flush()
+        now = time.monotonic()
+        for path in [p for p, (_, opened) in self._open.items() if now - opened > REOPEN_AFTER]:
+            self._close(path)
+
+    def _write(self, path: tuple[str, ...], data: bytes) -> None:
+        fd = self._fd(path)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
+    def _fd(self, path: tuple[str, ...]) -> int:
+        entry = self._open.get(path)
+        if entry is not None:
+            self._open.move_to_end(path)
+            return entry[0]
+        while len(self._open) >= self.max_open:
+            self._close(next(iter(self._open)))
+        file = self.root.joinpath(*path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        # O_NOFOLLOW: a symlink planted in the log directory cannot redirect our appends
+        fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        self._open[path] = (fd, time.monotonic())
+        return fd
+
+    def _close(self, path: tuple[str, ...]) -> None:
+        entry = self._open.pop(path, None)
+        if entry is not None:
+            with contextlib.suppress(OSError):
+                os.close(entry[0])
+
+    def _close_all(self) -> None:
+        for path in list(self._open):
+            self._close(path)
