@@ -450,6 +450,48 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
         click.echo(line)
 
 
+# --- log service: tars.tarslog.LogObj into files named as TarsFramework's LogServer names them; the implementation
+# lives in k8stars.services.log
+@main.command("log")
+@click.option("--log-dir", envvar="K8STARS_LOG_DIR", type=click.Path(file_okay=False),
+              default="/usr/local/app/tars/remote_app_log", show_default=True,
+              help="Directory of the log files (<app>/<server>/<app>.<server>_<file>_<date>.log).")  # fmt: skip
+@click.option("--endpoint", envvar="K8STARS_LOG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10005 -t 60000",
+              show_default=True, help="Endpoint of tars.tarslog.LogObj (and AdminObj).")  # fmt: skip
+@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
+              help="Registry QueryObj proxy to register tars.tarslog with (default: none).")  # fmt: skip
+@click.option("--node-name", envvar=["K8STARS_LOG_NODE_NAME", "POD_IP"], default=None,
+              help="Address registered for LogObj (default: the endpoint's host, or this machine's IP when it is a "
+                   "wildcard).")  # fmt: skip
+@click.option("--stdout/--no-stdout", envvar="K8STARS_LOG_STDOUT", default=False, show_default=True,
+              help="Also print each record on stdout as 'App.Server/file: line' (for kubectl logs).")  # fmt: skip
+@click.option("--ip-prefix/--no-ip-prefix", envvar="K8STARS_LOG_IP_PREFIX", default=True, show_default=True,
+              help="Start each written line with the sender's node name (TarsFramework's ipfix).")  # fmt: skip
+@click.option("--max-pending", envvar="K8STARS_LOG_MAX_PENDING", type=int, default=32 * 1024 * 1024,
+              show_default=True, help="Bytes waiting to be written at most; records beyond are dropped and "
+                                      "counted.")  # fmt: skip
+@click.option("--max-open-files", envvar="K8STARS_LOG_MAX_OPEN_FILES", type=int, default=128, show_default=True,
+              help="Log files kept open at most (least recently used closed first).")  # fmt: skip
+@click.option("--hourly", multiple=True, metavar="APP.SERVER",
+              help="Write this server's files hourly (%Y%m%d%H), whatever it asks (repeatable).")  # fmt: skip
+@click.option("--log-type", multiple=True, metavar="APP.SERVER.FILE=TYPE",
+              help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable).")  # fmt: skip
+@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+def log_service(**options: Any) -> None:
+    """Run the TARS remote log service (LogF): servers' log= records as files named as TarsFramework names them."""
+    from k8stars.services.log.app import LogServiceError, serve
+    from k8stars.tars.rpc.loop import run
+
+    try:
+        run(serve(**options))
+    except LogServiceError as e:
+        _fail(str(e), 2)
+    except OSError as e:  # the port is taken, the directory cannot be created
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+
+
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
 @main.command("up")
 @click.option("--data-dir", envvar="K8STARS_UP_DATA_DIR", type=click.Path(file_okay=False), default=None,
