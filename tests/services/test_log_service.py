@@ -222,3 +222,53 @@ async def test_the_process_writes_echoes_and_counts(tmp_path: Path) -> None:
     assert [p.read_text() for p in (tmp_path / "Test/Hello").iterdir()] == ["127.0.0.1|from the shell\n"]
     r = k8stars("log", "--log-type", "bad")
     assert r.returncode == 2 and "--log-type 'bad'" in r.stderr, r
+
+
+# -- a real TarsGo server's remote logger ---------------------------------------------------------------------------
+GO_CONF = """<tars>
+  <application>
+    <server>
+      app=Test
+      server=GoServer
+      localip=127.0.0.1
+      logpath={path}
+      log=tars.tarslog.LogObj@tcp -h 127.0.0.1 -p {port}
+    </server>
+    <client>
+      property=tars.tarsproperty.PropertyObj@tcp -h 127.0.0.1 -p {property_port}
+    </client>
+  </application>
+</tars>
+"""
+
+
+def log_peer() -> Path:
+    """tests/services/go_log built once per source hash into the peers cache (TarsGo v1.4.6)."""
+    from k8stars.testing.peers import go_program
+
+    return go_program(GO_SRC, "logpeer")
+
+
+async def test_a_tarsgo_remote_logger_writes_its_file(tmp_path: Path) -> None:
+    peer = log_peer()
+    svc = await start_service(tmp_path)
+    try:
+        conf = tmp_path / "GoServer.conf"
+        # TarsGo's remote logger needs property= (it reports its sends there; nobody listens, nothing waits for it)
+        conf.write_text(GO_CONF.format(path=tmp_path / "local", port=svc.endpoint.port, property_port=free_port()))
+        before = day(time.time())
+        r = await asyncio.to_thread(subprocess.run, [str(peer), f"--config={conf}", "biz:first line",
+                                                     "biz:second line", "audit:who did it"], capture_output=True,
+                                    text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0, r
+    finally:
+        await svc.stop()
+    go = tmp_path / "logs/Test/GoServer"
+    names = sorted(p.name for p in go.iterdir())
+    days = (before, day(time.time()))  # the same day unless the test ran across midnight
+    assert names in [[f"Test.GoServer_audit_{d}.log", f"Test.GoServer_biz_{d}.log"] for d in days], names
+    biz = (go / names[1]).read_text().splitlines()
+    # TarsGo's lines: time|file:function:line|LEVEL|message, each after the sender's address (the ip prefix)
+    assert [line.split("|")[0] for line in biz] == ["127.0.0.1"] * 2, biz
+    assert [line.split("|")[-2:] for line in biz] == [["INFO", "first line"], ["INFO", "second line"]], biz
+    assert (go / names[0]).read_text().endswith("|INFO|who did it\n")
