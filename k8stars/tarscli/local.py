@@ -4,11 +4,12 @@ The registry (``k8stars registry`` with its SQLite store), the config service (`
 store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves), the stat service
 (``k8stars stat``, registered as ``tars.tarsstat`` and ``tars.tarsproperty`` so ``stat=`` and ``property=`` resolve;
 its ``/metrics`` on a free port), the notify service (``k8stars notify`` with its SQLite store, registered as
-``tars.tarsnotify`` so ``notify=tars.tarsnotify.NotifyObj`` resolves) and the example
+``tars.tarsnotify`` so ``notify=tars.tarsnotify.NotifyObj`` resolves), the log service (``k8stars log`` writing
+under ``<data>/log/files``, registered as ``tars.tarslog`` so ``log=tars.tarslog.LogObj`` resolves) and the example
 services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
 for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
-SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the notify, stat and config
-services (they deregister themselves), then the registry.
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the log, notify, stat and
+config services (they deregister themselves), then the registry.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ STAT_OBJS = ("tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj")
 NOTIFY_START_TIMEOUT = 20.0
 NOTIFY_STOP_TIMEOUT = 5.0
 NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
+LOG_START_TIMEOUT = 20.0
+LOG_STOP_TIMEOUT = 5.0
+LOG_OBJ = "tars.tarslog.LogObj"
 
 
 class LocalError(RuntimeError):
@@ -163,6 +167,22 @@ async def _notify_registered(locator: str, child: Child, timeout: float) -> None
             await asyncio.sleep(0.2)
 
 
+async def _log_registered(locator: str, child: Child, timeout: float) -> None:
+    """Until the registry lists LogObj as active, so the services' remote loggers resolve log= at once."""
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        while True:
+            if not child.running:
+                raise LocalError(f"the log service exited (code {child.returncode})")
+            with contextlib.suppress(TarsError):
+                if (await query.findObjectById4Any(LOG_OBJ)).activeEp:
+                    return
+            if time.monotonic() > deadline:
+                raise LocalError(f"the log service did not register {LOG_OBJ} within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -201,6 +221,8 @@ class LocalFramework:
         self.stat_ports: tuple[int, int, int] = (0, 0, 0)  # StatObj, PropertyObj, /metrics: free ones, at start
         self.notify: Child | None = None
         self.notify_port = 0  # a free one, at start
+        self.log: Child | None = None
+        self.log_port = 0  # a free one, at start
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -215,6 +237,7 @@ class LocalFramework:
         await self._start_config()
         await self._start_stat()
         await self._start_notify()
+        await self._start_log()
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (no editable install): registry, config and stat only")
@@ -280,6 +303,20 @@ class LocalFramework:
         self.notify = Child(argv, cwd=self.notify_dir, env=_child_env(), output=self.notify_dir / "notify.log")
         await _notify_registered(self.locator, self.notify, NOTIFY_START_TIMEOUT)
 
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    async def _start_log(self) -> None:
+        """``k8stars log`` writing under ``<data>/log/files``, registering itself through the registry."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_port = _free_port()
+        argv = [sys.executable, "-m", "k8stars", "log", "--log-dir", str(self.log_dir / "files"),
+                "--endpoint", f"tcp -h 127.0.0.1 -p {self.log_port} -t 60000", "--locator", self.locator,
+                "--node-name", "127.0.0.1"]  # fmt: skip
+        self.log = Child(argv, cwd=self.log_dir, env=_child_env(), output=self.log_dir / "log.log")
+        await _log_registered(self.locator, self.log, LOG_START_TIMEOUT)
+
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
         (tars_path / "bin").mkdir(parents=True, exist_ok=True)
@@ -304,7 +341,10 @@ class LocalFramework:
                  f"            log {self.stat_dir / 'stat.log'}",
                  f"  notify    {NOTIFY_OBJ}@tcp -h 127.0.0.1 -p {self.notify_port}  (SQLite store "
                  f"{self.notify_dir / 'notify.db'})",
-                 f"            log {self.notify_dir / 'notify.log'}"]  # fmt: skip
+                 f"            log {self.notify_dir / 'notify.log'}",
+                 f"  log       {LOG_OBJ}@tcp -h 127.0.0.1 -p {self.log_port}  (files under "
+                 f"{self.log_dir / 'files'})",
+                 f"            log {self.log_dir / 'log.log'}"]  # fmt: skip
         for name, (child, path, ip) in self.supervisors.items():
             state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
             lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
@@ -343,6 +383,9 @@ class LocalFramework:
                 reported.add("notify")
                 _say(f"k8stars up: the notify service exited ({self.notify.returncode}); see "
                      f"{self.notify_dir / 'notify.log'}")  # fmt: skip
+            if self.log is not None and not self.log.running and "log" not in reported:
+                reported.add("log")
+                _say(f"k8stars up: the log service exited ({self.log.returncode}); see {self.log_dir / 'log.log'}")
             if self.stat is not None and not self.stat.running and "stat" not in reported:
                 reported.add("stat")
                 _say(f"k8stars up: the stat service exited ({self.stat.returncode}); see {self.stat_dir / 'stat.log'}")
@@ -360,6 +403,10 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.log is not None:  # after the supervisors (their last records), before the registry
+            if self.log.running:
+                os.kill(self.log.pid, signal.SIGTERM)
+            await _stop(self.log, LOG_STOP_TIMEOUT)
         if self.notify is not None:  # after the supervisors (their last reports), before the registry
             if self.notify.running:
                 os.kill(self.notify.pid, signal.SIGTERM)

@@ -16,6 +16,7 @@ from pathlib import Path
 from tarscli_helpers import ROOT, wait_active_hosts, wait_for
 
 from examples.hello.gen.hello import HelloProxy
+from k8stars.tars.protocol.logf import LogProxy
 from k8stars.tars.rpc import Communicator
 from tests.conftest import free_port
 
@@ -52,6 +53,7 @@ async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:
             assert await comm.string_to_proxy(HelloProxy, "TestApp.HelloServer.HelloObj").sayHello("up") == "hello up"
         await load_config_through_up(tmp_path, text)
         await notifications_through_up(tmp_path, text)
+        await remote_log_through_up(tmp_path, text, locator)
         supervisor = int(re.findall(r"tarscli supervisor pid (\d+)", text)[0])
         service = int((tmp_path / "up" / "TestApp.HelloServer" / "data" / "service.pid").read_text().split()[0])
 
@@ -119,3 +121,18 @@ async def notifications_through_up(tmp_path: Path, text: str) -> None:
     await wait_for(listed, 20, "the supervisor's start report in the notify store")
     line = next(x for x in listed().splitlines() if "server version" in x)
     assert line.split()[2:5] == ["[normal]", "TestApp.HelloServer", "127.0.0.31"], line
+
+
+async def remote_log_through_up(tmp_path: Path, text: str, locator: str) -> None:
+    """log=tars.tarslog.LogObj resolves through the registry to the log service, which writes the record's file."""
+    files = tmp_path / "up" / "log" / "files"
+    assert "log       tars.tarslog.LogObj@tcp -h 127.0.0.1 -p" in text and str(files) in text, text
+    async with Communicator(locator=locator) as comm:
+        await comm.string_to_proxy(LogProxy, "tars.tarslog.LogObj").logger("TestApp", "HelloServer", "up", "%Y%m%d",
+                                                                           ["through up\n"])  # fmt: skip
+    hello = files / "TestApp" / "HelloServer"
+
+    def written() -> bool:
+        return any(p.read_text() == "127.0.0.1|through up\n" for p in hello.glob("TestApp.HelloServer_up_*.log"))
+
+    await wait_for(written, 10, "the record in its file")
