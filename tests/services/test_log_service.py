@@ -111,13 +111,16 @@ def test_options() -> None:
 # -- the writer -------------------------------------------------------------------------------------------------------
 async def test_a_flood_is_dropped_and_counted_within_the_cap(tmp_path: Path) -> None:
     w = LogWriter(tmp_path, max_pending=4096)
-    w.add(("A", "S", "f.log"), ["x" * 99 + "\n"] * 100, "", "A.S/f")  # 10000 bytes offered, 4096 kept at most
-    assert w.pending_bytes <= 4096 and w.counters.received == 40 and w.counters.dropped == 60
+    # 100 records of 100 bytes, each charged 64 more: 24 fit under 4096
+    w.add(("A", "S", "f.log"), ["x" * 99 + "\n"] * 100, "", "A.S/f")
+    assert w.pending_bytes <= 4096 and w.counters.received == 24 and w.counters.dropped == 76
+    w.add(("A", "S", "g.log"), [""] * 1000, "", "A.S/g")  # empty records cost too: no unbounded list of nothing
+    assert w.pending_bytes <= 4096 and w.counters.dropped == 76 + 998  # 2 fitted in what was left
     w.flush()
-    assert (tmp_path / "A" / "S" / "f.log").stat().st_size == 4000 and w.pending_bytes == 0
+    assert (tmp_path / "A" / "S" / "f.log").stat().st_size == 2400 and w.pending_bytes == 0
     w.add(("A", "S", "f.log"), ["y\n"], "", "A.S/f")  # room again after the flush
     await w.stop()
-    assert w.counters.written == 41 and (tmp_path / "A/S/f.log").read_text().endswith("y\n")
+    assert w.counters.written == 27 and (tmp_path / "A/S/f.log").read_text().endswith("y\n")
 
 
 async def test_open_files_are_bounded_and_closed_at_stop(tmp_path: Path) -> None:

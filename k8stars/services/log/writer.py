@@ -22,6 +22,7 @@ DEFAULT_MAX_OPEN = 128  # open log files at most
 FLUSH_INTERVAL = 1.0
 REOPEN_AFTER = 10.0  # seconds: a file deleted or moved away (rotation) is recreated, as TarsCpp's logger does
 WARN_EVERY = 10.0  # seconds between two warnings of one kind
+RECORD_COST = 64  # bytes charged per record on top of its own: a flood of tiny records is bounded too
 
 
 @dataclass
@@ -89,7 +90,8 @@ class LogWriter:
         kept = 0
         for record in records:
             data = (prefix + record).encode("utf-8", "surrogateescape")
-            if self.pending_bytes + len(data) > self.max_pending:
+            cost = len(data) + RECORD_COST
+            if self.pending_bytes + cost > self.max_pending:
                 self.counters.dropped += len(records) - kept
                 self.warn("dropped", "log: %d bytes pending, dropping records (%s); dropped so far %d",
                           self.pending_bytes, label, self.counters.dropped)  # fmt: skip
@@ -98,7 +100,7 @@ class LogWriter:
                 slot = self._pending[path] = _Pending()
             slot.chunks.append(data)
             slot.records += 1
-            self.pending_bytes += len(data)
+            self.pending_bytes += cost
             kept += 1
             if self.stdout is not None:
                 self._echo(label, record)
