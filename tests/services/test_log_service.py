@@ -190,6 +190,24 @@ async def test_logger_and_loggerbyinfo_through_rpc(tmp_path: Path) -> None:
     assert len(every) == 3 and all(p.startswith("logs/Test/") for p in every), every
 
 
+async def test_a_flood_through_rpc_stays_bounded(tmp_path: Path) -> None:
+    svc = await start_service(tmp_path, max_pending=64 * 1024, ip_prefix=False)
+    record = "x" * 1023 + "\n"
+    try:
+        async with Communicator() as comm:
+            prx = comm.string_to_proxy(LogProxy, f"{LOG_OBJ}@tcp -h 127.0.0.1 -p {svc.endpoint.port}")
+            # 4 MB at once; each call alone is over the cap, whenever the writer flushes
+            calls = [prx.loggerbyInfo(tarsgo_info(), [record] * 100) for _ in range(40)]
+            await asyncio.gather(*calls)
+            assert svc.writer.pending_bytes <= 64 * 1024
+    finally:
+        await svc.stop()
+    c = svc.writer.counters
+    assert c.dropped > 0 and c.received + c.dropped == 4000 and c.written == c.received and c.failed == 0
+    (file,) = (tmp_path / "logs/Test/GoServer").iterdir()
+    assert file.stat().st_size == 1024 * c.written
+
+
 async def test_no_ip_prefix(tmp_path: Path) -> None:
     svc = await start_service(tmp_path, ip_prefix=False)
     try:
