@@ -110,8 +110,11 @@ class LogWriter:
 
     def _echo(self, label: str, record: str) -> None:
         assert self.stdout is not None
-        for line in record.rstrip("\r\n").split("\n") or [""]:
-            self.stdout.write(f"{label}: {line}\n")
+        try:
+            for line in record.rstrip("\r\n").split("\n"):
+                self.stdout.write(f"{label}: {line}\n")
+        except (OSError, ValueError) as e:  # stdout gone (a closed pipe): the files matter more
+            self.warn("stdout", "log: cannot write to stdout: %s", e)
 
     async def _loop(self) -> None:
         while True:
