@@ -1,8 +1,10 @@
 """The k8stars-framework chart's tars-log Deployment, Service and claim (`helm template`): the port, the registration
-locator, the log directory on an emptyDir or a PVC, the values switches."""
+locator, the log directory on an emptyDir or a PVC, the values switches; both variants accepted by a real
+apiserver."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
+
+from k8stars.testing.cluster import Cluster
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "k8stars-framework"
 LOG_DIR = "/usr/local/app/tars/remote_app_log"
@@ -74,3 +78,16 @@ def test_log_on_a_claim_and_the_switches() -> None:
         {"name": "logs", "emptyDir": {"sizeLimit": "2Gi"}}]  # fmt: skip
     bad = helm_template("log.storage=hostPath")
     assert bad.returncode != 0 and 'log.storage "hostPath": emptyDir' in bad.stderr
+
+
+@pytest.mark.parametrize("sets", [(), ("log.storage=pvc", "log.fsGroup=1000", "log.emptyDir.sizeLimit=1Gi")])
+def test_the_apiserver_accepts_both_storages(k8s_cluster: Cluster, namespace: str, sets: tuple[str, ...]) -> None:
+    docs = list(render(*sets).values())
+    for d in docs:
+        d["metadata"]["namespace"] = namespace
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    applied = subprocess.run(["kubectl", "apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", "-"],
+                             input=yaml.safe_dump_all(docs), capture_output=True, text=True, timeout=60,
+                             env=env)  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(docs), applied.stdout
