@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from k8stars.services.log.naming import BadLogName, NamingRules, info_path, logg
 from k8stars.services.log.writer import LogWriter
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.logf import LogInfo, LogProxy
-from k8stars.tars.rpc import Communicator
+from k8stars.tars.rpc import Application, Communicator
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ async def test_stdout_one_line_per_record(tmp_path: Path) -> None:
     w.add(("A", "S", "f.log"), ["one\n", "two\nlines\n", "no newline"], "127.0.0.1|", "A.S/f")
     await w.stop()
     assert out.getvalue() == "A.S/f: one\nA.S/f: two\nA.S/f: lines\nA.S/f: no newline\n"
-    assert (tmp_path / "A/S/f.log").read_text() == "127.0.0.1|one\n127.0.0.1|two\nlines\n127.0.0.1|no newline"
+    assert (tmp_path / "A/S/f.log").read_text() == "127.0.0.1|one\n127.0.0.1|two\nlines\n127.0.0.1|no newline\n"
 
 
 async def test_a_symlink_in_the_directory_is_not_followed(tmp_path: Path) -> None:
@@ -243,6 +244,49 @@ async def test_the_process_writes_echoes_and_counts(tmp_path: Path) -> None:
     assert [p.read_text() for p in (tmp_path / "Test/Hello").iterdir()] == ["127.0.0.1|from the shell\n"]
     r = k8stars("log", "--log-type", "bad")
     assert r.returncode == 2 and "--log-type 'bad'" in r.stderr, r
+
+
+PY_CONF = """<tars>
+  <application>
+    <client>
+      locator=tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 1
+    </client>
+    <server>
+      app=TestApp
+      server=HelloServer
+      localip=127.0.0.1
+      local=tcp -h 127.0.0.1 -p {admin} -t 10000
+      log=tars.tarslog.LogObj@tcp -h 127.0.0.1 -p {port}
+    </server>
+  </application>
+</tars>
+"""
+
+
+async def test_a_k8stars_server_remote_log_handler_writes_its_file(tmp_path: Path) -> None:
+    svc = await start_service(tmp_path)
+    try:
+        conf = tmp_path / "HelloServer.conf"
+        conf.write_text(PY_CONF.format(admin=free_port(), port=svc.endpoint.port))
+        app = Application.from_config(conf)
+        await app.start()
+        logger = logging.getLogger("k8stars.test.log_service")
+        handler = app.remote_log_handler("access")
+        logger.addHandler(handler)
+        try:
+            logger.warning("first %s", 1)
+            logger.warning("second")
+        finally:
+            logger.removeHandler(handler)
+            await app.stop()  # sends what is left
+    finally:
+        await svc.stop()
+    (file,) = (tmp_path / "logs/TestApp/HelloServer").iterdir()
+    assert file.name.startswith("TestApp.HelloServer_access_") and file.name.endswith(".log"), file
+    lines = file.read_text().splitlines()
+    # the handler sends lines without a newline: each still gets its own line
+    got = [(line.split("|")[0], line.split("|")[-1]) for line in lines]
+    assert got == [("127.0.0.1", "first 1"), ("127.0.0.1", "second")], lines
 
 
 # -- a real TarsGo server's remote logger ---------------------------------------------------------------------------

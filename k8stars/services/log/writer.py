@@ -85,11 +85,14 @@ class LogWriter:
             log.warning(message, *args)
 
     def add(self, path: tuple[str, ...], records: list[str], prefix: str, label: str) -> None:
-        """Queue ``records`` (each written as it is, after ``prefix``) for the file at ``path``."""
+        """Queue ``records`` (each after ``prefix``, ending with a newline) for the file at ``path``."""
         slot = self._pending.get(path)
         kept = 0
         for record in records:
-            data = (prefix + record).encode("utf-8", "surrogateescape")
+            # TarsFramework writes a record as it is; senders end theirs with a newline (TarsGo, TarsCpp) and one
+            # that does not would be glued to the next: it gets one
+            line = prefix + record if record.endswith("\n") else prefix + record + "\n"
+            data = line.encode("utf-8", "surrogateescape")
             cost = len(data) + RECORD_COST
             if self.pending_bytes + cost > self.max_pending:
                 self.counters.dropped += len(records) - kept
