@@ -472,10 +472,12 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
                                       "counted.")  # fmt: skip
 @click.option("--max-open-files", envvar="K8STARS_LOG_MAX_OPEN_FILES", type=int, default=128, show_default=True,
               help="Log files kept open at most (least recently used closed first).")  # fmt: skip
-@click.option("--hourly", multiple=True, metavar="APP.SERVER",
-              help="Write this server's files hourly (%Y%m%d%H), whatever it asks (repeatable).")  # fmt: skip
-@click.option("--log-type", multiple=True, metavar="APP.SERVER.FILE=TYPE",
-              help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable).")  # fmt: skip
+@click.option("--hourly", envvar="K8STARS_LOG_HOURLY", multiple=True, metavar="APP.SERVER",
+              help="Write this server's files hourly (%Y%m%d%H), whatever it asks (repeatable; env: "
+                   "space-separated).")  # fmt: skip
+@click.option("--log-type", envvar="K8STARS_LOG_TYPES", multiple=True, metavar="APP.SERVER.FILE=TYPE",
+              help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable; env: "
+                   "space-separated).")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def log_service(**options: Any) -> None:
     """Run the TARS remote log service (LogF): servers' log= records as files named as TarsFramework names them."""
