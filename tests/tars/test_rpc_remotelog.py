@@ -71,8 +71,8 @@ async def test_records_go_to_the_log_service_in_batches(collector: tuple[str, Lo
     assert (info.appname, info.servername, info.sFilename, info.sFormat) == ("TestApp", "HelloServer", "access",
                                                                              "%Y%m%d")  # fmt: skip
     assert (info.bHasSufix, info.bHasAppNamePrefix, info.sConcatStr, info.sSepar) == (True, True, "_", "|")
-    assert [line.split("|", 2)[1:] for line in first] == [["WARNING", "first 1"], ["WARNING", "second"]]
-    assert [line.split("|")[-1] for _, lines in servant.batches[1:] for line in lines] == ["last"]
+    assert [line.split("|", 2)[1:] for line in first] == [["WARNING", "first 1\n"], ["WARNING", "second\n"]]
+    assert [line.split("|")[-1] for _, lines in servant.batches[1:] for line in lines] == ["last\n"]
     assert handler.sent == 3 and handler.failed == 0
 
 

@@ -6,7 +6,8 @@
 
 The LogInfo is TarsGo's default one: day files (``%Y%m%d``), file name suffix and app-name prefix on, ``_`` between
 the parts, ``|`` as separator. Lines are the records as this handler's formatter makes them (by default
-``YYYY-mm-dd HH:MM:SS|LEVEL|message``).
+``YYYY-mm-dd HH:MM:SS|LEVEL|message``), each ending in a newline as TarsGo's do (a classic log server writes the
+buffer as it is).
 
 Nothing ever waits for the log server: ``emit`` only queues (records from other threads are sent by the event loop's
 next batch); at most ``queue_size`` lines wait, the rest are dropped and counted (``dropped``, logged once per
@@ -57,7 +58,7 @@ class RemoteLogHandler(logging.Handler):
             self.dropped += 1
             return
         try:
-            self.pending.append(self.format(record))
+            self.pending.append(self.format(record) + "\n")  # a log server appends lines as sent, as TarsGo's are
         except Exception:
             self.handleError(record)
             return
