@@ -111,8 +111,8 @@ async def test_heads_are_bounded() -> None:
     for i in range(MAX_HEADS + 5):
         reporter.record("A.B.Obj", f"f{i}", "127.0.0.1", 1, 0, 0, 1)
     assert len(reporter.tallies) == MAX_HEADS and reporter.dropped == 5
-    assert reporter._task is not None
-    reporter._task.cancel()
+    assert reporter.periodic.task is not None
+    reporter.periodic.task.cancel()
 
 
 async def test_an_application_reports_its_own_side(servers: tuple[Server, StatCollector], tmp_path: Path) -> None:

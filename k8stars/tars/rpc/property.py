@@ -15,13 +15,13 @@ failed report is dropped (logged at debug). At most ``MAX_PROPERTIES`` propertie
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
     from k8stars.tars.rpc.proxy import Communicator
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("k8stars.tars.rpc")
 
 MAX_PROPERTIES = 1000
-REPORT_TIMEOUT_MS = 3000
-CLOSING_REPORT_S = 1.0
 BATCH = 20  # properties per reportPropMsg, as TarsGo sends them
 
 
@@ -166,11 +164,9 @@ class PropertyReporter:
         self.property_obj = property_obj
         self.module = module or "unknown"
         self.ip = ip
-        self.interval_s = max(interval_s, 0.05)
         self.properties: dict[str, PropertyReport] = {}
         self.reported = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self.periodic = Periodic(self.flush, interval_s, "tars-property-report")
 
     def create(self, name: str, policies: tuple[Policy, ...]) -> PropertyReport:
         found = self.properties.get(name)
@@ -182,13 +178,7 @@ class PropertyReporter:
         return made
 
     def started(self) -> None:
-        if self._task is None and not self._closing:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="tars-property-report")
-
-    async def run(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.interval_s)
-            await self.flush()
+        self.periodic.started()
 
     def _messages(self) -> list[dict[Any, Any]]:
         from k8stars.tars.protocol.propertyf import StatPropInfo, StatPropMsgBody, StatPropMsgHead
@@ -216,7 +206,7 @@ class PropertyReporter:
             return
         try:
             proxy = self.comm.string_to_proxy(PropertyFProxy, self.property_obj)
-            proxy = proxy.tars_options(timeout_ms=REPORT_TIMEOUT_MS)
+            proxy = proxy.tars_options(timeout_ms=SEND_TIMEOUT_MS)
             for msg in batches:
                 await proxy.reportPropMsg(msg)
             self.reported += 1
@@ -224,13 +214,5 @@ class PropertyReporter:
             log.debug("property report to %s failed: %s", self.property_obj, e)
 
     async def close(self) -> None:
-        self._closing = True  # the loop's own check: a cancel can be lost in a report finishing at that moment
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=REPORT_TIMEOUT_MS / 1000 + 1)
-            self._task = None
-        try:
-            await asyncio.wait_for(self.flush(), CLOSING_REPORT_S)
-        except TimeoutError:
-            log.debug("property: the last report to %s did not go out in %.1f s", self.property_obj,
-                      CLOSING_REPORT_S)  # fmt: skip
+        """Stop the loop and send what is left (bounded)."""
+        await self.periodic.close()

@@ -17,12 +17,12 @@ sends what is left, bounded to one second.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 from typing import TYPE_CHECKING
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
     from k8stars.tars.protocol.logf import LogInfo
@@ -33,8 +33,6 @@ log = logging.getLogger("k8stars.tars.rpc")
 BATCH = 2000  # lines per loggerbyInfo, TarsGo's remoteLogMaxNumOneTime
 INTERVAL_S = 1.0  # TarsGo's remoteLogInterval
 QUEUE_SIZE = 100_000
-SEND_TIMEOUT_MS = 3000
-CLOSING_SEND_S = 1.0
 DEFAULT_FORMAT = logging.Formatter("%(asctime)s|%(levelname)s|%(message)s", "%Y-%m-%d %H:%M:%S")
 
 
@@ -50,8 +48,7 @@ class RemoteLogHandler(logging.Handler):
         self.queue_size = queue_size
         self.pending: collections.deque[str] = collections.deque()  # appends are thread-safe
         self.dropped = self.failed = self.sent = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self.periodic = Periodic(self.send, INTERVAL_S, "tars-remote-log")
 
     def emit(self, record: logging.LogRecord) -> None:
         if len(self.pending) >= self.queue_size:
@@ -62,17 +59,10 @@ class RemoteLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if self._task is None and not self._closing:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # another thread: the loop's next batch takes the line
-                return
-            self._task = loop.create_task(self._run(), name="tars-remote-log")
-
-    async def _run(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(INTERVAL_S)
-            await self.send()
+        try:
+            self.periodic.started()
+        except RuntimeError:  # no running loop (another thread): the loop's next batch takes the line
+            pass
 
     def _info(self) -> LogInfo:
         from k8stars.tars.protocol.logf import LogInfo
@@ -101,12 +91,4 @@ class RemoteLogHandler(logging.Handler):
 
     async def aclose(self) -> None:
         """Stop the batches and send what is left (bounded)."""
-        self._closing = True  # the loop's own check: a cancel can be lost in a send finishing at that moment
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=SEND_TIMEOUT_MS / 1000 + 1)
-            self._task = None
-        try:
-            await asyncio.wait_for(self.send(), CLOSING_SEND_S)
-        except TimeoutError:
-            log.debug("remote log: the last lines to %s did not go out in %.1f s", self.log_obj, CLOSING_SEND_S)
+        await self.periodic.close()

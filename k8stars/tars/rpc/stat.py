@@ -18,13 +18,13 @@ that are counted in ``dropped`` and logged once per report.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
     from k8stars.tars.rpc.proxy import Communicator
@@ -33,8 +33,6 @@ log = logging.getLogger("k8stars.tars.rpc")
 
 TIME_POINTS = (5, 10, 50, 100, 200, 500, 1000, 2000, 3000)  # ms, TarsGo's timePoint
 MAX_HEADS = 10000
-REPORT_TIMEOUT_MS = 3000
-CLOSING_REPORT_S = 1.0  # a stopping process waits at most this for its last report
 
 OK, TIMEOUT, EXCEPTION = 0, 1, 2
 
@@ -79,13 +77,11 @@ class StatReporter:
         self.stat_obj = stat_obj
         self.module = module or "unknown"
         self.master_ip = master_ip
-        self.interval_s = max(interval_s, 0.05)
         self.tallies: dict[tuple[str, str, str, int, int], Tally] = {}
         self.served: dict[tuple[str, str, int], Tally] = {}  # (caller kind, function, return code), server side
         self.dropped = 0
         self.reported = 0  # reports sent (for tests and viewstatus)
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self.periodic = Periodic(self.flush, interval_s, "tars-stat-report")
 
     def record(self, servant: str, func: str, host: str, port: int, ret: int, outcome: int, elapsed_ms: int) -> None:
         if servant == self.stat_obj.split("@", 1)[0]:
@@ -98,8 +94,7 @@ class StatReporter:
                 return
             tally = self.tallies[key] = Tally()
         tally.add(outcome, elapsed_ms)
-        if self._task is None and not self._closing:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="tars-stat-report")
+        self.periodic.started()
 
     def record_served(self, func: str, oneway: bool, ret: int, elapsed_ms: int) -> None:
         key = ("one_way_client" if oneway else "stat_from_server", func, ret)
@@ -110,13 +105,7 @@ class StatReporter:
                 return
             tally = self.served[key] = Tally()
         tally.add(EXCEPTION if ret else OK, elapsed_ms)
-        if self._task is None and not self._closing:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="tars-stat-report")
-
-    async def run(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.interval_s)
-            await self.flush()
+        self.periodic.started()
 
     def _messages(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         """(the client side's report, the server side's report)."""
@@ -146,7 +135,7 @@ class StatReporter:
             return
         (client, server), self.tallies, self.served = self._messages(), {}, {}
         try:
-            proxy = self.comm.string_to_proxy(StatFProxy, self.stat_obj).tars_options(timeout_ms=REPORT_TIMEOUT_MS)
+            proxy = self.comm.string_to_proxy(StatFProxy, self.stat_obj).tars_options(timeout_ms=SEND_TIMEOUT_MS)
             for msg, from_client in ((client, True), (server, False)):
                 if msg:
                     await proxy.reportMicMsg(msg, from_client)
@@ -155,13 +144,5 @@ class StatReporter:
             log.debug("stat report to %s failed: %s", self.stat_obj, e)
 
     async def close(self) -> None:
-        """Stop the loop and send what is left (bounded by the report timeout)."""
-        self._closing = True  # the loop's own check: a cancel can be lost in a report finishing at that moment
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=REPORT_TIMEOUT_MS / 1000 + 1)
-            self._task = None
-        try:
-            await asyncio.wait_for(self.flush(), CLOSING_REPORT_S)
-        except TimeoutError:
-            log.debug("stat: the last report to %s did not go out in %.1f s", self.stat_obj, CLOSING_REPORT_S)
+        """Stop the loop and send what is left (bounded)."""
+        await self.periodic.close()

@@ -1,0 +1,45 @@
+"""The loop behind the reporters of a process (call statistics, properties, remote logs): started by the first
+value, sending every interval, stopped with a last bounded send. Nothing on the call path ever waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("k8stars.tars.rpc")
+
+SEND_TIMEOUT_MS = 3000  # one report call
+CLOSING_SEND_S = 1.0  # a stopping process waits at most this for its last report
+
+
+class Periodic:
+    """Calls ``send`` every ``interval_s`` once ``started``; ``close`` stops it and sends once more."""
+
+    def __init__(self, send: Callable[[], Awaitable[None]], interval_s: float, name: str) -> None:
+        self.send = send
+        self.interval_s = max(interval_s, 0.05)
+        self.name = name
+        self.task: asyncio.Task[None] | None = None
+        self.closing = False
+
+    def started(self) -> None:
+        """From the event loop's thread: start the loop if it is not running."""
+        if self.task is None and not self.closing:
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(self.interval_s)
+            await self.send()
+
+    async def close(self) -> None:
+        self.closing = True  # the loop's own check: a cancel can be lost in a send finishing at that moment (3.11)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=SEND_TIMEOUT_MS / 1000 + 1)
+            self.task = None
+        try:
+            await asyncio.wait_for(self.send(), CLOSING_SEND_S)
+        except TimeoutError:
+            log.debug("%s: the last send did not go out in %.1f s", self.name, CLOSING_SEND_S)
