@@ -113,8 +113,29 @@ async def serving_webhooks(cluster: Cluster, kube: Kube, namespace: str, **optio
     names = await webhook.register(kube, url, tls.ca_bundle, name=f"k8stars-{namespace}",
                                    namespace_selector={"matchLabels": {"k8stars.io/test": namespace}})  # fmt: skip
     try:
+        await until(lambda: _webhooks_effective(kube, namespace), timeout=15, what="the webhooks to take effect")
         yield url
     finally:
         await kube.delete(MUTATING_WEBHOOK, None, names[0])
         await kube.delete(VALIDATING_WEBHOOK, None, names[1])
         await runner.cleanup()
+
+
+async def _webhooks_effective(kube: Kube, namespace: str) -> bool:
+    """The apiserver picks up webhook configurations asynchronously: a dry-run TTree under a name the validating
+    webhook refuses tells when ours are called."""
+    from k8stars.kube.client import ApiException
+    from k8stars.kube.resources import TTREE
+
+    probe = {
+        "apiVersion": TTREE.api_version,
+        "kind": "TTree",
+        "metadata": {"name": "webhook-probe"},
+        "apps": [],
+        "businesses": [],
+    }
+    try:
+        await kube.request("POST", TTREE.path(namespace), body=probe, query={"dryRun": "All"})
+    except ApiException as e:
+        return "denied the request" in str(e.body)
+    return False
