@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -158,17 +159,26 @@ def registry(**options: Any) -> None:
 
 # --- config service: tars.tarsconfig.ConfigObj over TConfigs or db_tars; the implementation lives in
 # k8stars.services.config. `k8stars config [options]` serves; put/get/list/rm manage the SQL store's files.
-def _store_options(fn: Any) -> Any:
-    for option in reversed([
-        click.option("--store", envvar="K8STARS_CONFIG_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
-                     default=None, help="Where files are kept (default: kubernetes with --namespace, else sqlite)."),
-        click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
-                     help="Directory of the SQLite store's config.db (default ~/.local/share/k8stars)."),
-        click.option("--dsn", envvar="K8STARS_CONFIG_DSN", default=None,
-                     help="mysql://user:pass@host:port/db_tars for --store mysql."),
-    ]):  # fmt: skip
-        fn = option(fn)
-    return fn
+def _store_options(service: str, db_file: str, what: str) -> Callable[[Any], Any]:
+    """--store, --data-dir and --dsn of a service over a store (config, notify), with its K8STARS_<SERVICE>_* env."""
+    env = service.upper()
+
+    def decorate(fn: Any) -> Any:
+        for option in reversed([
+            click.option("--store", envvar=f"K8STARS_{env}_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
+                         default=None, help=f"Where {what} (default: kubernetes with --namespace, else sqlite)."),
+            click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+                         help=f"Directory of the SQLite store's {db_file} (default ~/.local/share/k8stars)."),
+            click.option("--dsn", envvar=f"K8STARS_{env}_DSN", default=None,
+                         help="mysql://user:pass@host:port/db_tars for --store mysql."),
+        ]):  # fmt: skip
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+_config_store_options = _store_options("config", "config.db", "files are kept")
 
 
 @main.group("config", invoke_without_command=True)
@@ -184,7 +194,7 @@ def _store_options(fn: Any) -> Any:
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
               help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
-@_store_options
+@_config_store_options
 @click.pass_context
 def config(ctx: click.Context, /, **options: Any) -> None:
     """Run the TARS config service (ConfigF), or manage the files of its SQL store (put, get, list, rm).
@@ -251,7 +261,7 @@ _TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
               help="An app-level file served before this one (repeatable; replaces the references).")  # fmt: skip
 @click.option("--user", envvar="USER", default="", help="Recorded as lastuser (default $USER).")
 @click.option("--reason", default="k8stars config put", show_default=True, help="Recorded in the history.")
-@_store_options
+@_config_store_options
 @click.pass_context
 def config_put(ctx: click.Context, target: str, file: str, name: str | None, host: str | None,
                set_division: str | None, refs: tuple[str, ...], user: str, reason: str, store: str | None,
@@ -279,7 +289,7 @@ def config_put(ctx: click.Context, target: str, file: str, name: str | None, hos
 @click.argument("name")
 @click.option("--host", default=None, help=_TARGET_HELP)
 @click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
-@_store_options
+@_config_store_options
 @click.pass_context
 def config_get(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
                store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
@@ -293,7 +303,7 @@ def config_get(ctx: click.Context, target: str, name: str, host: str | None, set
 @click.argument("target")
 @click.option("--host", default=None, help="Only that node's node-level files.")
 @click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="Only the files of a set.")
-@_store_options
+@_config_store_options
 @click.pass_context
 def config_list(ctx: click.Context, target: str, host: str | None, set_division: str | None, store: str | None,
                 data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
@@ -309,7 +319,7 @@ def config_list(ctx: click.Context, target: str, host: str | None, set_division:
 @click.argument("name")
 @click.option("--host", default=None, help=_TARGET_HELP)
 @click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
-@_store_options
+@_config_store_options
 @click.pass_context
 def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
               store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
@@ -359,17 +369,7 @@ def stat(**options: Any) -> None:
 
 # --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the
 # implementation lives in k8stars.services.notify. `k8stars notify [options]` serves; `list` reads the SQL store.
-def _notify_store_options(fn: Any) -> Any:
-    for option in reversed([
-        click.option("--store", envvar="K8STARS_NOTIFY_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
-                     default=None, help="Where notifications go (default: kubernetes with --namespace, else sqlite)."),
-        click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
-                     help="Directory of the SQLite store's notify.db (default ~/.local/share/k8stars)."),
-        click.option("--dsn", envvar="K8STARS_NOTIFY_DSN", default=None,
-                     help="mysql://user:pass@host:port/db_tars for --store mysql."),
-    ]):  # fmt: skip
-        fn = option(fn)
-    return fn
+_notify_store_options = _store_options("notify", "notify.db", "notifications go")
 
 
 @main.group("notify", invoke_without_command=True)
