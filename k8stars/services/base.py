@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from k8stars import __version__
 from k8stars.sql import parse_dsn
@@ -47,6 +48,14 @@ class StoreServiceOptions:
     error: ClassVar[type[ValueError]] = ValueError
     namespace_env: ClassVar[str] = ""
 
+    @classmethod
+    def from_cli(cls, **given: Any) -> Self:
+        """From the CLI's values: None means not given; KUBECONFIG may be a path list (its first file)."""
+        opts = {k: v for k, v in given.items() if v is not None}
+        if opts.get("kubeconfig"):
+            opts["kubeconfig"] = str(opts["kubeconfig"]).split(":")[0]
+        return cls(**opts)
+
     @property
     def store_kind(self) -> str:
         return self.store or ("kubernetes" if self.namespace else "sqlite")
@@ -73,6 +82,14 @@ class StoreServiceOptions:
         self.parsed_endpoint()
         if self.locator and "@" not in self.locator:
             raise self.error(f"--locator {self.locator!r}: expected tars.tarsregistry.QueryObj@tcp -h HOST -p PORT")
+
+
+def setup_logging(level: str) -> None:
+    """The service's own log on stderr (stdout may carry data, as `k8stars log --stdout` does), unless the
+    embedding program configured logging already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            stream=sys.stderr)  # fmt: skip
 
 
 def node_address(node_name: str, endpoint: Endpoint) -> str:

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, StoreServiceOptions, node_address, run_service
+from k8stars.services.base import (
+    APPLICATION,
+    Registrations,
+    StoreServiceOptions,
+    node_address,
+    run_service,
+    setup_logging,
+)
 from k8stars.services.config.classic import ClassicConfigImp
 from k8stars.services.config.servant import ConfigImp
 from k8stars.services.config.sqlstore import SqlConfigStore
@@ -117,13 +124,18 @@ async def serve(
     dsn: str | None = None,
 ) -> None:
     """Run the config service until stopped (what ``k8stars config`` does). ConfigServiceError for bad options."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = ConfigServiceOptions(
-        namespace=namespace or "", endpoint=endpoint, locator=locator or "", node_name=node_name or "",
-        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level, store=store or "",
-        data_dir=data_dir, dsn=dsn,
-    )  # fmt: skip
+    setup_logging(log_level)
+    options = ConfigServiceOptions.from_cli(
+        namespace=namespace,
+        endpoint=endpoint,
+        locator=locator,
+        node_name=node_name,
+        kubeconfig=kubeconfig,
+        log_level=log_level,
+        store=store,
+        data_dir=data_dir,
+        dsn=dsn,
+    )
     await ConfigService(options).run()
 
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
+from k8stars.services.base import APPLICATION, Registrations, node_address, run_service, setup_logging
 from k8stars.services.log.naming import NamingRules, check_part
 from k8stars.services.log.servant import LogImp
 from k8stars.services.log.writer import DEFAULT_MAX_OPEN, DEFAULT_MAX_PENDING, LogWriter
@@ -164,10 +164,7 @@ async def serve(
     log_level: str = "INFO",
 ) -> None:
     """Run the log service until stopped (what ``k8stars log`` does). LogServiceError for bad options."""
-    if not logging.getLogger().handlers:
-        # our own log goes to stderr, so --stdout carries the records only
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            stream=sys.stderr)  # fmt: skip
+    setup_logging(log_level)  # on stderr, so --stdout carries the records only
     options = LogServiceOptions(
         log_dir=log_dir, endpoint=endpoint, locator=locator or "", node_name=node_name or "", log_level=log_level,
         stdout=stdout, ip_prefix=ip_prefix, max_pending=max_pending, max_open=max_open_files, hourly=list(hourly),

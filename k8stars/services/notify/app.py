@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, StoreServiceOptions, node_address, run_service
+from k8stars.services.base import (
+    APPLICATION,
+    Registrations,
+    StoreServiceOptions,
+    node_address,
+    run_service,
+    setup_logging,
+)
 from k8stars.services.notify.kubestore import KubernetesNotifyStore
 from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
 from k8stars.services.notify.sqlstore import SqlNotifyStore
@@ -128,11 +135,17 @@ async def serve(
     queue_size: int = DEFAULT_CAPACITY,
 ) -> None:
     """Run the notify service until stopped (what ``k8stars notify`` does). NotifyServiceError for bad options."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = NotifyServiceOptions(
-        namespace=namespace or "", endpoint=endpoint, locator=locator or "", node_name=node_name or "",
-        kubeconfig=kubeconfig.split(":")[0] if kubeconfig else None, log_level=log_level, store=store or "",
-        data_dir=data_dir, dsn=dsn, queue_size=queue_size,
-    )  # fmt: skip
+    setup_logging(log_level)
+    options = NotifyServiceOptions.from_cli(
+        namespace=namespace,
+        endpoint=endpoint,
+        locator=locator,
+        node_name=node_name,
+        kubeconfig=kubeconfig,
+        log_level=log_level,
+        store=store,
+        data_dir=data_dir,
+        dsn=dsn,
+        queue_size=queue_size,
+    )
     await NotifyService(options).run()

@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from k8stars import __version__
-from k8stars.services.base import APPLICATION, Registrations, node_address, run_service
+from k8stars.services.base import APPLICATION, Registrations, node_address, run_service, setup_logging
 from k8stars.services.stat.metrics import DEFAULT_MAX_SERIES, StatMetrics, StatOptions
 from k8stars.services.stat.servant import PropertyImp, StatImp
 from k8stars.tars.endpoint import Endpoint
@@ -172,8 +172,7 @@ async def serve(
     log_level: str = "INFO",
 ) -> None:
     """Run the stat service until stopped (what ``k8stars stat`` does). StatServiceError for bad options."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level)
     options = StatServiceOptions(
         stat_endpoint=stat_endpoint, property_endpoint=property_endpoint, http_host=http_host, http_port=http_port,
         locator=locator or "", node_name=node_name or "", log_level=log_level,
