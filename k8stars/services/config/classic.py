@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from k8stars.services.config.servant import ConfigLookupError, split_app_server
+from k8stars.services.config.servant import ConfigLookupError, caller_ip, split_app_server
 from k8stars.services.config.sqlstore import (
     LEVEL_APP,
     LEVEL_NODE,
@@ -48,7 +48,6 @@ from k8stars.tars.protocol.configf import (
     ConfigServant,
     GetConfigListInfo,
 )
-from k8stars.tars.rpc import current
 
 log = logging.getLogger("k8stars.services.config")
 
@@ -63,13 +62,6 @@ T = TypeVar("T")
 def merge(low: str, high: str) -> str:
     """TarsFramework's mergeConfig: the higher-priority part after the lower one, empty parts dropped."""
     return high if not low else low if not high else low + SEP + high
-
-
-def _caller_ip() -> str:
-    try:
-        return current().peer_host
-    except LookupError:  # called outside a TARS request (tests, tools)
-        return ""
 
 
 class ClassicConfigImp(ConfigServant):
@@ -127,7 +119,7 @@ class ClassicConfigImp(ConfigServant):
             sd = parse_set_division(setdivision)
         except ValueError as e:
             raise ConfigLookupError(str(e)) from None
-        host = host.strip() or _caller_ip()
+        host = host.strip() or caller_ip()
         if server:
             found = await self._cached(("server", app, server, filename, host, sd),
                                        lambda: self.server_file(app, server, filename, host, sd))  # fmt: skip
@@ -188,7 +180,7 @@ class ClassicConfigImp(ConfigServant):
 
     # -- ConfigF ----------------------------------------------------------------------------------------------
     async def ListConfig(self, app: str, server: str) -> Config_ListConfig_result:
-        return Config_ListConfig_result(*await self.list_names(app, server, _caller_ip()))
+        return Config_ListConfig_result(*await self.list_names(app, server, caller_ip()))
 
     async def loadConfig(self, app: str, server: str, filename: str) -> Config_loadConfig_result:
         return Config_loadConfig_result(*await self.load(app, server, filename, ""))
@@ -210,7 +202,7 @@ class ClassicConfigImp(ConfigServant):
     async def ListConfigByInfo(self, configInfo: ConfigInfo) -> Config_ListConfigByInfo_result:
         i = configInfo
         server = "" if i.bAppOnly else i.servername
-        return Config_ListConfigByInfo_result(*await self.list_names(i.appname, server, i.host or _caller_ip(),
+        return Config_ListConfigByInfo_result(*await self.list_names(i.appname, server, i.host or caller_ip(),
                                                                      i.setdivision))  # fmt: skip
 
     async def loadConfigByInfo(self, configInfo: ConfigInfo) -> Config_loadConfigByInfo_result:

@@ -66,7 +66,7 @@ def choose(entries: list[ConfigEntry], pod_seq: str) -> ConfigEntry | None:
     return max(wanted, key=lambda e: (not e.deactivating, e.since, e.object_name), default=None)
 
 
-def _caller_ip() -> str:
+def caller_ip() -> str:
     try:
         return current().peer_host
     except LookupError:  # called outside a TARS request (tests, tools)
@@ -82,7 +82,7 @@ class ConfigImp(ConfigServant):
         """The ordinal of the asking pod in App.Server's StatefulSet, or None (not one of its pods)."""
         if not server:
             return None
-        host = host.strip() or _caller_ip()
+        host = host.strip() or caller_ip()
         if not host:
             return None
         return ordinal_from_name(self.store.pod_name(host) or host, app, server)
@@ -99,7 +99,7 @@ class ConfigImp(ConfigServant):
         if found is None:
             owner = f"server {app}.{server}" if server else f"app {app}"
             raise ConfigLookupError(f"config {filename} of {owner} not found: no activated TConfig")
-        log.debug("%s.%s %s for %s (pod %s): TConfig %s", app, server, filename, host or _caller_ip(), ordinal,
+        log.debug("%s.%s %s for %s (pod %s): TConfig %s", app, server, filename, host or caller_ip(), ordinal,
                   found.object_name)  # fmt: skip
         return found
 

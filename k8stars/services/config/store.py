@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from k8stars.kube import meta
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.informer import WatchCache, key_of
+from k8stars.kube.pods import pod_ips
 from k8stars.kube.resources import POD, TCONFIG
 from k8stars.kube.tconfigs import activated_since
 
@@ -90,16 +91,6 @@ def entry_of(obj: Obj) -> ConfigEntry | None:
     )
 
 
-def _pod_ips(pod: Obj) -> set[str]:
-    status = pod.get("status") or {}
-    if status.get("phase") in ("Succeeded", "Failed"):  # its IP is free for another pod
-        return set()
-    ips = {str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")}
-    if status.get("podIP"):
-        ips.add(str(status["podIP"]))
-    return ips
-
-
 class ConfigIndex:
     """TConfigs by (app, server, configName) and pods by IP, updated one object at a time."""
 
@@ -146,7 +137,7 @@ class ConfigIndex:
     def put_pod(self, pod: Obj) -> None:
         key = key_of(pod)
         self.remove_pod(pod)
-        ips = _pod_ips(pod)
+        ips = pod_ips(pod)
         for ip in ips:
             self._pod_by_ip[ip] = key  # a reused IP belongs to the pod seen last
         if ips:

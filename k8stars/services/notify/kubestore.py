@@ -27,6 +27,7 @@ from typing import Any
 from k8stars.kube import meta
 from k8stars.kube.client import ApiException, Kube, Obj, Resource
 from k8stars.kube.informer import WatchCache, key_of
+from k8stars.kube.pods import pod_ips
 from k8stars.kube.resources import POD, TSERVER
 from k8stars.services.notify.model import Notification
 
@@ -43,16 +44,6 @@ TSERVER_TTL = 30.0  # seconds a TServer lookup (found or not) is reused
 MAX_TSERVERS = 1024
 
 Target = dict[str, str]  # an Event's involvedObject
-
-
-def _pod_ips(pod: Obj) -> set[str]:
-    status = pod.get("status") or {}
-    if status.get("phase") in ("Succeeded", "Failed"):  # its IP is free for another pod
-        return set()
-    ips = {str(p.get("ip")) for p in status.get("podIPs") or [] if p.get("ip")}
-    if status.get("podIP"):
-        ips.add(str(status["podIP"]))
-    return ips
 
 
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]")
@@ -88,7 +79,7 @@ class PodIndex:
         md = pod.get("metadata") or {}
         self._by_name[name] = {"apiVersion": "v1", "kind": "Pod", "namespace": self.namespace, "name": name,
                                "uid": str(md.get("uid") or "")}  # fmt: skip
-        ips = _pod_ips(pod)
+        ips = pod_ips(pod)
         for ip in ips:
             self._by_ip[ip] = name  # a reused IP belongs to the pod seen last
         self._ips_of[name] = ips
