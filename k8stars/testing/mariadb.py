@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +108,27 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+@dataclass
+class SqlSpec:
+    """Where one test's SQL store lives: SQLite in ``data_dir``, or a fresh database on the session's MariaDB."""
+
+    kind: str
+    data_dir: Path
+    dsn: str | None = None
+
+    def options(self) -> list[str]:
+        """The --store/--dsn/--data-dir arguments of a command using this store."""
+        if self.kind == "mysql":
+            assert self.dsn is not None
+            return ["--store", "mysql", "--dsn", self.dsn]
+        return ["--store", "sqlite", "--data-dir", str(self.data_dir)]
+
+
+def sql_spec(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> SqlSpec:
+    """For a fixture parametrized over ``sqlite``/``mysql``: MariaDB gets a database of its own per test."""
+    if kind == "mysql":
+        db: MariaDB = request.getfixturevalue("mariadb")
+        return SqlSpec("mysql", tmp_path, db.dsn(f"db_tars_{uuid.uuid4().hex[:12]}"))
+    return SqlSpec("sqlite", tmp_path / "data")

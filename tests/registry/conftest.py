@@ -11,9 +11,7 @@ import asyncio
 import contextlib
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from k8stars.tars.protocol.adminf import AdminFProxy
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
-from k8stars.testing.mariadb import MariaDB, mariadb  # noqa: F401  (the session fixture, shared with tests/services)
+from k8stars.testing.mariadb import SqlSpec, mariadb, sql_spec  # noqa: F401  (the session fixture, shared with tests/services)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,22 +38,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 StoreFactory = Callable[[], Store]
 
 
-@dataclass
-class StoreSpec:
+class StoreSpec(SqlSpec):
     """Where one test's store lives; ``new()`` opens another handle on the same data (a restart, a replica)."""
-
-    kind: str
-    data_dir: Path
-    dsn: str | None = None
 
     def new(self) -> Store:
         return open_store(self.kind, data_dir=self.data_dir, dsn=self.dsn)
-
-    def options(self) -> list[str]:
-        if self.kind == "mysql":
-            assert self.dsn is not None
-            return ["--store", "mysql", "--dsn", self.dsn]
-        return ["--store", "sqlite", "--data-dir", str(self.data_dir)]
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -65,10 +52,8 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store_spec(store_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
-    if store_kind == "mysql":
-        db: MariaDB = request.getfixturevalue("mariadb")
-        return StoreSpec("mysql", tmp_path, db.dsn(f"db_tars_{uuid.uuid4().hex[:12]}"))
-    return StoreSpec("sqlite", tmp_path / "data")
+    spec = sql_spec(store_kind, request, tmp_path)
+    return StoreSpec(spec.kind, spec.data_dir, spec.dsn)
 
 
 # ----------------------------------------------------------------------------------------------- registries

@@ -8,9 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from k8stars.services.config.manage import UsageError, parse_target
 from k8stars.services.config.sqlstore import LEVEL_APP, LEVEL_NODE, LEVEL_SERVER, SqlConfigStore
 from k8stars.tars.protocol.configf import ConfigInfo, ConfigProxy, GetConfigListInfo
 from k8stars.tars.rpc import Communicator
-from k8stars.testing.mariadb import MariaDB
+from k8stars.testing.mariadb import SqlSpec, sql_spec
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,40 +28,25 @@ S, N = "<hello>\n  level=server\n</hello>", "<hello>\n  level=node\n</hello>"
 APP, SET_APP = "<common>\n  shared=1\n</common>", "<common>\n  shared=set\n</common>"
 
 
-@dataclass
-class Spec:
-    kind: str
-    data_dir: Path
-    dsn: str | None = None
-
-    def store(self) -> SqlConfigStore:
-        return SqlConfigStore(self.kind, data_dir=self.data_dir, dsn=self.dsn)
-
-    def options(self) -> list[str]:
-        if self.kind == "mysql":
-            assert self.dsn is not None
-            return ["--store", "mysql", "--dsn", self.dsn]
-        return ["--store", "sqlite", "--data-dir", str(self.data_dir)]
-
-
 @pytest.fixture(params=["sqlite", "mysql"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
-    if request.param == "mysql":
-        db: MariaDB = request.getfixturevalue("mariadb")
-        return Spec("mysql", tmp_path, db.dsn(f"db_tars_{uuid.uuid4().hex[:12]}"))
-    return Spec("sqlite", tmp_path / "data")
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> SqlSpec:
+    return sql_spec(str(request.param), request, tmp_path)
+
+
+def open_sql(spec: SqlSpec) -> SqlConfigStore:
+    return SqlConfigStore(spec.kind, data_dir=spec.data_dir, dsn=spec.dsn)
 
 
 @pytest.fixture
-async def store(spec: Spec) -> AsyncIterator[SqlConfigStore]:
-    s = spec.store()
+async def store(spec: SqlSpec) -> AsyncIterator[SqlConfigStore]:
+    s = open_sql(spec)
     await s.open()
     yield s
     await s.close()
 
 
 @pytest.fixture
-async def service(spec: Spec, store: SqlConfigStore) -> AsyncIterator[ConfigService]:
+async def service(spec: SqlSpec, store: SqlConfigStore) -> AsyncIterator[ConfigService]:
     """``k8stars config`` over the test's database, in this process."""
     options = ConfigServiceOptions(store=spec.kind, data_dir=str(spec.data_dir), dsn=spec.dsn,
                                    endpoint=f"tcp -h 127.0.0.1 -p {free_port()} -t 60000")  # fmt: skip
@@ -153,9 +136,9 @@ async def test_listings(store: SqlConfigStore, config: ConfigProxy) -> None:
     assert await config.ListAllConfigByInfo(GetConfigListInfo("Test", bAppOnly=True)) == (0, ["common.conf"])
 
 
-async def test_rows_written_by_others_are_served_within_a_second(spec: Spec, config: ConfigProxy) -> None:
+async def test_rows_written_by_others_are_served_within_a_second(spec: SqlSpec, config: ConfigProxy) -> None:
     """Rows inserted with plain SQL, as TarsWeb writes them (ids, references by id), through another connection."""
-    other = spec.store()
+    other = open_sql(spec)
     await other.open()
     try:
         sql = (
@@ -189,7 +172,7 @@ def k8stars(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
                           input=stdin, timeout=60)  # fmt: skip
 
 
-async def test_cli_put_get_list_rm(spec: Spec, config: ConfigProxy, tmp_path: Path) -> None:
+async def test_cli_put_get_list_rm(spec: SqlSpec, config: ConfigProxy, tmp_path: Path) -> None:
     (tmp_path / "hello.conf").write_text(S)
     o = spec.options()
     r = k8stars("config", "put", *o, "Test.HelloServer", str(tmp_path / "hello.conf"), "--user", "alice")
@@ -231,7 +214,7 @@ async def test_cli_put_get_list_rm(spec: Spec, config: ConfigProxy, tmp_path: Pa
     assert r.returncode == 1 and "--ref nope.conf: no app-level file nope.conf of app Test" in r.stderr, r
 
 
-async def test_the_process_answers_k8stars_call(spec: Spec, store: SqlConfigStore, tmp_path: Path) -> None:
+async def test_the_process_answers_k8stars_call(spec: SqlSpec, store: SqlConfigStore, tmp_path: Path) -> None:
     await files(store)
     port = free_port()
     argv = [sys.executable, "-m", "k8stars", "config", *spec.options(), "--endpoint", f"tcp -h 127.0.0.1 -p {port}"]

@@ -9,9 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from k8stars.tars import packet
 from k8stars.tars.protocol.notifyf import NOTIFYLEVEL, Notify_interface, NotifyProxy, ReportInfo, ReportType
 from k8stars.tars.rpc import Communicator
 from k8stars.testing.cluster import Cluster, eventually
-from k8stars.testing.mariadb import MariaDB
+from k8stars.testing.mariadb import SqlSpec, sql_spec
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,28 +136,13 @@ def test_options() -> None:
 
 
 # -- the SQL store, on SQLite and MariaDB -------------------------------------------------------------------------
-@dataclass
-class Spec:
-    kind: str
-    data_dir: Path
-    dsn: str | None = None
-
-    def options(self) -> list[str]:
-        if self.kind == "mysql":
-            return ["--store", "mysql", "--dsn", str(self.dsn)]
-        return ["--store", "sqlite", "--data-dir", str(self.data_dir)]
-
-
 @pytest.fixture(params=["sqlite", "mysql"])
-def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Spec:
-    if request.param == "mysql":
-        db: MariaDB = request.getfixturevalue("mariadb")
-        return Spec("mysql", tmp_path, db.dsn(f"db_tars_{uuid.uuid4().hex[:12]}"))
-    return Spec("sqlite", tmp_path / "data")
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> SqlSpec:
+    return sql_spec(str(request.param), request, tmp_path)
 
 
 @pytest.fixture
-async def service(spec: Spec) -> AsyncIterator[NotifyService]:
+async def service(spec: SqlSpec) -> AsyncIterator[NotifyService]:
     """``k8stars notify`` over the test's database, in this process."""
     options = NotifyServiceOptions(store=spec.kind, data_dir=str(spec.data_dir), dsn=spec.dsn,
                                    endpoint=f"tcp -h 127.0.0.1 -p {free_port()} -t 60000")  # fmt: skip
@@ -183,7 +166,7 @@ def k8stars(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60)  # fmt: skip
 
 
-async def test_reports_land_in_t_server_notifys(spec: Spec, service: NotifyService) -> None:
+async def test_reports_land_in_t_server_notifys(spec: SqlSpec, service: NotifyService) -> None:
     async with Communicator() as comm:
         notify = comm.string_to_proxy(NotifyProxy, f"{NOTIFY_OBJ}@{service.endpoint}")
         await notify.reportNotifyInfo(report("[warn] server down", level=NOTIFYLEVEL.NOTIFYERROR, node="127.0.0.9",
@@ -221,7 +204,7 @@ async def test_reports_land_in_t_server_notifys(spec: Spec, service: NotifyServi
         assert r.returncode == 2 and why in r.stderr, (bad, r)
 
 
-async def test_the_process_answers_k8stars_call_and_counts(spec: Spec, tmp_path: Path) -> None:
+async def test_the_process_answers_k8stars_call_and_counts(spec: SqlSpec, tmp_path: Path) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "k8stars", "notify", *spec.options(), "--endpoint", f"tcp -h 127.0.0.1 -p {port}"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
