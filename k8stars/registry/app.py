@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from k8stars import __version__
+from k8stars.paths import data_home
 from k8stars.registry.http import start_http
 from k8stars.registry.metrics import RegistryMetrics
 from k8stars.registry.model import (
@@ -100,7 +101,7 @@ class RegistryConfig:
         return local_ip() if self.host in _WILDCARD else self.host
 
     def data_path(self) -> Path:
-        return Path(self.data_dir) if self.data_dir else Path.home() / ".local" / "share" / "k8stars"
+        return Path(self.data_dir) if self.data_dir else data_home()
 
 
 class RegistryServer:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import k8stars
+from k8stars.paths import data_home
 from k8stars.tars.errors import TarsError
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.rpc import Communicator
@@ -94,8 +95,7 @@ def source_root() -> Path | None:
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "k8stars" / "up"
+    return data_home() / "up"
 
 
 def _say(text: str) -> None:

@@ -17,7 +17,6 @@ Every lookup reads the database (the servant caches answers for half a second), 
 from __future__ import annotations
 
 import asyncio
-import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k8stars.paths import data_home
 from k8stars.sql import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
 
 LEVEL_APP, LEVEL_SERVER, LEVEL_NODE = 1, 2, 3  # TarsFramework's eLevelApp, eLevelAllServer, eLevelIpServer
@@ -290,18 +290,13 @@ class _MysqlDb(_Db):
         return self._tx()
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "k8stars"
-
-
 class SqlConfigStore:
     """Reads for the ConfigF servant and writes for ``k8stars config put/rm``, over one database."""
 
     def __init__(self, kind: str, *, data_dir: str | Path | None = None, dsn: str | None = None) -> None:
         """``sqlite``: ``<data_dir>/config.db``; ``mysql``: the database of ``dsn``. ValueError names what is wrong."""
         if kind == "sqlite":
-            self.where = str(Path(data_dir or default_data_dir()) / SQLITE_FILE)
+            self.where = str(Path(data_dir or data_home()) / SQLITE_FILE)
             self.db: _Db = _SqliteDb(Path(self.where))
         elif kind == "mysql":
             if not dsn:

@@ -10,12 +10,12 @@ created when missing. Writes are batched: one multi-row INSERT per batch the que
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k8stars.paths import data_home
 from k8stars.services.notify.model import Notification
 from k8stars.sql import parse_dsn
 
@@ -96,17 +96,12 @@ def _values(n: Notification) -> tuple[Any, ...]:
     return tuple(values[c] for c in _COLUMNS)
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "k8stars"
-
-
 class SqlNotifyStore:
     """``t_server_notifys`` on SQLite (``<data_dir>/notify.db``) or MySQL (``dsn``)."""
 
     def __init__(self, kind: str, *, data_dir: str | Path | None = None, dsn: str | None = None) -> None:
         if kind == "sqlite":
-            self.where = str(Path(data_dir or default_data_dir()) / SQLITE_FILE)
+            self.where = str(Path(data_dir or data_home()) / SQLITE_FILE)
         elif kind == "mysql":
             if not dsn:
                 raise ValueError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
