@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test control plane (kube-apiserver, kube-controller-manager, kube-scheduler, etcd,
-# kwok) from the pinned tool modules beside this script, into
+# kwok) and the kubelet of the real-pod mode from the pinned tool modules beside this script, into
 #   ${K8STARS_CACHE:-~/.cache/k8stars}/k8s/<k8s version>/bin/
 # A warm cache (all binaries present, stamp matching versions.env and go.sum) builds nothing.
 #
@@ -32,7 +32,7 @@ done
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 export GOMODCACHE=${GOMODCACHE:-$CACHE/go/mod} GOCACHE=${GOCACHE:-$CACHE/go/build}
 P=${K8STARS_BUILD_P:-2}
-NAMES=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubelet etcd kwok)
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
@@ -94,6 +94,7 @@ main() {
   build_one kube-apiserver "$HERE/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$lk"
   build_one kube-controller-manager "$HERE/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$lk"
   build_one kube-scheduler "$HERE/kubernetes" k8s.io/kubernetes/cmd/kube-scheduler "$lk"
+  build_one kubelet "$HERE/kubernetes" k8s.io/kubernetes/cmd/kubelet "$lk"
   build_one etcd "$HERE/etcd" go.etcd.io/etcd/server/v3 "-s -w"
   build_one kwok "$HERE/kwok" sigs.k8s.io/kwok/cmd/kwok "-s -w"
   echo "$stamp" >"$STAMP"
