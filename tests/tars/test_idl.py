@@ -103,6 +103,14 @@ def test_shipped_protocol_modules_are_current() -> None:
         assert committed == text, f"{name} is stale: run k8stars tars2py k8stars/tars/protocol/*.tars -o {PROTOCOL}"
 
 
+def test_example_modules_are_current() -> None:
+    """The example's generated modules are what tars2py generates now (the tests import them)."""
+    example = PROTOCOL.parents[2] / "examples" / "hello"
+    for name, text in codegen.generate(sorted(example.glob("*.tars"))).items():
+        committed = (example / "gen" / name).read_text()
+        assert committed == text, f"{name} is stale: run k8stars tars2py {example}/*.tars -o {example / 'gen'}"
+
+
 @pytest.mark.parametrize(
     ("text", "where", "message"),
     [

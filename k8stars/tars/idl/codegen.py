@@ -47,10 +47,9 @@ def module_name(idl_path: str) -> str:
 
 
 class _FileGen:
-    def __init__(self, program: Program, f: ast.IdlFile, runtime_import: str) -> None:
+    def __init__(self, program: Program, f: ast.IdlFile) -> None:
         self.program, self.file = program, f
         self.visible = visible_files(program, f)
-        self.runtime_import = runtime_import
         self.lines: list[str] = []
         self.foreign: dict[str, set[str]] = {}  # python module -> names imported from it
 
@@ -150,8 +149,8 @@ class _FileGen:
         if has[ast.Interface]:
             head += [
                 "from k8stars.tars.interface import Interface, Operation, Param",
-                f"from {self.runtime_import}.proxy import ServantProxy",
-                f"from {self.runtime_import}.servant import Servant",
+                # the bases below the runtime, never the runtime itself: the runtime uses generated framework modules
+                "from k8stars.tars.stub import Servant, ServantProxy",
             ]
         for mod, names in sorted(self.foreign.items()):
             head.append(f"from .{mod} import {', '.join(sorted(names))}")
@@ -251,7 +250,6 @@ class _FileGen:
 def generate(
     paths: list[str | Path],
     include_dirs: list[str | Path] | None = None,
-    runtime_import: str = "k8stars.tars.rpc",
     with_includes: bool = True,
 ) -> dict[str, str]:
     """Python sources by module file name (``hello.py``) for the given .tars files and, when ``with_includes``,
@@ -260,7 +258,7 @@ def generate(
     wanted = program.files if with_includes else [f for f in program.files if f.path in program.inputs]
     out: dict[str, str] = {}
     for f in wanted:
-        out[f"{module_name(f.path)}.py"] = _FileGen(program, f, runtime_import).gen()
+        out[f"{module_name(f.path)}.py"] = _FileGen(program, f).gen()
     return out
 
 

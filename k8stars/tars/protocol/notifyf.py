@@ -9,8 +9,7 @@ from typing import ClassVar, NamedTuple
 
 from k8stars.tars import codec as _c
 from k8stars.tars.interface import Interface, Operation, Param
-from k8stars.tars.rpc.proxy import ServantProxy
-from k8stars.tars.rpc.servant import Servant
+from k8stars.tars.stub import Servant, ServantProxy
 
 
 class NOTIFYLEVEL(enum.IntEnum):

@@ -5,13 +5,12 @@ Public face: :class:`Communicator` and :class:`ServantProxy` (clients), :class:`
 :class:`Avg`, :class:`Max`, :class:`Min`, :class:`Count`, :class:`Distr` for ``Communicator.property_report``.
 """
 
-from typing import TYPE_CHECKING, Any
-
+from k8stars.tars.rpc.application import Application
 from k8stars.tars.rpc.current import Current, current
 from k8stars.tars.rpc.property import Avg, Count, Distr, Max, Min, Sum
-from k8stars.tars.rpc.proxy import CallOptions, Communicator, CommunicatorConfig, ServantProxy
-from k8stars.tars.rpc.servant import Servant
+from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
 from k8stars.tars.rpc.server import AdapterConfig, Server
+from k8stars.tars.stub import CallOptions, Servant, ServantProxy
 
 __all__ = [
     "AdapterConfig",
@@ -31,16 +30,3 @@ __all__ = [
     "Sum",
     "current",
 ]
-
-if TYPE_CHECKING:
-    from k8stars.tars.rpc.application import Application
-
-
-def __getattr__(name: str) -> Any:
-    # Application is loaded on first use: it imports generated framework modules, which import this package's
-    # proxy and servant modules, so an eager import here would make `import k8stars.tars.protocol.adminf` circular.
-    if name == "Application":
-        from k8stars.tars.rpc.application import Application
-
-        return Application
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,8 +26,8 @@ from k8stars.tars.protocol.configf import ConfigInfo, ConfigProxy
 from k8stars.tars.protocol.nodef import ServerFProxy, ServerInfo
 from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
 from k8stars.tars.rpc.remotelog import RemoteLogHandler
-from k8stars.tars.rpc.servant import Servant
 from k8stars.tars.rpc.server import AdapterConfig, Server
+from k8stars.tars.stub import Servant
 
 log = logging.getLogger("k8stars.tars.rpc")
 

@@ -11,7 +11,8 @@ from k8stars.tars.idl.compiler import load_runtime
 from k8stars.tars.interface import Interface, Operation
 from k8stars.tars.jsonvalue import from_json, to_json
 from k8stars.tars.protocol import adminf, configf, logf, nodef, notifyf, propertyf, queryf, statf, tarsregistry
-from k8stars.tars.rpc.proxy import Communicator, ServantProxy
+from k8stars.tars.rpc.proxy import Communicator
+from k8stars.tars.stub import ServantProxy
 
 # Framework servants whose interface ships with k8stars, by object name.
 FRAMEWORK_INTERFACES: dict[str, Interface] = {

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.propertyf import PropertyFProxy, StatPropInfo, StatPropMsgBody, StatPropMsgHead
 from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
@@ -181,8 +182,6 @@ class PropertyReporter:
         self.periodic.started()
 
     def _messages(self) -> list[dict[Any, Any]]:
-        from k8stars.tars.protocol.propertyf import StatPropInfo, StatPropMsgBody, StatPropMsgHead
-
         batches: list[dict[Any, Any]] = []
         for prop in self.properties.values():
             infos = []
@@ -199,8 +198,6 @@ class PropertyReporter:
         return batches
 
     async def flush(self) -> None:
-        from k8stars.tars.protocol.propertyf import PropertyFProxy
-
         batches = self._messages()
         if not batches:
             return

@@ -1,5 +1,6 @@
-"""Client proxies: the caller's side of an IDL interface, and the communicator that owns connections and
-resolves servant names through the locator (the registry's QueryF)."""
+"""The client side of the runtime: the communicator that owns connections and resolves servant names through the
+locator (the registry's QueryF), and the object proxies generated :class:`~k8stars.tars.stub.ServantProxy` classes
+call through."""
 
 from __future__ import annotations
 
@@ -7,16 +8,14 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from k8stars.tars.config import TarsConfig
 from k8stars.tars.endpoint import Endpoint, local_ip, parse_proxy
 from k8stars.tars.errors import (
     AdapterNullError,
-    ClientDecodeError,
     ConnectError,
-    DecodeError,
     InvokeTimeoutError,
     SendRequestError,
     TarsRpcError,
@@ -24,7 +23,6 @@ from k8stars.tars.errors import (
 )
 from k8stars.tars.interface import Interface
 from k8stars.tars.packet import (
-    PING_FUNC,
     TARSMESSAGETYPEHASH,
     TARSNORMAL,
     TARSONEWAY,
@@ -33,71 +31,16 @@ from k8stars.tars.packet import (
     ResponsePacket,
     encode_request,
 )
+from k8stars.tars.protocol.endpointf import EndpointF
+from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.rpc.property import Policy, PropertyReport, PropertyReporter
 from k8stars.tars.rpc.stat import EXCEPTION, OK, TIMEOUT, StatReporter
 from k8stars.tars.rpc.transport import Connection
+from k8stars.tars.stub import CallOptions, ServantProxy
 
 log = logging.getLogger("k8stars.tars.rpc")
 
 P = TypeVar("P", bound="ServantProxy")
-
-
-@dataclass(frozen=True)
-class CallOptions:
-    timeout_ms: int | None = None  # None: the communicator's sync-invoke-timeout
-    context: dict[str, str] = field(default_factory=dict)
-    status: dict[str, str] = field(default_factory=dict)
-    oneway: bool = False
-    hash_code: int | None = None  # route by hash instead of round robin
-
-
-class ServantProxy:
-    """Base of generated proxy classes; generated methods call :meth:`tars_invoke`. Every name a proxy adds
-    starts with ``tars`` so that it cannot collide with an IDL operation."""
-
-    __tars_interface__: ClassVar[Interface]
-
-    def __init__(self, target: ObjectProxy, options: CallOptions | None = None, interface: Interface | None = None):
-        self._target = target
-        self._options = options or CallOptions()
-        self._interface = interface or type(self).__tars_interface__
-
-    @property
-    def tars_name(self) -> str:
-        return self._target.name
-
-    @property
-    def tars_interface(self) -> Interface:
-        return self._interface
-
-    def tars_options(self: P, **changes: Any) -> P:
-        """A proxy to the same servant with other call options (timeout_ms, context, status, oneway, hash_code)."""
-        clone = type(self).__new__(type(self))
-        ServantProxy.__init__(clone, self._target, replace(self._options, **changes), self._interface)
-        return clone
-
-    async def tars_invoke(self, func: str, args: Any) -> Any:
-        op = self._interface.operations[func]
-        body = op.encode_args(args)
-        rsp = await self._target.invoke(func, body, self._options)
-        if rsp is None:
-            return None
-        try:
-            return op.decode_result(rsp.sBuffer)
-        except DecodeError as e:
-            raise ClientDecodeError(f"{self.tars_name}.{func}: {e}") from None
-
-    async def tars_invoke_raw(self, func: str, body: bytes) -> ResponsePacket | None:
-        """Send an already encoded parameter body; returns the ResponsePacket (None for one-way calls)."""
-        return await self._target.invoke(func, body, self._options)
-
-    async def tars_ping(self) -> None:
-        await self._target.invoke(PING_FUNC, b"", self._options)
-
-    async def tars_endpoints(self) -> list[Endpoint]:
-        """The active endpoints calls go to (resolving through the locator if needed)."""
-        await self._target.resolve()
-        return list(self._target.endpoints)
 
 
 @dataclass
@@ -202,9 +145,7 @@ class Communicator:
             self._connections[ep] = conn
         return conn
 
-    def locator_proxy(self) -> Any:
-        from k8stars.tars.protocol.queryf import QueryFProxy
-
+    def locator_proxy(self) -> QueryFProxy:
         return self.string_to_proxy(QueryFProxy, self.config.locator)
 
     async def close(self) -> None:
@@ -271,6 +212,7 @@ class ObjectProxy:
         )
         try:
             if cfg.enable_set and cfg.set_division:
+                res: tuple[int, list[EndpointF], list[EndpointF]]
                 res = await locator.findObjectByIdInSameSet(self.name, cfg.set_division)
             else:
                 res = await locator.findObjectByIdInSameGroup(self.name)
@@ -281,14 +223,15 @@ class ObjectProxy:
             log.warning("locator lookup of %s failed (%s); retry in %.0f s", self.name, e, delay)
             return
         self._failures = 0
-        active = [Endpoint.from_endpointf(e) for e in res.activeEp]
+        _, active_ep, inactive_ep = res  # the same (ret, activeEp, inactiveEp) from either lookup
+        active = [Endpoint.from_endpointf(e) for e in active_ep]
         if not active:
             self._next_refresh = time.monotonic() + EMPTY_RETRY
             if self.endpoints:
                 log.warning("locator has no active endpoint for %s; keeping the last known ones", self.name)
             return
         self.endpoints = active
-        self.inactive = [Endpoint.from_endpointf(e) for e in res.inactiveEp]
+        self.inactive = [Endpoint.from_endpointf(e) for e in inactive_ep]
         self._next_refresh = time.monotonic() + cfg.refresh_endpoint_interval / 1000
 
     def stop_refresh(self) -> None:

@@ -22,10 +22,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.logf import LogInfo, LogProxy
 from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
-    from k8stars.tars.protocol.logf import LogInfo
     from k8stars.tars.rpc.proxy import Communicator
 
 log = logging.getLogger("k8stars.tars.rpc")
@@ -65,16 +65,12 @@ class RemoteLogHandler(logging.Handler):
             pass
 
     def _info(self) -> LogInfo:
-        from k8stars.tars.protocol.logf import LogInfo
-
         return LogInfo(appname=self.app, servername=self.server, sFilename=self.file, sFormat=self.time_format,
                        setdivision=self.set_division, bHasSufix=True, bHasAppNamePrefix=True,
                        bHasSquareBracket=False, sConcatStr="_", sSepar="|")  # fmt: skip
 
     async def send(self) -> None:
         """Send what is queued, in batches of at most BATCH lines."""
-        from k8stars.tars.protocol.logf import LogProxy
-
         if self.dropped:
             log.warning("remote log %s: %d lines dropped (more than %d waiting)", self.file, self.dropped,
                         self.queue_size)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Servants: the server side of an IDL interface, and how a request becomes a call of one of its methods."""
+"""How a request becomes a call of one of a servant's methods (the servant base is :mod:`k8stars.tars.stub`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from k8stars.tars import errors
 from k8stars.tars.errors import DecodeError, EncodeError, TarsRpcError
@@ -21,17 +21,10 @@ from k8stars.tars.packet import (
     TUPVERSION2,
     RequestPacket,
 )
+from k8stars.tars.stub import Servant
 from k8stars.tars.tup import UniAttribute
 
 log = logging.getLogger("k8stars.tars.rpc")
-
-
-class Servant:
-    """Base of generated servant classes. Subclass the generated ``XServant`` and implement its async methods;
-    a method returns its IDL return value, or a tuple ``(ret, out1, ...)`` when the operation has out params.
-    Raise :class:`~k8stars.tars.errors.TarsRpcError` with a code to answer with that code."""
-
-    __tars_interface__: ClassVar[Interface]
 
 
 @dataclass

@@ -35,8 +35,9 @@ from k8stars.tars.packet import (
     encode_response,
 )
 from k8stars.tars.rpc.current import Current, set_current
-from k8stars.tars.rpc.servant import Dispatcher, Reply, Servant, tup_status
+from k8stars.tars.rpc.servant import Dispatcher, Reply, tup_status
 from k8stars.tars.rpc.stat import StatReporter
+from k8stars.tars.stub import Servant
 
 log = logging.getLogger("k8stars.tars.rpc")
 

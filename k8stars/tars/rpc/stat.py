@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.statf import StatFProxy, StatMicMsgBody, StatMicMsgHead
 from k8stars.tars.rpc.periodic import SEND_TIMEOUT_MS, Periodic
 
 if TYPE_CHECKING:
@@ -109,7 +110,6 @@ class StatReporter:
 
     def _messages(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         """(the client side's report, the server side's report)."""
-        from k8stars.tars.protocol.statf import StatMicMsgBody, StatMicMsgHead
 
         def body(t: Tally) -> StatMicMsgBody:
             return StatMicMsgBody(count=t.count, timeoutCount=t.timeouts, execCount=t.exceptions,
@@ -126,8 +126,6 @@ class StatReporter:
 
     async def flush(self) -> None:
         """Send what was counted since the last report, then start again (a failed report is dropped)."""
-        from k8stars.tars.protocol.statf import StatFProxy
-
         if self.dropped:
             log.warning("stat: %d calls under more than %d distinct heads were not counted", self.dropped, MAX_HEADS)
             self.dropped = 0
