@@ -183,3 +183,25 @@ async def test_older_versions_of_unchanged_kinds_are_served(kube: Kube, namespac
         assert stored["apiVersion"] == f"k8s.tars.io/{version}"
         again = await kube.get(resource_of("TConfig"), namespace, f"cfg-{version}")
         assert again is not None and again["configContent"] == master["configContent"]
+
+
+async def test_timage_server_type_python(kube: Kube, namespace: str) -> None:
+    """TImage serverType and supportedType take `python` besides K8SFramework's types (old YAML stays valid); an
+    unknown type is still refused by the schema."""
+    timage = resource_of("TImage")
+    build = {"id": "v1", "baseImage": "tarscloud/tars.python", "image": "reg/app:v1", "serverType": "python"}
+    doc = {
+        "apiVersion": "k8s.tars.io/v1beta3",
+        "kind": "TImage",
+        "metadata": {"name": "python-base"},
+        "imageType": "base",
+        "supportedType": ["python", "cpp"],
+        "build": {"last": build},
+    }
+    stored = await kube.create(timage, namespace, copy.deepcopy(doc))
+    assert stored["supportedType"] == ["python", "cpp"] and stored["build"]["last"]["serverType"] == "python"
+    bad = copy.deepcopy(doc)
+    bad["metadata"]["name"], bad["supportedType"] = "rust-base", ["rust"]
+    with pytest.raises(ApiException) as err:
+        await kube.create(timage, namespace, bad)
+    assert err.value.status == 422 and "supportedType" in str(err.value.body), err.value.body

@@ -1,0 +1,75 @@
+"""Answers AdmissionRequests: each kind's hooks (a module of this package) picked by the request's kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from k8stars.kube.client import Kube, Obj
+
+from .. import tconfig as lifecycle
+from . import taccount, tconfig, timage, tserver, ttemplate, ttree
+from .context import Context, kind, new_object, operation
+from .owned import OWNED_KINDS, check_owned
+
+Mutator = Callable[[Context, Obj], Coroutine[Any, Any, list[Obj]]]
+Validator = Callable[[Context, Obj], Coroutine[Any, Any, list[str]]]
+DeletionGuard = Callable[[Context, Obj], Coroutine[Any, Any, str | None]]
+
+# kind → its hook on CREATE and UPDATE (mutating, validating) and on DELETE.
+MUTATORS: dict[str, Mutator] = {
+    "TServer": tserver.mutate,
+    "TConfig": tconfig.mutate,
+    "TTemplate": ttemplate.mutate,
+    "TTree": ttree.mutate,
+    "TImage": timage.mutate,
+    "TAccount": taccount.mutate,
+}
+VALIDATORS: dict[str, Validator] = {
+    "TServer": tserver.validate,
+    "TConfig": tconfig.validate,
+    "TTemplate": ttemplate.validate,
+    "TTree": ttree.validate,
+}
+DELETION_GUARDS: dict[str, DeletionGuard] = {
+    "TTemplate": ttemplate.deletion_refusal,
+    "TConfig": tconfig.deletion_refusal,
+}
+
+
+class Admission:
+    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects; `owners` are the
+    usernames allowed to change the StatefulSets/DaemonSets/Services the operator owns (its own identity);
+    `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation."""
+
+    def __init__(
+        self,
+        kube: Kube | None = None,
+        owners: set[str] | None = None,
+        tconfig_guard: float = lifecycle.DEFAULT_GUARD_SECONDS,
+    ) -> None:
+        self.context = Context(kube, owners or set(), tconfig_guard)
+
+    async def validate(self, request: Obj) -> tuple[bool, str]:
+        """(allowed, the refusal's message)."""
+        what = kind(request)
+        if what in OWNED_KINDS:
+            refusal = check_owned(request, self.context.owners)
+            return refusal is None, refusal or ""
+        if operation(request) == "DELETE":
+            guard = DELETION_GUARDS.get(what)
+            refusal = await guard(self.context, request) if guard else None
+            return refusal is None, refusal or ""
+        validator = VALIDATORS.get(what)
+        errors = await validator(self.context, request) if validator else []
+        if errors:
+            name = f"{what} {new_object(request).get('metadata', {}).get('name', '')}".strip()
+            return False, f"{name} is invalid: " + "; ".join(errors)
+        return True, ""
+
+    async def mutate(self, request: Obj) -> list[Obj]:
+        """The JSON patch to apply (empty: none)."""
+        mutator = MUTATORS.get(kind(request))
+        if operation(request) not in ("CREATE", "UPDATE") or mutator is None:
+            return []
+        return await mutator(self.context, request)

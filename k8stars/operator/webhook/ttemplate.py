@@ -1,0 +1,69 @@
+"""TTemplate admission: label tars.io/Parent; content not empty, the parent exists; no deletion while a child
+template or a TServer uses it."""
+
+from __future__ import annotations
+
+from k8stars.kube import meta
+from k8stars.kube.client import Obj
+from k8stars.kube.resources import TSERVER, TTEMPLATE
+
+from .context import Context, namespace, new_object, old_object
+from .patch import label_patch, pointer
+
+
+def ttemplate_patch(obj: Obj) -> list[Obj]:
+    """Label tars.io/Parent with the parent (absent when the template is its own parent)."""
+    parent = (obj.get("spec") or {}).get("parent")
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if parent and parent != (obj.get("metadata") or {}).get("name"):
+        return label_patch(obj, {meta.PARENT: str(parent)})
+    if meta.PARENT in labels:
+        return [{"op": "remove", "path": pointer("metadata", "labels", meta.PARENT)}]
+    return []
+
+
+def validate_ttemplate(obj: Obj, old: Obj | None) -> list[str]:
+    spec = obj.get("spec") or {}
+    if not str(spec.get("content", "")).strip():
+        return ["spec.content is empty"]
+    return []
+
+
+async def parent_exists(ctx: Context, namespace: str, obj: Obj) -> list[str]:
+    parent = (obj.get("spec") or {}).get("parent")
+    if ctx.kube is None or not parent or parent == obj.get("metadata", {}).get("name"):
+        return []
+    if await ctx.kube.get(TTEMPLATE, namespace, str(parent)) is None:
+        return [f"spec.parent {parent!r} does not exist: create the parent TTemplate first"]
+    return []
+
+
+async def mutate(ctx: Context, request: Obj) -> list[Obj]:
+    return ttemplate_patch(new_object(request))
+
+
+async def validate(ctx: Context, request: Obj) -> list[str]:
+    obj = new_object(request)
+    return validate_ttemplate(obj, old_object(request)) + await parent_exists(ctx, namespace(request), obj)
+
+
+async def deletion_refusal(ctx: Context, request: Obj) -> str | None:
+    """A TTemplate used by a child template or a TServer cannot be deleted."""
+    if ctx.kube is None:
+        return None
+    ns = namespace(request)
+    name = str(request.get("name") or (request.get("oldObject") or {}).get("metadata", {}).get("name", ""))
+    children = [
+        t["metadata"]["name"]
+        for t in (await ctx.kube.list(TTEMPLATE, ns)).get("items") or []
+        if (t.get("spec") or {}).get("parent") == name and t["metadata"]["name"] != name
+    ]
+    servers = [
+        t["metadata"]["name"]
+        for t in (await ctx.kube.list(TSERVER, ns)).get("items") or []
+        if ((t.get("spec") or {}).get("tars") or {}).get("template") == name
+    ]
+    if children or servers:
+        users = [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]
+        return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}"
+    return None
