@@ -24,12 +24,15 @@ from k8stars.registry.groups import NO_GROUP, GroupRules
 from k8stars.registry.model import AdapterRow, ServerKey, ServerRow
 from k8stars.tars.codec import TarsWriter, decode_value, encode_value, struct_of
 from k8stars.tars.endpoint import PROTOCOLS, Endpoint, EndpointError
+from k8stars.tars.errors import EncodeError
 from k8stars.tars.protocol.endpointf import EndpointF
+from k8stars.tars.untrusted import printable
 
 log = logging.getLogger("k8stars.registry")
 
 _ENDPOINTF = struct_of(EndpointF)
 SET_FALLBACK = 1  # same_set(): the servant has no set servers, answer as InSameGroup
+MAX_BAD_SHOWN = 1000  # distinct unusable endpoints warned about, at most
 SET_ERROR = -1  # the classic registry's answer for a bad set id or an empty set
 _intern = sys.intern  # the same servant and host names come back for every server and node
 
@@ -172,13 +175,18 @@ class Directory:
             self.inactive_count += n
 
     def _record(self, row: ServerRow, adapter: AdapterRow) -> EndpointRecord | None:
+        """The endpoint of one adapter row, or None when it cannot be served: one bad row (written by another tool
+        or an older k8stars) is skipped, never allowed to stop a load of the rest."""
         try:
-            ep = Endpoint.parse(adapter.endpoint)
-        except EndpointError as e:
-            if adapter.endpoint not in self._bad_endpoints:  # rows written by other tools: say so once
+            return self._encode(row, adapter)
+        except (EndpointError, EncodeError) as e:
+            if len(self._bad_endpoints) < MAX_BAD_SHOWN and adapter.endpoint not in self._bad_endpoints:  # once each
                 self._bad_endpoints.add(adapter.endpoint)
-                log.warning("%s of %s: unusable endpoint skipped: %s", adapter.servant, row.key, e)
+                log.warning("%s of %s: unusable endpoint skipped: %s", printable(adapter.servant), row.key, e)
             return None
+
+    def _encode(self, row: ServerRow, adapter: AdapterRow) -> EndpointRecord:
+        ep = Endpoint.parse(adapter.endpoint)
         group = self.groups.group_of(ep.host)
         epf = EndpointF(
             host=_intern(ep.host),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from k8stars.tars import untrusted
 from k8stars.tars.endpoint import Endpoint, EndpointError
 from k8stars.tars.errors import TarsRpcError
 
@@ -36,9 +37,10 @@ LEN_PROTOCOL = 64
 LEN_VERSION = 128
 LEN_SET_NAME, LEN_SET_AREA, LEN_SET_GROUP = 16, 16, 64
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*")
 _PROTOCOL = re.compile(r"[A-Za-z0-9_\-]*")
-_WILDCARD_HOSTS = {"0.0.0.0", "*", "::", "[::]"}
+# free text (Version, an endpoint's unknown options) is printable ASCII: what every store's column holds as sent
+# (MySQL's utf8 columns cannot hold an emoji; SQLite would take it)
+_TEXT = re.compile(r"[\x20-\x7e]*")
 
 
 class RegistryError(TarsRpcError):
@@ -137,13 +139,10 @@ class ServerRow:
 
 
 def check_name(what: str, value: str, max_len: int) -> str:
-    if not value:
-        raise bad_request(f"{what} is empty")
-    if len(value) > max_len:
-        raise bad_request(f"{what} {value[:40]!r}... is longer than {max_len} characters")
-    if not _NAME.fullmatch(value):
-        raise bad_request(f"{what} {value!r} may only hold letters, digits and _ . : -")
-    return value
+    try:
+        return untrusted.check_name(what, value, max_len)
+    except untrusted.BadName as e:
+        raise bad_request(str(e)) from None
 
 
 def check_state(state: str, *, empty_is_active: bool = True) -> str:
@@ -189,7 +188,9 @@ def check_endpoint(servant: str, text: str) -> str:
         ep = Endpoint.parse(normal)
     except EndpointError as e:
         raise bad_request(f"{servant}: {e}") from None
-    if ep.host in _WILDCARD_HOSTS:
+    if not _TEXT.fullmatch(normal):
+        raise bad_request(f"{servant}: endpoint {normal!r} holds more than printable ASCII")
+    if ep.is_wildcard:
         raise bad_request(
             f"{servant}: endpoint {normal!r} listens on all interfaces; register an address clients reach"
         )
@@ -239,6 +240,8 @@ def registration(
         raise bad_request(f"{len(adapters)} adapters: at most {MAX_ADAPTERS} per server")
     if len(version) > LEN_VERSION:
         raise bad_request(f"Version is longer than {LEN_VERSION} characters")
+    if not _TEXT.fullmatch(version):
+        raise bad_request(f"Version {version!r} holds characters other than printable ASCII")
     checked = tuple(check_adapter(key, a) for a in adapters)
     seen: set[str] = set()
     for a in checked:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass, replace
@@ -11,6 +12,15 @@ from k8stars.tars.protocol.endpointf import EndpointF
 PROTOCOLS = {"tcp": 1, "udp": 0, "ssl": 2}  # -> EndpointF.istcp
 _PROTO_BY_ISTCP = {v: k for k, v in PROTOCOLS.items()}
 DEFAULT_TIMEOUT = 3000
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # EndpointF's fields are TARS ints
+
+# ASCII decimal only: Python's int() also takes "2_0001" and "\u0662\u0660\u0660\u0660\u0661" (Arabic digits),
+# which no TARS peer reads, and a leading zero is octal to TarsGo (base 0) but decimal to TarsCpp
+_PORT = re.compile(r"0|[1-9][0-9]{0,4}")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,9})")
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_NUMBER_LABEL = re.compile(r"[0-9]+|0[xX][0-9A-Fa-f]*")  # inet_aton reads "0", "127.1", "0x7f.1" as IPv4
+_OPTION_NAMES = {"t": "timeout", "g": "grid", "q": "qos", "w": "weight", "v": "weightType", "e": "authType"}
 
 
 class EndpointError(ValueError):
@@ -35,6 +45,8 @@ class Endpoint:
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
+        """An endpoint string, read as strictly as the strictest TARS peer: what one peer accepts, every peer must
+        read the same way (a registered endpoint goes to all of them)."""
         words = text.split()
         if not words or words[0].lower() not in PROTOCOLS:
             raise EndpointError(f"endpoint {text!r} must start with tcp, udp or ssl")
@@ -51,20 +63,21 @@ class Endpoint:
         if "h" not in opts or "p" not in opts:
             raise EndpointError(f"endpoint {text!r} needs -h HOST and -p PORT")
         host = "0.0.0.0" if opts["h"] == "*" else opts["h"]
-        try:
-            port = int(opts["p"])
-            numbers = {k: int(opts[k]) for k in "tgqwve" if k in opts}
-        except ValueError as e:
-            raise EndpointError(f"endpoint {text!r}: {e}") from None
-        if not 0 <= port <= 65535:
-            raise EndpointError(f"endpoint {text!r}: port {port} out of range")
+        if not is_host(host):
+            raise EndpointError(f"endpoint {text!r}: -h {host!r} is not an IP address or a host name")
+        if not _PORT.fullmatch(opts["p"]) or int(opts["p"]) > 65535:
+            raise EndpointError(f"endpoint {text!r}: -p {opts['p']!r} is not a port (0..65535, ASCII digits)")
+        numbers: dict[str, int] = {}
+        for flag in "tgqwve":
+            if flag in opts:
+                numbers[flag] = _number(text, flag, opts[flag])
         weight_type = numbers.get("v", 0)
         weight = numbers.get("w", 100 if weight_type else -1)
         if weight_type and weight > 100:
             weight = 100
         return cls(
             host=host,
-            port=port,
+            port=int(opts["p"]),
             protocol=words[0].lower(),
             timeout=numbers.get("t", DEFAULT_TIMEOUT),
             grid=numbers.get("g", 0),
@@ -74,6 +87,14 @@ class Endpoint:
             auth_type=numbers.get("e", 0),
             set_division=opts.get("s", ""),
         )
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Listens on every interface (``*``, 0.0.0.0, ``::`` in any spelling): no address a client could call."""
+        try:
+            return ipaddress.ip_address(self.host).is_unspecified
+        except ValueError:
+            return False
 
     def __str__(self) -> str:
         parts = [f"{self.protocol} -h {self.host} -p {self.port} -t {self.timeout}"]
@@ -125,6 +146,31 @@ class Endpoint:
 
     def with_host(self, host: str) -> Endpoint:
         return replace(self, host=host)
+
+
+def _number(text: str, flag: str, value: str) -> int:
+    lowest = 0 if flag == "t" else INT32_MIN  # a negative timeout means nothing to any peer
+    n = int(value) if _INT.fullmatch(value) else None
+    if n is None or not lowest <= n <= INT32_MAX:
+        raise EndpointError(
+            f"endpoint {text!r}: -{flag} {value!r} ({_OPTION_NAMES[flag]}) is not an integer in {lowest}..{INT32_MAX}"
+        )
+    return n
+
+
+def is_host(host: str) -> bool:
+    """An IP address, or a DNS name (letters, digits, ``-`` and ``_`` in dot-separated labels) that a resolver
+    cannot mistake for a number (``0``, ``127.1``, ``0x7f000001`` are IPv4 addresses to inet_aton)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host  # a fully qualified name
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    return not all(_NUMBER_LABEL.fullmatch(label) for label in labels)
 
 
 _SPLIT = re.compile(r"(?=\b(?:tcp|udp|ssl)\s)", re.IGNORECASE)
