@@ -14,10 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ModuleNotFoundError as missing:  # a plain install: the test cluster's dependencies are an extra
+    raise ModuleNotFoundError(
+        f"the test cluster (k8stars.testing.cluster) needs {missing.name!r}, which a plain install lacks: "
+        "pip install 'k8stars[cluster]' (or '.[cluster]' in a checkout)",
+        name=missing.name,
+    ) from None
 
 # Long enough for any test session or a developer's `up` cluster; short enough to be obviously
 # throwaway.
