@@ -8,7 +8,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +186,7 @@ class RegistryClient:
                 continue
             if reply.status in (401, 403):
                 code, msg = _errors(reply.body)
+                code = code or ("UNAUTHORIZED" if reply.status == 401 else "DENIED")  # a HEAD answer has no body
                 who = "the credentials were refused" if self.credentials else "it needs credentials and none were given"
                 raise AuthError(f"registry {self.registry} ({repo}): {who}: {reply.status} {code} {msg}".rstrip(),
                                 reply.status, code)  # fmt: skip
@@ -317,7 +320,10 @@ class RegistryClient:
 
     async def download_blob(self, repo: str, digest: str, dest: Path) -> Blob:
         """A blob into a file, its digest checked before the file is named ``dest``."""
-        part = dest.with_name(dest.name + ".part")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=dest.parent, suffix=".part")  # builds may fetch the same blob at once
+        os.close(fd)
+        part = Path(name)
 
         async def sink(resp: aiohttp.ClientResponse) -> None:
             h = hashlib.sha256()
@@ -329,11 +335,13 @@ class RegistryClient:
                 part.unlink(missing_ok=True)
                 raise RegistryError(f"registry {self.registry}: blob {digest} of {repo} does not match its digest")
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        reply = await self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, sink=sink)
-        if reply.status != 200:
-            raise self._fail(f"GET blob {digest} from {repo}", reply)
-        part.replace(dest)
+        try:
+            reply = await self._request("GET", f"/v2/{repo}/blobs/{digest}", repo, sink=sink)
+            if reply.status != 200:
+                raise self._fail(f"GET blob {digest} from {repo}", reply)
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
         return Blob(digest=digest, size=dest.stat().st_size, path=dest)
 
     # -- manifests ---------------------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""Fixtures of the image tests: real registries on 127.0.0.1 (plain and with htpasswd auth), the control plane
+(for the build API and publishing), and a private cache directory."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from registries import REGISTRY, SKOPEO, LocalRegistry
+
+from k8stars.testing.cluster.pytest_plugin import k8s_cluster, kube, namespace
+
+__all__ = ["k8s_cluster", "kube", "namespace"]
+
+USERS = {"builder": "s3cret-pass"}
+
+
+def _need_tools() -> None:
+    for tool in (REGISTRY, SKOPEO):
+        if not Path(tool).exists():
+            raise AssertionError(f"{tool} is missing: scripts/test installs docker-registry and skopeo (Debian)")
+
+
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blob and layer caches of k8stars.image (under XDG_DATA_HOME) private to the test."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    _need_tools()
+    reg = LocalRegistry(tmp_path / "registry").start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    _need_tools()
+    reg = LocalRegistry(tmp_path / "auth-registry", users=USERS).start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def busybox() -> Path:
+    path = Path("/bin/busybox")
+    if not path.exists() or shutil.which("busybox") is None:
+        raise AssertionError("/bin/busybox is missing: scripts/test installs busybox-static (Debian)")
+    return path
