@@ -8,10 +8,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import reprlib
 from typing import Any
 
 from k8stars.tars.codec import Kind, Struct, TarsType
-from k8stars.tars.errors import EncodeError
+from k8stars.tars.errors import DecodeError, EncodeError
+
+_shown = reprlib.Repr()  # a bad value in an error text: short, however big or deep the value
+_shown.maxlevel, _shown.maxstring, _shown.maxother, _shown.maxlist, _shown.maxdict = 3, 60, 60, 5, 5
+
+
+def loads_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of an iVersion 5 call body; DecodeError when it is not UTF-8 JSON, not an object, or nests
+    deeper than the parser's recursion allows (json would raise RecursionError, which no caller expects)."""
+    try:
+        doc = json.loads(body.decode("utf-8")) if body else {}
+    except RecursionError:
+        raise DecodeError("a JSON call body nested too deep") from None
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError
+        raise DecodeError(f"a JSON call body that is not UTF-8 JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("a JSON call body must be an object")
+    return doc
 
 
 def to_json(t: TarsType, value: Any) -> Any:
@@ -81,7 +100,7 @@ def from_json(t: TarsType, value: Any, where: str = "value") -> Any:
             assert t.cls is not None
             return struct_from_json(t.cls, value, where)
     except (TypeError, ValueError, binascii.Error) as e:
-        raise EncodeError(f"{where}: expected {e} for {t.idl_name()}, got {value!r}") from None
+        raise EncodeError(f"{where}: expected {e} for {t.idl_name()}, got {_shown.repr(value)}") from None
     raise EncodeError(f"{where}: unsupported type {t.idl_name()}")
 
 
@@ -98,10 +117,10 @@ def _map_from_json(t: TarsType, value: Any, where: str) -> dict[Any, Any]:
 
 def struct_from_json(cls: type, value: Any, where: str = "value") -> Any:
     if not isinstance(value, dict):
-        raise EncodeError(f"{where}: expected an object for {cls.__name__}, got {value!r}")
+        raise EncodeError(f"{where}: expected an object for {cls.__name__}, got {_shown.repr(value)}")
     fields = {f.name: f for f in cls.__tars_fields__}  # type: ignore[attr-defined]
     unknown = set(value) - set(fields)
     if unknown:
-        raise EncodeError(f"{where}: {cls.__name__} has no field {', '.join(sorted(unknown))}")
+        raise EncodeError(f"{where}: {cls.__name__} has no field {_shown.repr(sorted(unknown))}")
     kwargs = {name: from_json(f.type, value[name], f"{where}.{name}") for name, f in fields.items() if name in value}
     return cls(**kwargs)

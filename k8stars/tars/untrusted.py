@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 # TARS names (application, server, object, node, set parts): what TarsFramework's tables and tools accept, and
 # nothing that could be read as SQL, a path or a line break
@@ -40,13 +41,15 @@ def printable(text: str, limit: int = MAX_SHOWN) -> str:
 class Throttle:
     """Warnings of one kind at most once per ``interval`` seconds; the next one says how many were suppressed."""
 
-    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
-        self.logger, self.interval = logger, interval
+    def __init__(
+        self, logger: logging.Logger, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.logger, self.interval, self.clock = logger, interval, clock
         self._last: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
     def warn(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
+        now = self.clock()
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
             self.suppressed[kind] = self.suppressed.get(kind, 0) + 1

@@ -12,7 +12,7 @@ from k8stars.tars import errors
 from k8stars.tars.errors import DecodeError, EncodeError, TarsRpcError
 from k8stars.tars.idl.compiler import py_name
 from k8stars.tars.interface import Interface, Operation
-from k8stars.tars.jsonvalue import from_json, to_json
+from k8stars.tars.jsonvalue import from_json, loads_object, to_json
 from k8stars.tars.packet import (
     JSONVERSION,
     STATUS_RESULT_CODE,
@@ -83,9 +83,7 @@ def _decode_args(op: Operation, body: bytes, version: int) -> list[Any]:
         ua = UniAttribute.decode(body, version)
         return [ua.get(f.name, f.type) if f.name in ua else f.default_value() for f in op.in_fields]
     if version == JSONVERSION:
-        doc = json.loads(body.decode("utf-8")) if body else {}
-        if not isinstance(doc, dict):
-            raise DecodeError("a JSON call body must be an object")
+        doc = loads_object(body)
         return [from_json(f.type, doc[f.name], f.name) if f.name in doc else f.default_value() for f in op.in_fields]
     return op.decode_args(body)
 

@@ -38,8 +38,10 @@ from k8stars.tars.rpc.current import Current, set_current
 from k8stars.tars.rpc.servant import Dispatcher, Reply, tup_status
 from k8stars.tars.rpc.stat import StatReporter
 from k8stars.tars.stub import Servant
+from k8stars.tars.untrusted import Throttle, printable
 
 log = logging.getLogger("k8stars.tars.rpc")
+_warnings = Throttle(log)  # bad input from peers: a flood of it must not flood the log
 
 
 @dataclass
@@ -175,7 +177,13 @@ class Adapter:
                 reply = Reply(errors.TARSSERVERQUEUETIMEOUT, desc=f"queued {waited_ms:.0f} ms > {limit} ms")
             else:
                 set_current(cur)
-                reply = await dispatcher.dispatch(req)
+                try:
+                    reply = await dispatcher.dispatch(req)
+                except Exception as e:  # whatever a request does, it gets an answer and the connection stays
+                    name = printable(f"{req.sServantName}.{req.sFuncName}")
+                    _warnings.warn("dispatch", "%s from %s failed: %s: %s", name, conn.peer, type(e).__name__,
+                                   printable(str(e)))  # fmt: skip
+                    reply = Reply(errors.TARSSERVERUNKNOWNERR, desc=f"{type(e).__name__}: {printable(str(e))}")
             if reply.ret:
                 self.stats.errors += 1
             conn.send_reply(req, reply, cur.response_context)
@@ -281,7 +289,7 @@ class _ServerConnection(asyncio.Protocol):
         try:
             bodies = self.decoder.feed(data)
         except FrameError as e:
-            log.warning("%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
+            _warnings.warn("frame", "%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
             self.close()
             return
         for body in bodies:
@@ -289,7 +297,8 @@ class _ServerConnection(asyncio.Protocol):
                 req = decode_request(body)
             except DecodeError as e:
                 # without a readable request id there is nothing to answer; the stream cannot be trusted either
-                log.warning("%s from %s: bad request packet: %s; closing", self.adapter.config.name, self.peer, e)
+                _warnings.warn("packet", "%s from %s: bad request packet: %s; closing", self.adapter.config.name,
+                               self.peer, printable(str(e)))  # fmt: skip
                 self.close()
                 return
             if req.cPacketType != TARSONEWAY:
@@ -348,7 +357,8 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
             (body,) = FrameDecoder(self.adapter.config.max_frame_size).feed(data)
             req = decode_request(body)
         except (DecodeError, ValueError) as e:
-            log.warning("%s: bad datagram from %s: %s", self.adapter.config.name, addr, e)
+            _warnings.warn("datagram", "%s: bad datagram from %s: %s", self.adapter.config.name, addr,
+                           printable(str(e)))  # fmt: skip
             return
         self.adapter.on_request(req, _UdpReply(self.transport, addr), time.monotonic())
 
