@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,13 @@ class Kube:
         self.api = api
         self.field_manager = field_manager
         self.headers = dict(headers or {})  # sent with every request (e.g. Impersonate-User in tests)
+        self.fence: Callable[[], None] | None = None  # called before every write; raises to refuse it
+
+    def fenced(self, check: Callable[[], None]) -> Kube:
+        """The same connection, with `check()` called before every write (a leader's writes stop at its deadline)."""
+        other = Kube(self.api, self.field_manager, self.headers)
+        other.fence = check
+        return other
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, field_manager: str = FIELD_MANAGER) -> Kube:
@@ -109,6 +116,8 @@ class Kube:
     ) -> Any:
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
         for attempt in range(TOO_MANY_RETRIES + 1):
+            if self.fence is not None and method != "GET":
+                self.fence()
             try:
                 return await self.api.call_api(
                     path,
@@ -170,6 +179,19 @@ class Kube:
             query={"fieldManager": self.field_manager},
             body=patch,
             content_type="application/merge-patch+json",
+        )
+        return result
+
+    async def json_patch(
+        self, res: Resource, namespace: str | None, name: str, patch: Sequence[Obj], *, sub: str | None = None
+    ) -> Obj:
+        """RFC 6902 patch; a `test` operation on /metadata/resourceVersion makes it conditional."""
+        result: Obj = await self.request(
+            "PATCH",
+            res.path(namespace, name, sub),
+            query={"fieldManager": self.field_manager},
+            body=patch,
+            content_type="application/json-patch+json",
         )
         return result
 

@@ -43,47 +43,12 @@ from k8stars.kube.resources import (
     TTREE,
 )
 
-from . import tconfig, translate
+from . import drift, records, taccount, tconfig, translate
+from .workqueue import Key, WorkQueue
 
 log = logging.getLogger("k8stars.operator")
 
-Key = tuple[str, str]  # (namespace, TServer name)
-
-
 config_group = tconfig.group_of
-
-
-class WorkQueue:
-    """Keys to reconcile: each key is queued at most once and processed by one worker at a time."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
-        self._active: set[Key] = set()
-
-    def add(self, key: Key) -> None:
-        if key in self._queued:
-            return
-        self._queued.add(key)
-        if key not in self._active:
-            self._queue.put_nowait(key)
-
-    def add_after(self, key: Key, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
-
-    async def get(self) -> Key:
-        key = await self._queue.get()
-        self._queued.discard(key)
-        self._active.add(key)
-        return key
-
-    def done(self, key: Key) -> None:
-        self._active.discard(key)
-        if key in self._queued:
-            self._queue.put_nowait(key)
-
-    def __len__(self) -> int:
-        return len(self._queued) + len(self._active)
 
 
 @dataclass
@@ -132,6 +97,8 @@ class Operator:
         # TFrameworkConfig tars-framework: recordLimit.tconfigHistory bounds each TConfig group's history.
         self.frameworks = WatchCache(kube, TFRAMEWORKCONFIG, namespace, None, self._on_framework)
         self.informers.append(self.frameworks)
+        self.accounts = taccount.TokenExpiry(kube, namespace, self.stats.wrote)  # K8SFramework's token expiry
+        self.informers.append(self.accounts.cache)
         self.config_queue = WorkQueue()  # keys: (namespace, "app/server/configName/podSeq")
         self.config_groups = tconfig.GroupReconciler(kube)
         self.pods_by_server: dict[Key, set[Key]] = {}
@@ -254,6 +221,7 @@ class Operator:
                 group.create_task(self._worker(), name=f"worker-{n}")
             group.create_task(self._resync(), name="resync")
             group.create_task(self._config_worker(), name="tconfig-worker")
+            group.create_task(self.accounts.run(), name="taccount-worker")
 
     async def _resync(self) -> None:
         while True:
@@ -294,7 +262,7 @@ class Operator:
         if translate.is_tars(ts):  # before the pods that mount it
             meta_map = self.configmaps.get((namespace, translate.server_meta_name(ts)))
             desired_map = translate.server_meta_configmap(ts, self._server_template(ts, meta_map))
-            await self._ensure(CONFIGMAP, meta_map, desired_map, "configmap")
+            await self._ensure(CONFIGMAP, meta_map, desired_map, "configmap", root="f:data")
         sts = self.statefulsets.get(key)
         ds = self.daemonsets.get(key)
         if daemon:
@@ -307,7 +275,7 @@ class Operator:
                 await self.kube.delete(SERVICE, namespace, name)
                 self.stats.wrote("service-delete")
         else:
-            await self._ensure(STATEFULSET, sts, translate.statefulset(ts, sts), "statefulset")
+            await self._statefulset(ts, sts)
             if ds is not None and self._owned_by(ds, ts):
                 await self.kube.delete(DAEMONSET, namespace, name)
                 self.stats.wrote("daemonset-delete")
@@ -324,13 +292,36 @@ class Operator:
         uid = ts["metadata"]["uid"]
         return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
 
-    async def _ensure(self, res: Resource, current: Obj | None, desired: Obj, what: str) -> None:
+    async def _statefulset(self, ts: Obj, sts: Obj | None) -> None:
+        desired = translate.statefulset(ts, sts)
+        if sts is not None and sts["metadata"].get("deletionTimestamp"):
+            return  # being rebuilt: its DELETED event queues the TServer again
+        if sts is not None and translate.needs_rebuild(sts, desired):
+            # Claim templates cannot change: delete it, orphaning its pods (they keep running), and create it anew
+            # when the deletion is seen; the new one adopts the pods and rolls them onto the new template.
+            namespace, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+            log.info("StatefulSet %s/%s: claim templates changed, rebuilding it (pods kept)", namespace, name)
+            await self.kube.delete(STATEFULSET, namespace, name, propagation="Orphan")
+            self.stats.wrote("statefulset-rebuild")
+            return
+        await self._ensure(STATEFULSET, sts, desired, "statefulset")
+
+    async def _ensure(self, res: Resource, current: Obj | None, desired: Obj, what: str, root: str = "f:spec") -> None:
+        namespace = desired["metadata"]["namespace"]
         if current is not None:
-            have = (current["metadata"].get("annotations") or {}).get(translate.HASH_ANNOTATION)
-            want = desired["metadata"]["annotations"][translate.HASH_ANNOTATION]
-            if have == want and self._replicas_match(current, desired):
-                return
-        await self.kube.apply(res, desired["metadata"]["namespace"], desired)
+            others = drift.drifted(current, self.kube.field_manager, root)
+            if others:  # edited by hand: take the fields back, then the apply below restores them
+                log.info("%s %s/%s was changed by %s: restoring what the TServer says", res.kind, namespace,
+                         desired["metadata"]["name"], ", ".join(sorted(set(others))))  # fmt: skip
+                patch = drift.takeover_patch(current, self.kube.field_manager, root)
+                await self.kube.json_patch(res, namespace, desired["metadata"]["name"], patch)
+                self.stats.wrote(f"{what}-takeover")
+            else:
+                have = (current["metadata"].get("annotations") or {}).get(translate.HASH_ANNOTATION)
+                want = desired["metadata"]["annotations"][translate.HASH_ANNOTATION]
+                if have == want and self._replicas_match(current, desired):
+                    return
+        await self.kube.apply(res, namespace, desired)
         self.stats.wrote(what)
         log.info("applied %s %s/%s", res.kind, desired["metadata"]["namespace"], desired["metadata"]["name"])
 
@@ -371,23 +362,29 @@ class Operator:
         self._tree_apps.add((namespace, app))
 
     async def _image_release(self, key: Key, ts: Obj) -> None:
-        """The TServer's release is recorded in the TImage of the same name (newest first, at most 48 kept)."""
+        """The TServer's release is recorded in the TImage of the same name (newest first, recordLimit.timageRelease
+        kept)."""
         rel = translate.release(ts)
         if not rel.get("id") or not rel.get("image") or self._image_releases.get(key) == rel["id"]:
             return
         image = await self.kube.get(TIMAGE, key[0], key[1])
         if image is None:
-            await self.kube.create(TIMAGE, key[0], translate.image_record(ts, []))
+            await self.kube.create(TIMAGE, key[0], translate.image_record(ts, [], self._limit(key[0], "timageRelease")))
             self.stats.wrote("timage")
         elif rel["id"] not in {r.get("id") for r in image.get("releases") or []}:
-            updated = translate.image_record(ts, list(image.get("releases") or []))
+            updated = translate.image_record(
+                ts, list(image.get("releases") or []), self._limit(key[0], "timageRelease")
+            )
             image["releases"] = updated["releases"]
             await self.kube.request("PUT", TIMAGE.path(key[0], key[1]), body=image)
             self.stats.wrote("timage")
         self._image_releases[key] = str(rel["id"])
 
+    def _limit(self, namespace: str, field: str) -> int:
+        return records.limit(self.frameworks.get((namespace, records.FRAMEWORK_CONFIG)), field)
+
     async def _exited_record(self, key: Key, ts: Obj) -> None:
-        """Append the pods that went away to the server's TExitedRecord (newest last, at most EXITED_LIMIT)."""
+        """Append the pods that went away to the server's TExitedRecord (newest last, recordLimit.texitedPod kept)."""
         gone = self.exited.pop(key, [])
         if not gone:
             return
@@ -396,7 +393,8 @@ class Operator:
             pods = list((current or {}).get("pods") or [])
             known = {p.get("uid") for p in pods}
             pods += [p for p in gone if p["uid"] not in known]
-            body = translate.exited_record(ts, pods[-translate.EXITED_LIMIT :])
+            limit = self._limit(key[0], "texitedPod")
+            body = translate.exited_record(ts, pods[-limit:] if limit else [])
             await self.kube.apply(TEXITEDRECORD, key[0], body)
         except BaseException:
             self.exited.setdefault(key, [])[:0] = gone  # keep them for the retry
@@ -439,6 +437,7 @@ class LeaderOptions:
     identity: str
     name: str = "k8stars-operator"
     duration: float = 15.0
+    renew_deadline: float = 0.0  # 0: two thirds of the duration; a leader that cannot renew by then stops writing
 
 
 async def run_operator(
@@ -480,11 +479,14 @@ async def run_operator(
                 log.info("CRDs installed (%d) in %.2f s", len(names), time.monotonic() - t0)
             if leader is not None:
                 elector = LeaderElector(
-                    kube, leader.namespace, leader.identity, leader.name, leader.duration, renew=leader.duration / 3
-                )
+                    kube, leader.namespace, leader.identity, leader.name, leader.duration, renew=leader.duration / 5,
+                    renew_deadline=leader.renew_deadline,
+                )  # fmt: skip
                 log.info("%s waiting for the lease %s/%s", leader.identity, leader.namespace, leader.name)
                 await elector.acquire()
-            operator = Operator(kube, namespace=namespace, workers=workers, resync=resync)
+            # The operator's writes go through the fence: none leaves after the renew deadline.
+            operator_kube = kube.fenced(elector.check) if elector is not None else kube
+            operator = Operator(operator_kube, namespace=namespace, workers=workers, resync=resync)
             current.append(operator)
             async with asyncio.TaskGroup() as group:
                 group.create_task(operator.run(), name="operator")

@@ -4,6 +4,11 @@ The holder renews the Lease every `renew` seconds; another replica takes over on
 `duration` seconds by its own clock (it times how long it has seen the same renewTime, as client-go does, so clock
 skew between hosts does not matter). Writes carry the resourceVersion read: of two replicas racing for an expired
 Lease exactly one wins, the other sees 409 and keeps waiting. A clean shutdown gives the Lease up at once.
+
+No two leaders at once: the holder counts itself leader only until `renew_deadline` (< `duration`) after the start
+of its last successful renewal — the others wait at least `duration` after seeing that renewal. `check()` raises
+LeadershipLost past the deadline; the operator calls it before every write (a fenced Kube), so a replica that was
+paused (SIGSTOP, a stalled VM) and wakes up after another took over writes nothing, and `hold()` ends it.
 """
 
 from __future__ import annotations
@@ -36,11 +41,28 @@ class LeaderElector:
     identity: str
     name: str = "k8stars-operator"
     duration: float = 15.0
-    renew: float = 5.0
+    renew: float = 2.0
     retry: float = 2.0
+    renew_deadline: float = 0.0  # 0: two thirds of `duration` (client-go: 10 s of 15)
 
     def __post_init__(self) -> None:
         self._seen: tuple[str, float] | None = None  # (holder + renewTime, monotonic time first seen)
+        if not self.renew_deadline:
+            self.renew_deadline = self.duration * 2 / 3
+        if not 0 < self.renew < self.renew_deadline < self.duration:
+            raise ValueError(f"need 0 < renew ({self.renew}) < renew deadline ({self.renew_deadline}) < lease "
+                             f"duration ({self.duration})")  # fmt: skip
+        self._valid_until = 0.0  # monotonic time until which this replica may act as the leader
+
+    def leading(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    def check(self) -> None:
+        """Raise LeadershipLost unless this replica holds the Lease within its renew deadline."""
+        if not self.leading():
+            raise LeadershipLost(
+                f"{self.identity} is past its renew deadline on the lease {self.namespace}/{self.name}"
+            )
 
     async def acquire(self) -> None:
         """Return once this replica holds the Lease."""
@@ -49,23 +71,22 @@ class LeaderElector:
         log.info("%s became leader (lease %s/%s)", self.identity, self.namespace, self.name)
 
     async def hold(self) -> None:
-        """Renew until cancelled; raises LeadershipLost when the Lease could not be renewed for `duration`."""
-        last_ok = time.monotonic()
+        """Renew until cancelled; raises LeadershipLost once the renew deadline passes without a renewal."""
         while True:
-            await asyncio.sleep(self.renew)
+            await asyncio.sleep(max(0.0, min(self.renew, self._valid_until - time.monotonic())))
+            self.check()  # e.g. woken from a pause: another replica may lead already
             try:
-                ok = await self._try()
+                ok = await asyncio.wait_for(self._try(), max(0.1, self._valid_until - time.monotonic()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
+                log.warning("lease renewal failed: %r", exc)
                 ok = False
-            if ok:
-                last_ok = time.monotonic()
-            elif time.monotonic() - last_ok >= self.duration:
-                raise LeadershipLost(f"{self.identity} lost the lease {self.namespace}/{self.name}")
+            if not ok:
+                self.check()
 
     async def release(self) -> None:
+        self._valid_until = 0.0
         lease = await self.kube.get(LEASE, self.namespace, self.name)
         if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
             return
@@ -76,6 +97,14 @@ class LeaderElector:
             log.warning("could not release the lease: %s", exc.reason)
 
     async def _try(self) -> bool:
+        """One attempt to take or renew the Lease; on success the renew deadline counts from its start."""
+        started = time.monotonic()
+        if await self._attempt():
+            self._valid_until = started + self.renew_deadline
+            return True
+        return False
+
+    async def _attempt(self) -> bool:
         lease = await self.kube.get(LEASE, self.namespace, self.name)
         now = _micro_time()
         if lease is None:

@@ -18,21 +18,20 @@ from typing import Any
 from k8stars.kube import meta
 from k8stars.kube.client import Obj
 from k8stars.tars import confmerge
+from k8stars.tarscli.podfiles import DEFAULT_NODE_DIR as NODE_DIR
+from k8stars.tarscli.podfiles import META_ENV, TEMPLATE_ENV
 
 HASH_ANNOTATION = "k8stars.io/spec-hash"
+CLAIMS_HASH = "k8stars.io/claims-hash"  # on the StatefulSet: a change of its claim templates rebuilds it
 SERVER_META_HASH = "k8stars.io/server-meta-hash"  # on the pod template: servant changes roll the pods
 SERVER_META_KEY = "_server_meta.yaml"
 TEMPLATE_KEY = "template.conf"  # beside the meta file: the TTemplate chain and the profile, for tarscli to render
-SERVER_META_VOLUME = "server-meta"
-SERVER_META_MOUNT = "/tarsnode/meta"
 TARSNODE_WORK_DIR = "tarsnode-work-dir"
-TARSNODE_MOUNT = "/tarsnode"  # shared by the init container and the server container; $TARS_PATH stays the image's
+TARSNODE_MOUNT = NODE_DIR  # K8SFramework's path, in the init container and the server container
 HOST_TIMEZONE = "host-timezone"
-NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copied to /tarsnode/bin)
+NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copied to <work dir>/bin)
 STORAGE_CLASS = "tars-storage-class"
 GRACE_SECONDS = 90
-EXITED_LIMIT = 48  # K8SFramework's default recordLimit.texitedPod
-RELEASE_LIMIT = 48  # K8SFramework's default recordLimit.timageRelease
 TREE_NAME = "tars-tree"
 CREATE_PERSON = "k8stars-operator"
 
@@ -189,10 +188,9 @@ def _volumes(ts: Obj) -> list[Obj]:
         if "persistentVolumeClaimTemplate" in source or "tLocalVolume" in source:
             continue
         volumes.append({"name": mount["name"], **source})
-    volumes.append({"name": HOST_TIMEZONE, "hostPath": {"path": "/etc/localtime", "type": ""}})
+    volumes.append({"name": HOST_TIMEZONE, "hostPath": {"path": "/etc/localtime"}})
     if is_tars(ts):
         volumes.append({"name": TARSNODE_WORK_DIR, "emptyDir": {}})
-        volumes.append({"name": SERVER_META_VOLUME, "configMap": {"name": server_meta_name(ts)}})
     return volumes
 
 
@@ -211,7 +209,6 @@ def _volume_mounts(ts: Obj) -> list[Obj]:
     mounts.append({"name": HOST_TIMEZONE, "mountPath": "/etc/localtime", "readOnly": True})
     if is_tars(ts):
         mounts.append({"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT})
-        mounts.append({"name": SERVER_META_VOLUME, "mountPath": SERVER_META_MOUNT, "readOnly": True})
     return mounts
 
 
@@ -244,22 +241,37 @@ def volume_claim_templates(ts: Obj) -> list[Obj]:
     return claims
 
 
-def _env(ts: Obj) -> list[Obj]:
+def _field(name: str, path: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _node_env(ts: Obj) -> list[Obj]:
+    """The tarsnode init container's environment: K8SFramework's (the pod's namespace, name and IP, the server's app
+    and name, LauncherType) and what the agent needs besides — the grace period, and the server's meta and config
+    template from its ConfigMap, read when the pod starts (a template edit reaches a pod at its next start, as in
+    K8SFramework). tarscli nodeinit writes it all into the work dir, for the server container's agent."""
     spec = _spec(ts)
-    env: list[Obj] = []
-    if is_tars(ts):
-        env = [
-            {"name": "TARS_APPLICATION", "value": str(spec["app"])},
-            {"name": "TARS_SERVER", "value": str(spec["server"])},
-            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "TARS_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "TARS_TERMINATION_GRACE_PERIOD", "value": f"{GRACE_SECONDS}s"},
-            {"name": "TARS_SERVER_META", "value": f"{SERVER_META_MOUNT}/{SERVER_META_KEY}"},
-        ]
-    user = [dict(e) for e in _k8s(ts).get("env") or []]
-    overridden = {e.get("name") for e in user}
-    return [e for e in env if e["name"] not in overridden] + user
+    meta_map = server_meta_name(ts)
+    env = [
+        _field("Namespace", "metadata.namespace"),
+        _field("PodName", "metadata.name"),
+        _field("PodIP", "status.podIP"),
+        {"name": "ServerApp", "value": str(spec["app"])},
+        {"name": "ServerName", "value": str(spec["server"])},
+    ]
+    launcher = _k8s(ts).get("launcherType", "background")
+    if launcher != "background":
+        env.append({"name": "LauncherType", "value": str(launcher)})
+    env += [
+        {"name": "TARS_TERMINATION_GRACE_PERIOD", "value": f"{GRACE_SECONDS}s"},
+        {"name": "TARS_SYNC_DIRECTORY", "value": NODE_SOURCE_DIR},
+        {"name": META_ENV, "valueFrom": {"configMapKeyRef": {"name": meta_map, "key": SERVER_META_KEY}}},
+        {
+            "name": TEMPLATE_ENV,
+            "valueFrom": {"configMapKeyRef": {"name": meta_map, "key": TEMPLATE_KEY, "optional": True}},
+        },
+    ]
+    return env
 
 
 def _container_ports(ts: Obj) -> list[Obj]:
@@ -287,9 +299,10 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
         "name": container_name(ts),
         "image": rel.get("image") or meta.PLACEHOLDER_IMAGE,
         "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
-        "env": _env(ts),
         "volumeMounts": _volume_mounts(ts),
     }
+    if _k8s(ts).get("env"):  # exactly the user's: what the agent needs comes through the work dir
+        container["env"] = [dict(e) for e in _k8s(ts)["env"]]
     if k8s.get("envFrom"):
         container["envFrom"] = [dict(e) for e in k8s["envFrom"]]
     if k8s.get("resources"):
@@ -326,11 +339,8 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
                 "name": "tarsnode",
                 "image": rel.get("nodeImage") or meta.PLACEHOLDER_IMAGE,
                 "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
-                "command": ["tarscli", "syncdir"],
-                "env": [
-                    {"name": "TARS_SYNC_DIRECTORY", "value": NODE_SOURCE_DIR},
-                    {"name": "TARS_SYNC_TARGET_DIRECTORY", "value": f"{TARSNODE_MOUNT}/bin"},
-                ],
+                "command": ["tarscli", "nodeinit"],
+                "env": _node_env(ts),
                 "volumeMounts": [{"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT}],
             }
         ]
@@ -356,8 +366,9 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
 
 # --- workloads --------------------------------------------------------------------------------------------------
 def statefulset(ts: Obj, existing: Obj | None = None) -> Obj:
-    """The StatefulSet; fields the apiserver does not let change (podManagementPolicy, claim templates) keep their
-    current values when the StatefulSet exists."""
+    """The StatefulSet. `podManagementPolicy`, which the apiserver does not let change, keeps its current value when
+    the StatefulSet exists; claim templates, which cannot change either, are compared through CLAIMS_HASH and a
+    change rebuilds the StatefulSet (see needs_rebuild)."""
     k8s = _k8s(ts)
     namespace = ts["metadata"]["namespace"]
     strategy = k8s.get("updateStrategy") or {}
@@ -377,17 +388,23 @@ def statefulset(ts: Obj, existing: Obj | None = None) -> Obj:
         spec["volumeClaimTemplates"] = claims
     body: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _object_meta(ts), "spec": spec}
     # The hash covers what the TServer asks for, so that it is the same before and after the first create.
-    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
+    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body), CLAIMS_HASH: spec_hash(claims)}
     if existing is not None:
         current = existing.get("spec") or {}
         spec["podManagementPolicy"] = current.get("podManagementPolicy", spec["podManagementPolicy"])
-        spec.pop("volumeClaimTemplates", None)
-        if current.get("volumeClaimTemplates"):
-            spec["volumeClaimTemplates"] = [
-                {"metadata": {"name": c["metadata"]["name"]}, "spec": c["spec"]}
-                for c in current["volumeClaimTemplates"]
-            ]
     return body
+
+
+def needs_rebuild(existing: Obj, desired: Obj) -> bool:
+    """The claim templates changed: the apiserver refuses that on an existing StatefulSet, so it is deleted (its pods
+    orphaned, left running) and created anew, as K8SFramework does. A StatefulSet from before CLAIMS_HASH is
+    compared by claim names."""
+    have = (existing["metadata"].get("annotations") or {}).get(CLAIMS_HASH)
+    want = desired["metadata"]["annotations"][CLAIMS_HASH]
+    if have is not None:
+        return bool(have != want)
+    names = [c["metadata"]["name"] for c in (existing.get("spec") or {}).get("volumeClaimTemplates") or []]
+    return names != [c["metadata"]["name"] for c in desired["spec"].get("volumeClaimTemplates") or []]
 
 
 def daemonset(ts: Obj) -> Obj:
@@ -528,7 +545,7 @@ def tree(app: str) -> Obj:
     }
 
 
-def image_record(ts: Obj, releases: list[Obj]) -> Obj:
+def image_record(ts: Obj, releases: list[Obj], limit: int) -> Obj:
     """The TServer's TImage with its current release first (an id already recorded keeps its first entry)."""
     rel = release(ts)
     entry: Obj = {"id": str(rel["id"]), "image": str(rel["image"]), "createPerson": CREATE_PERSON, "createTime": _now()}
@@ -544,7 +561,7 @@ def image_record(ts: Obj, releases: list[Obj]) -> Obj:
             "labels": {**selector_labels(ts), "tars.io/ImageType": "server"},
         },
         "imageType": "server",
-        "releases": releases[:RELEASE_LIMIT],
+        "releases": releases[:limit],
     }
 
 

@@ -282,6 +282,31 @@ def syncdir(sync_directory: str, sync_target_directory: str | None, tars_path: s
 
 
 @cli.command(context_settings=CONTEXT)
+@_opt("--node-dir", "TARS_NODE_DIR", "The tarsnode work dir shared with the server container.",
+      default="/usr/local/app/tars/tarsnode")  # fmt: skip
+@_opt("--sync-directory", "TARS_SYNC_DIRECTORY", "Files of the node image copied into <node-dir>/bin (skipped when "
+      "absent).", default="")  # fmt: skip
+def nodeinit(node_dir: str, sync_directory: str) -> None:
+    """The tarsnode init container of a TARS pod: copy the node files and write what the server container's agent
+    needs (the pod's namespace, name and IP, the grace period, the server's meta and config template, all from this
+    container's environment) into the work dir."""
+    from pathlib import Path
+
+    from k8stars.tarscli.podfiles import write
+    from k8stars.tarscli.syncdir import sync
+
+    target = Path(node_dir)
+    try:
+        if sync_directory and Path(sync_directory).is_dir():
+            for name in sync(Path(sync_directory), target / "bin"):
+                click.echo(f"synced bin/{name}")
+        for name in write(target, os.environ):
+            click.echo(f"wrote {name}")
+    except OSError as e:
+        raise click.ClickException(f"nodeinit: {e}") from None
+
+
+@cli.command(context_settings=CONTEXT)
 def version() -> None:
     """Print the version."""
     click.echo(__version__)
@@ -313,6 +338,9 @@ def main() -> None:
     if args[:1] == ["supervisor"] and "asyncio" not in sys.modules:
         # The supervisor never speaks TLS, and asyncio would load libssl for nothing: ~5 MB of RSS in every pod.
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    from k8stars.tarscli.podfiles import seed
+
+    seed(os.environ)  # in a pod: the work dir the tarsnode init container filled
     cli.main(args=_argv(args), prog_name="tarscli")
 
 

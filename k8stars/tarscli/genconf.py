@@ -29,7 +29,7 @@ from k8stars.tarscli.ports import PortAllocator
 log = logging.getLogger("tarscli")
 
 TEMPLATE_ENV = "TARS_SERVER_TEMPLATE"
-TEMPLATE_FILE = "template.conf"  # beside the meta file, as the operator's server-meta ConfigMap mounts it
+TEMPLATE_FILE = "template.conf"  # beside the meta file, as the tarsnode init container writes it (podfiles)
 RANDOM_PORT = "${random_port}"
 LOCAL_IP = "${local_ip}"
 NAMESPACE = "${namespace}"
@@ -261,7 +261,7 @@ def genconf(env: TarsEnv, opts: GenconfOptions, allocator: PortAllocator, node: 
         try:
             path = env.meta_path
             if path != env.bin_dir / META_FILE and not path.is_file():
-                raise GenconfError(f"{SERVER_META_ENV}={path}: no such file (is the server-meta ConfigMap mounted?)")
+                raise GenconfError(f"{SERVER_META_ENV}={path}: no such file")
             meta = load_meta(path)
         except MetaError as e:
             raise GenconfError(str(e)) from None

@@ -86,22 +86,31 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
     assert container["command"] == ["tarscli", "supervisor"]
     assert container["readinessProbe"]["exec"]["command"] == ["tarscli", "hzcheck"]
     assert container["lifecycle"]["preStop"]["exec"]["command"] == ["tarscli", "prestop"]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["TARS_APPLICATION"]["value"] == "Test" and env["TARS_SERVER"]["value"] == "HelloServer"
-    assert env["TZ"]["value"] == "Asia/Shanghai"
-    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    (doc,) = load_examples("tserver.yaml")
+    # exactly the user's, as in K8SFramework (the apiserver adds fieldRef.apiVersion)
+    assert [e["name"] for e in container["env"]] == [e["name"] for e in doc["spec"]["k8s"]["env"]]
     assert container["resources"]["limits"]["memory"] == "256Mi"
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["host-log-dir"]["subPathExpr"] == "$(POD_NAME)"
-    assert {"host-timezone", "tarsnode-work-dir"} <= set(mounts)
+    assert list(mounts) == ["host-log-dir", "host-timezone", "tarsnode-work-dir"]
+    assert mounts["tarsnode-work-dir"]["mountPath"] == "/usr/local/app/tars/tarsnode"
     assert "ports" not in container  # tars servers expose container ports only for hostPorts
     (init,) = pod["initContainers"]
     assert init["name"] == "tarsnode" and init["image"] == "registry.example.com/tars/tarsnode:v1.4.0"
+    assert init["command"] == ["tarscli", "nodeinit"]
+    assert init["volumeMounts"] == [{"name": "tarsnode-work-dir", "mountPath": "/usr/local/app/tars/tarsnode"}]
+    init_env = {e["name"]: e for e in init["env"]}
+    assert [n for n in init_env if n[0].isupper() and not n.isupper()] == [
+        "Namespace", "PodName", "PodIP", "ServerApp", "ServerName"]  # K8SFramework's  # fmt: skip
+    assert init_env["PodIP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert init_env["K8STARS_SERVER_META"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "test-helloserver-server-meta", "key": "_server_meta.yaml"}  # fmt: skip
     assert pod["readinessGates"] == [{"conditionType": "tars.io/active"}]
     assert pod["imagePullSecrets"] == [{"name": "tars-image-secret"}]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["host-log-dir"]["hostPath"] == {"path": "/usr/local/app/tars/app_log", "type": "DirectoryOrCreate"}
     assert volumes["tarsnode-work-dir"]["emptyDir"] == {}
+    assert list(volumes) == ["host-log-dir", "host-timezone", "tarsnode-work-dir"]
     node_affinity = pod["affinity"]["nodeAffinity"]
     (term,) = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert term["matchExpressions"] == [{"key": f"tars.io/node.{namespace}", "operator": "Exists"}]
@@ -111,10 +120,8 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
         (30, f"tars.io/ability.{namespace}.Test"),
     ]
 
-    # The in-pod agent's server description: one adapter per servant on its declared port.
-    assert env["TARS_SERVER_META"]["value"] == "/tarsnode/meta/_server_meta.yaml"
-    assert mounts["server-meta"]["mountPath"] == "/tarsnode/meta"
-    assert volumes["server-meta"]["configMap"] == {"name": "test-helloserver-server-meta", "defaultMode": 420}
+    # The in-pod agent's server description (reaching it through the init container): one adapter per servant on
+    # its declared port.
     assert template["metadata"]["annotations"]["k8stars.io/server-meta-hash"]
     cm = await until(lambda: kube.get(CONFIGMAP, namespace, "test-helloserver-server-meta"), what="ConfigMap")
     server_meta = yaml.safe_load(cm["data"]["_server_meta.yaml"])

@@ -81,11 +81,21 @@ def test_claim_templates_and_immutable_fields() -> None:
     assert {"data", "local", "cache"} <= set(mounted)
     assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
 
-    # An existing StatefulSet keeps what the apiserver does not let change; the hash still follows the TServer.
-    existing = {"spec": {"podManagementPolicy": "Parallel", "volumeClaimTemplates": []}}
+    # An existing StatefulSet keeps its podManagementPolicy, which the apiserver does not let change; the hash still
+    # follows the TServer. Claim templates, which cannot change either, are the TServer's: a change rebuilds it.
+    existing = {"metadata": {}, "spec": {"podManagementPolicy": "Parallel", "volumeClaimTemplates": []}}
     again = translate.statefulset(ts, existing)
-    assert again["spec"]["podManagementPolicy"] == "Parallel" and "volumeClaimTemplates" not in again["spec"]
+    assert again["spec"]["podManagementPolicy"] == "Parallel"
+    assert again["spec"]["volumeClaimTemplates"] == sts["spec"]["volumeClaimTemplates"]
     assert again["metadata"]["annotations"] == sts["metadata"]["annotations"]
+    assert translate.needs_rebuild(existing, again)  # from before the claims hash: compared by names
+    assert not translate.needs_rebuild(sts, again)
+    fewer = _ts(mounts=mounts[1:], podManagementPolicy="OrderedReady")
+    assert translate.needs_rebuild(sts, translate.statefulset(fewer, sts))
+    grown = {"spec": {**pvc["spec"], "resources": {"requests": {"storage": "2Gi"}}}}
+    bigger = _ts(mounts=[{**mounts[0], "source": {"persistentVolumeClaimTemplate": grown}}, *mounts[1:]],
+                 podManagementPolicy="OrderedReady")  # fmt: skip
+    assert translate.needs_rebuild(sts, translate.statefulset(bigger, sts))
 
 
 def test_env_ports_secrets_and_host_network() -> None:

@@ -278,6 +278,55 @@ def test_operator_mounted_meta_is_read_from_tars_server_meta(tmp_path: Path) -> 
     assert missing.returncode == 1 and "TARS_SERVER_META" in missing.stderr and "no such file" in missing.stderr
 
 
+def test_tarsnode_init_container_work_dir_feeds_the_agent(tmp_path: Path) -> None:
+    """The operator's pod: the server container has only the user's env; the tarsnode init container (its env as
+    the operator renders it, resolved as the kubelet would) writes the pod's facts, the meta and the template into the
+    work dir, and genconf in the server container takes its pod IP, namespace, servants and template from there."""
+    from k8stars.operator import translate
+
+    with open(Path(__file__).resolve().parents[2] / "examples" / "k8s" / "tserver.yaml") as f:
+        tserver = yaml.safe_load(f)
+    tserver["metadata"].update(namespace="shop", uid="u-1")
+    tserver["spec"]["k8s"]["env"] = [{"name": "GREETING", "value": "hi"}]
+    pod = translate.pod_template(tserver, "shop")["spec"]
+    (server,) = pod["containers"]
+    assert server["env"] == [{"name": "GREETING", "value": "hi"}]  # exactly the user's
+    user_mounts = [m["name"] for m in tserver["spec"]["k8s"]["mounts"]]
+    assert [m["name"] for m in server["volumeMounts"]] == [*user_mounts, "host-timezone", "tarsnode-work-dir"]
+    configmap = translate.server_meta_configmap(
+        tserver,
+        "<tars>\n  <application>\n    <server>\n      where=${localip}\n    </server>\n  </application>\n</tars>\n",
+    )
+    pod_facts = {"metadata.namespace": "shop", "metadata.name": "test-helloserver-1", "status.podIP": "127.0.0.9"}
+    init_env = {}
+    for var in pod["initContainers"][0]["env"]:
+        source = var.get("valueFrom") or {}
+        if "fieldRef" in source:
+            init_env[var["name"]] = pod_facts[source["fieldRef"]["fieldPath"]]
+        elif "configMapKeyRef" in source:
+            init_env[var["name"]] = configmap["data"][source["configMapKeyRef"]["key"]]
+        else:
+            init_env[var["name"]] = var["value"]
+    work = tmp_path / "tarsnode"
+    r = run_cli("nodeinit", env={**init_env, "TARS_NODE_DIR": str(work)})
+    assert r.returncode == 0, r.stderr
+    environment = (work / "util" / "environment").read_text()
+    assert "PodIP=127.0.0.9\n" in environment and "ServerApp=Test\n" in environment
+
+    tp = tmp_path / "tars"  # an image without bin/_server_meta.yaml
+    r = run_cli("genconf", env={"TARS_PATH": str(tp), "TARS_NODE_DIR": str(work)})
+    assert r.returncode == 0, r.stderr
+    conf = TarsConfig.load(tp / "conf" / "HelloServer.conf")
+    server_path = "/tars/application/server"
+    assert conf.get(f"{server_path}/Test.HelloServer.HelloObjAdapter<endpoint>") == "tcp -h 127.0.0.9 -p 10000 -t 60000"
+    assert conf.get(f"{server_path}<where>") == "127.0.0.9"
+    assert "tars-registry.shop.svc" in (conf.get("/tars/application/client<locator>") or "")
+    # A variable the user sets still wins over the work dir.
+    r = run_cli("genconf", env={"TARS_PATH": str(tp), "TARS_NODE_DIR": str(work), "POD_IP": "127.0.0.10"})
+    assert r.returncode == 0, r.stderr
+    assert "127.0.0.10" in (tp / "conf" / "HelloServer.conf").read_text()
+
+
 def test_server_template_beside_the_meta_file_is_filled_per_pod(tmp_path: Path) -> None:
     """The operator mounts template.conf (TTemplate chain + profile) beside the meta file; its variables get this
     pod's values, its settings win over the generated ones, TARS_MERGE_CONF still goes last."""
