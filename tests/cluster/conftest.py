@@ -14,9 +14,15 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
 from k8stars.testing.cluster import Cluster
-from k8stars.testing.cluster.pytest_plugin import k8s_cluster
+from k8stars.testing.cluster.pytest_plugin import k8s_cluster, k8s_real_cluster
 
-__all__ = ["k8s_cluster"]
+__all__ = ["k8s_cluster", "k8s_real_cluster"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "realpods: real pods (containerd + kubelet, root only); deselect with -m 'not realpods'"
+    )
 
 
 @pytest.fixture

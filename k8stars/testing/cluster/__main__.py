@@ -2,6 +2,8 @@
 
 `up` leaves the control plane running in the background (state in ~/.cache/k8stars/cluster,
 or --workdir); `env` prints shell exports for it; `down` stops it by the PIDs it recorded.
+`up --kubelet` adds a real node (containerd + kubelet, pods on a bridge) and a local registry;
+its `down` also removes the node's mounts, cgroups and bridge.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import _proc
 from ._paths import cache_root
 from .launcher import STATE_FILE, Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
 
@@ -55,7 +56,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     # A fresh etcd every time: stale data from a previous cluster would confuse tests.
     shutil.rmtree(workdir, ignore_errors=True)
     layout = asyncio.run(ensure_binaries())
-    options = ClusterOptions(nodes=args.nodes, workdir=workdir, timeout=args.timeout)
+    nodes = args.nodes if args.nodes is not None else (0 if args.kubelet else 2)
+    options = ClusterOptions(nodes=nodes, workdir=workdir, timeout=args.timeout, kubelet=args.kubelet)
     cluster = asyncio.run(start_cluster(options, layout))
     rss = sum(cluster.rss_bytes().values())
     print(f"started in {cluster.startup_seconds:.1f} s, RSS {rss / 2**20:.0f} MiB", file=sys.stderr)
@@ -97,8 +99,8 @@ def _stop_recorded(workdir: Path) -> bool:
         # E.g. written by an older launcher: nothing we can safely stop by PID.
         print(f"warning: {exc}", file=sys.stderr)
         return False
-    for proc in reversed(cluster.procs):
-        _proc.stop(proc)
+    # Cluster.stop: a real node needs more than its processes stopped (pods drained, mounts, cgroups, bridge).
+    asyncio.run(cluster.stop(remove_workdir=False))
     return True
 
 
@@ -119,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the binaries (no-op on a warm cache); print their directory")
     up = sub.add_parser("up", help="start the control plane in the background, print shell exports")
-    up.add_argument("--nodes", type=int, default=2)
+    up.add_argument("--nodes", type=int, default=None, help="kwok nodes (default 2; 0 with --kubelet)")
+    up.add_argument("--kubelet", action="store_true", help="a real node and a local registry (root only)")
     up.add_argument("--timeout", type=float, default=90.0)
-    sub.add_parser("env", help="print shell exports (KUBECONFIG, K8STARS_API_URL) for the running cluster")
+    sub.add_parser(
+        "env", help="print shell exports (KUBECONFIG, K8STARS_API_URL, K8STARS_IMAGE_REGISTRY) for the running cluster"
+    )
     sub.add_parser("status", help="show processes, RSS and logs")
     down = sub.add_parser("down", help="stop the processes recorded by `up`")
     down.add_argument("--keep", action="store_true", help="keep the workdir (logs, etcd data)")

@@ -57,6 +57,9 @@ class Layout:
     def binary(self, name: str) -> Path:
         return self.bin_dir / name
 
+    def has(self, name: str) -> bool:
+        return os.access(self.binary(name), os.X_OK)
+
     def missing_binaries(self) -> list[str]:
         return [n for n in BINARIES if not os.access(self.binary(n), os.X_OK)]
 

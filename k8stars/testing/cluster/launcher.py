@@ -1,5 +1,6 @@
 """Start and stop a real control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (fake nodes whose pods get 127.64.N.x IPs).
+kube-scheduler and kwok (fake nodes whose pods get 127.64.N.x IPs); with `kubelet=True` also a real node
+(node.py: containerd, kubelet, a pod bridge) and a local OCI registry (registry.py).
 
 Every listener binds 127.0.0.1 and every address the cluster hands out is inside 127.0.0.0/8,
 because tests may send traffic to loopback only.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import shutil
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _http, _proc, certs
+from . import _http, _node_start, _node_teardown, _proc, certs, node
 from ._paths import Layout, resolve_layout
 from ._stages import STAGES
 
@@ -61,6 +63,8 @@ class ClusterOptions:
     extra_kcm_args: Sequence[str] = ()
     # Components get SIGKILL when the thread that started them dies (see _proc.spawn).
     die_with_parent: bool = False
+    # A real node (containerd + kubelet, pods on a bridge) and a local registry, beside `nodes` kwok nodes.
+    kubelet: bool = False
 
 
 @dataclass
@@ -70,6 +74,10 @@ class Ports:
     apiserver: int
     kcm: int
     scheduler: int
+    # Real-node mode only (0 otherwise).
+    registry: int = 0
+    kubelet: int = 0
+    kubelet_healthz: int = 0
 
 
 @dataclass
@@ -87,11 +95,15 @@ class Cluster:
     node_names: list[str] = field(default_factory=list)
     owns_workdir: bool = False
     startup_seconds: float = 0.0
+    real_node: node.NodeState | None = None
 
     # ---- reaching it -------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig), "K8STARS_API_URL": self.api_url}
+        env = {"KUBECONFIG": str(self.kubeconfig), "K8STARS_API_URL": self.api_url}
+        if self.real_node:
+            env["K8STARS_IMAGE_REGISTRY"] = self.real_node.registry
+        return env
 
     def ssl_context(self) -> ssl.SSLContext:
         """Client TLS as the cluster admin (group system:masters)."""
@@ -121,13 +133,28 @@ class Cluster:
 
     # ---- stopping ----------------------------------------------------------------------------
 
-    async def stop(self, *, remove_workdir: bool | None = None) -> None:
-        """Stop in reverse start order (clients before the apiserver before etcd)."""
+    async def stop(self, *, remove_workdir: bool | None = None, log: Log | None = None) -> None:
+        """Stop in reverse start order (clients before the apiserver before etcd).
+
+        A real node first loses its pods (nothing may replace them: controllers and scheduler stop first), then
+        kubelet, whatever tasks survived, the rest; then its mounts, cgroups and bridge go (_node_teardown).
+        """
+        if self.real_node:
+            await self._stop_named("kube-controller-manager", "kube-scheduler", "kwok")
+            await _node_teardown.drain(self, self.real_node)
+            await self._stop_named("kubelet")
+            await _node_teardown.remove_tasks(self.real_node)
         for proc in reversed(self.procs):
             await _proc.stop_async(proc)
+        if self.real_node:
+            for problem in await asyncio.to_thread(_node_teardown.cleanup, self.real_node):
+                (log or _stderr)(f"cluster: teardown: {problem}")
         remove = self.owns_workdir if remove_workdir is None else remove_workdir
         if remove:
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    async def _stop_named(self, *names: str) -> None:
+        await asyncio.gather(*(_proc.stop_async(p) for p in self.procs if p.name in names))
 
     # ---- persisting (for `up` in one process and `down` in another) --------------------------
 
@@ -158,6 +185,7 @@ class Cluster:
             node_names=list(data["node_names"]),
             owns_workdir=bool(data["owns_workdir"]),
             startup_seconds=float(data["startup_seconds"]),
+            real_node=node.NodeState(**data["real_node"]) if data.get("real_node") else None,
         )
 
 
@@ -216,14 +244,16 @@ async def start_cluster(
     options = options or ClusterOptions()
     layout = layout or resolve_layout()
     say = log or _stderr
-    if missing := layout.missing_binaries():
+    if missing := layout.missing_binaries() + (["kubelet"] * (options.kubelet and not layout.has("kubelet"))):
         raise ClusterError(f"missing binaries {missing} in {layout.bin_dir}: run tools/k8s/build.sh")
+    if options.kubelet and (reason := node.unable_to_run()):
+        raise ClusterError(f"no real node possible here: {reason}")
     t0 = time.monotonic()
     cluster = _prepare(options, layout)
     try:
         await asyncio.wait_for(_bring_up(cluster, layout, options, say, t0), options.timeout)
     except BaseException as exc:
-        await cluster.stop(remove_workdir=False)
+        await cluster.stop(remove_workdir=False, log=say)
         if isinstance(exc, TimeoutError):
             raise ClusterError(
                 f"control plane not ready within {options.timeout:.0f} s; logs in {cluster.workdir}/logs"
@@ -241,7 +271,7 @@ def _prepare(options: ClusterOptions, layout: Layout) -> Cluster:
     workdir = Path(tempfile.mkdtemp(prefix="k8stars-cluster-")) if owns else Path(options.workdir or "")
     for sub in ("pki", "logs", "etcd"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
-    ports = Ports(*_free_ports(5))
+    ports = Ports(*_free_ports(5 + 3 * options.kubelet))
     pki = workdir / "pki"
     ca = certs.CertAuthority.create("k8stars-test-ca")
     ca.write(pki / "ca.crt", pki / "ca.key")
@@ -327,14 +357,20 @@ async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, s
     # The rest only need the apiserver, so they start together and are awaited together.
     kcm = _start(cluster, "kube-controller-manager", _kcm_argv(cluster, layout, options), logs, pdeath)
     sched = _start(cluster, "kube-scheduler", _scheduler_argv(cluster, layout), logs, pdeath)
-    kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs, pdeath)
-    cluster.node_names = await _create_nodes(cluster, options.nodes)
-    await asyncio.gather(
+    waits = [
         _wait_for(cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"),
         _wait_for(cluster, sched, lambda: _component_healthy(cluster.ports.scheduler), "kube-scheduler /healthz"),
         _wait_for(cluster, kcm, lambda: _default_service_account(cluster), "default ServiceAccount"),
-        _wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"),
-    )
+    ]
+    if options.nodes:
+        kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs, pdeath)
+        cluster.node_names = await _create_nodes(cluster, options.nodes)
+        waits.append(_wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"))
+    if options.kubelet:
+        spawn = functools.partial(_start, cluster, logs=logs, die_with_parent=pdeath)
+        wait = functools.partial(_wait_for, cluster)
+        waits.append(_node_start.bring_up(cluster, layout.binary("kubelet"), spawn, wait, say, t0))
+    await asyncio.gather(*waits)
 
 
 def _start(cluster: Cluster, name: str, argv: list[str], logs: Path, die_with_parent: bool) -> _proc.Proc:
@@ -439,8 +475,8 @@ def node_manifest(index: int) -> dict[str, Any]:
 
 
 async def _create_nodes(cluster: Cluster, count: int) -> list[str]:
-    if not 1 <= count <= 254:
-        raise ClusterError(f"nodes must be 1..254, not {count}")
+    if not 0 <= count <= 254:
+        raise ClusterError(f"nodes must be 0..254, not {count}")
     names = []
     for index in range(1, count + 1):
         manifest = node_manifest(index)
@@ -494,6 +530,7 @@ def _apiserver_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -
         "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
         "--profiling=false",
         f"--cert-dir={pki}",
+        *(node.apiserver_args(pki) if options.kubelet else []),
         *options.extra_apiserver_args,
     ]
 

@@ -10,6 +10,10 @@ Also `kube` (an admin client, the k8s.tars.io CRDs installed) and `namespace` (a
 
 - K8STARS_CLUSTER_REUSE=1 use the cluster of `python -m k8stars.testing.cluster up` if it runs
                           (fast local iterations; it is not stopped afterwards).
+
+`k8s_real_cluster`: a second control plane with a real node (containerd + kubelet) and a local registry, no kwok
+nodes; `.real_node.registry` is the registry's host:port. Skipped (with the reason) when not root or when the
+machine lacks containerd, runc, the CNI plugins, docker-registry or cgroups; K8STARS_SKIP_REAL_PODS=1 skips it too.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import pytest
 
 from ._paths import cache_root
 from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
+from .node import unable_to_run
 
 SKIP_ENV = "K8STARS_SKIP_CLUSTER"
+SKIP_REAL_ENV = "K8STARS_SKIP_REAL_PODS"
 REUSE_ENV = "K8STARS_CLUSTER_REUSE"
 
 
@@ -106,3 +112,26 @@ async def namespace(kube: Any) -> AsyncIterator[str]:
         yield name
     finally:
         await kube.delete(ns, None, name)
+
+
+def skip_unless_real_pods() -> None:
+    """pytest.skip, with the reason, where real pods cannot run here."""
+    if os.environ.get(SKIP_ENV) == "1" or os.environ.get(SKIP_REAL_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1 or {SKIP_REAL_ENV}=1: real-pod tests skipped on request")
+    if reason := unable_to_run():
+        pytest.skip(f"real pods cannot run here: {reason}")
+
+
+@pytest.fixture(scope="session")
+def k8s_real_cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A control plane with one real node (pods really run, on a bridge of their own) and a local registry."""
+    skip_unless_real_pods()
+    workdir: Path = tmp_path_factory.mktemp("k8s-real")
+    with _visible_output(pytestconfig):
+        layout = asyncio.run(ensure_binaries(log=_say))
+        options = ClusterOptions(workdir=workdir, nodes=0, kubelet=True, die_with_parent=True)
+        cluster = asyncio.run(start_cluster(options, layout, log=_say))
+    try:
+        yield cluster
+    finally:
+        asyncio.run(cluster.stop(remove_workdir=False, log=_say))

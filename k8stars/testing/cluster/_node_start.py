@@ -1,0 +1,54 @@
+"""Bringing up the real node of a cluster whose control plane is up: the registry (and the pause image in it),
+then containerd, then kubelet, until the Node is Ready. The pieces are in node.py and registry.py; the processes
+start through the launcher's one way (`spawn`, `wait`: launcher._start and launcher._wait_for)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _proc, node, registry
+
+if TYPE_CHECKING:
+    from .launcher import Cluster
+
+Spawn = Callable[[str, list[str]], _proc.Proc]
+Wait = Callable[[_proc.Proc, Callable[[], Awaitable[bool]], str], Awaitable[None]]
+
+
+async def bring_up(
+    cluster: Cluster, kubelet: Path, spawn: Spawn, wait: Wait, say: Callable[[str], None], t0: float
+) -> None:
+    ports = cluster.ports
+    host_port = f"127.0.0.1:{ports.registry}"
+    reg = spawn("registry", registry.argv(registry.write_config(cluster.workdir / "registry", ports.registry)))
+    cluster.real_node = state = await asyncio.to_thread(
+        node.prepare,
+        cluster.workdir,
+        registry=host_port,
+        pki=cluster.workdir / "pki",
+        ports=(ports.kubelet, ports.kubelet_healthz),
+    )
+    cluster.save()  # from here on, `down` must undo the bridge, the cgroups and the mounts
+    await wait(reg, lambda: registry.ready(host_port), "registry /v2/")
+    await node.push_pause_image(state)
+    containerd = spawn("containerd", node.containerd_argv(state))
+    await wait(containerd, lambda: node.containerd_ready(state), "containerd")
+    kubelet_proc = spawn("kubelet", node.kubelet_argv(state, kubelet, cluster.kubeconfig))
+    await wait(kubelet_proc, lambda: _node_ready(cluster, state.name), f"node {state.name} Ready")
+    state.ready_seconds = round(time.monotonic() - t0, 2)
+    say(
+        f"cluster: real node {state.name} Ready after {state.ready_seconds:.1f} s "
+        f"(pods on {state.subnet}, bridge {state.bridge}, registry {host_port})"
+    )
+
+
+async def _node_ready(cluster: Cluster, name: str) -> bool:
+    got: dict[str, Any] = await cluster.api("GET", f"/api/v1/nodes/{name}", ok=(404,))
+    if got.get("kind") != "Node":
+        return False  # not registered yet (a 404 Status)
+    conditions = got.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

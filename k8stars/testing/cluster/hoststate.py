@@ -1,0 +1,149 @@
+"""What a real node could change on the machine, captured before `up` and after `down` to prove it left nothing.
+
+Each part is a sorted list of text lines, so a difference reads as "+ line" (appeared) or "- line" (vanished):
+links, IPv4/IPv6 routes of every table, iptables rules (legacy and nft back ends, nft ruleset when `nft` exists),
+mounts, cgroups whose name says Kubernetes or k8stars, the sysctls kubelet touches, processes that belong to a
+real node, and the host directories containerd and kubelet are known to create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+Snapshot = dict[str, list[str]]
+
+SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "net/ipv4/ip_forward",
+    "net/ipv4/conf/all/forwarding",
+    "net/ipv6/conf/all/forwarding",
+    "net/ipv4/conf/all/route_localnet",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/bridge/bridge-nf-call-ip6tables",
+)
+HOST_PATHS = (
+    "/run/containerd",
+    "/run/netns",
+    "/var/run/netns",
+    "/var/lib/cni",
+    "/var/lib/containerd",
+    "/var/lib/kubelet",
+    "/var/log/pods",
+    "/var/log/containers",
+    "/etc/cni",
+    "/opt/cni",
+    "/opt/containerd",
+    "/usr/libexec/kubernetes",
+    "/etc/kubernetes",
+)
+_CGROUP_NAME = re.compile(r"kube|k8stars|pod[0-9a-f-]{8,}")
+_COUNTERS = re.compile(r"\[\d+:\d+\]")
+
+
+def _run(*argv: str) -> list[str]:
+    if shutil.which(argv[0]) is None:
+        return []
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=20, check=False)
+    return done.stdout.splitlines() if done.returncode == 0 else [f"({argv[0]} failed: {done.returncode})"]
+
+
+def _links() -> list[str]:
+    out = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
+    return sorted(f"{link['ifname']} {link.get('link_type', '')}" for link in out)
+
+
+def _routes() -> list[str]:
+    lines = []
+    for family in ("-4", "-6"):
+        lines += [f"{family} {r}" for r in _run("ip", family, "route", "show", "table", "all")]
+    return sorted(lines)
+
+
+def _firewall() -> list[str]:
+    lines = []
+    for tool in ("iptables-save", "ip6tables-save", "iptables-legacy-save", "ip6tables-legacy-save"):
+        # Comments carry timestamps, counters change with traffic: neither is state a node leaves behind.
+        lines += [f"{tool}: {_COUNTERS.sub('', r)}" for r in _run(tool) if not r.startswith("#")]
+    lines += [f"nft: {r}" for r in _run("nft", "list", "ruleset")]
+    return lines
+
+
+def _mounts() -> list[str]:
+    return sorted(" ".join(line.split()[:3]) for line in Path("/proc/mounts").read_text().splitlines())
+
+
+def _cgroups() -> list[str]:
+    found = []
+    root = Path("/sys/fs/cgroup")
+    for hierarchy in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        # Two levels: the kubelet cgroup root (/k8stars-*, or /kubepods by default) and kubepods below it.
+        for child in (c for c in hierarchy.iterdir() if c.is_dir()):
+            if _CGROUP_NAME.search(child.name):
+                found.append(str(child))
+            found += [str(g) for g in child.iterdir() if g.is_dir() and _CGROUP_NAME.search(g.name)]
+    return sorted(found)
+
+
+def _sysctls() -> list[str]:
+    lines = []
+    for key in SYSCTLS:
+        with contextlib.suppress(OSError):
+            lines.append(f"{key} = {(Path('/proc/sys') / key).read_text().strip()}")
+    return lines
+
+
+def _node_processes() -> list[str]:
+    """Processes of a real node: containerd, its shims, kubelet, and anything in a Kubernetes pod cgroup."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            comm = (entry / "comm").read_text().strip()
+            cgroup = (entry / "cgroup").read_text()
+            if comm.startswith(("containerd", "kubelet")) or "kubepods" in cgroup:
+                found.append(f"{entry.name} {comm}")
+    return sorted(found)
+
+
+def _host_paths() -> list[str]:
+    lines = []
+    for path in map(Path, HOST_PATHS):
+        if path.is_dir():
+            lines.append(f"{path}/ {sorted(p.name for p in path.iterdir())}")
+        elif path.exists():
+            lines.append(str(path))
+    return lines
+
+
+def snapshot() -> Snapshot:
+    return {
+        "links": _links(),
+        "routes": _routes(),
+        "firewall": _firewall(),
+        "mounts": _mounts(),
+        "cgroups": _cgroups(),
+        "sysctls": _sysctls(),
+        "processes": _node_processes(),
+        "host paths": _host_paths(),
+    }
+
+
+def diff(before: Snapshot, after: Snapshot) -> list[str]:
+    """Lines that appeared (+) or vanished (-), per part; empty when the machine is as it was."""
+    out = []
+    for part in before.keys() | after.keys():
+        old, new = before.get(part, []), after.get(part, [])
+        out += [f"{part}: - {line}" for line in old if line not in new]
+        out += [f"{part}: + {line}" for line in new if line not in old]
+    return sorted(out)
