@@ -22,7 +22,7 @@ MAX_NAME = 200  # bytes of one path component we build (file systems allow 255)
 MAX_FORMAT = 64
 # sLogType -> (default time format, seconds per unit, default count): TarsCpp's LogByDay/LogByHour/LogByMinute
 LOG_TYPES = {"day": ("%Y%m%d", 86400, 1), "hour": ("%Y%m%d%H", 3600, 1), "minute": ("%Y%m%d%H%M", 60, 10)}
-_BAD_CHARS = re.compile(r"[/\\\x00]")
+_BAD_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")  # control characters too: a name must not forge a log line
 
 
 class BadLogName(ValueError):
@@ -42,7 +42,7 @@ def check_part(what: str, value: str, *, empty_ok: bool = False) -> str:
     if not value and not empty_ok:
         raise BadLogName(f"{what} is empty")
     if _BAD_CHARS.search(value) or ".." in value or value == ".":
-        raise BadLogName(f"{what} {value[:80]!r}: path separators, NUL and '..' are not allowed")
+        raise BadLogName(f"{what} {value[:80]!r}: path separators, control characters and '..' are not allowed")
     if len(value.encode("utf-8", "surrogateescape")) > MAX_NAME:
         raise BadLogName(f"{what} {value[:40]!r}...: longer than {MAX_NAME} bytes")
     return value

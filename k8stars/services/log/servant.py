@@ -11,12 +11,14 @@ from k8stars.services.log.writer import LogWriter
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.logf import LogInfo, LogServant
 from k8stars.tars.rpc import current
+from k8stars.tars.untrusted import printable
 
 
 def node_name() -> str:
-    """Who sent the call, as TarsCpp's Current::getHostName: the context's node_name, else the peer's address."""
+    """Who sent the call, as TarsCpp's Current::getHostName: the context's node_name, else the peer's address
+    (escaped: it starts every line the call writes, and must not start a forged one)."""
     cur = current()
-    return cur.context.get("node_name") or cur.peer_host
+    return printable(cur.context.get("node_name") or cur.peer_host)
 
 
 class LogImp(LogServant):

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import stat
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from k8stars.tars.untrusted import Throttle
 
 log = logging.getLogger("k8stars.services.log")
 
@@ -57,7 +61,7 @@ class LogWriter:
         self._open: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()  # path -> (fd, opened at)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._warned: dict[str, float] = {}
+        self._warnings = Throttle(log, WARN_EVERY)
 
     @property
     def open_files(self) -> int:
@@ -79,10 +83,7 @@ class LogWriter:
 
     def warn(self, kind: str, message: str, *args: object) -> None:
         """A warning at most every WARN_EVERY seconds per kind: a flood must not flood our own log too."""
-        now = time.monotonic()
-        if now - self._warned.get(kind, -WARN_EVERY) >= WARN_EVERY:
-            self._warned[kind] = now
-            log.warning(message, *args)
+        self._warnings.warn(kind, message, *args)
 
     def add(self, path: tuple[str, ...], records: list[str], prefix: str, label: str) -> None:
         """Queue ``records`` (each after ``prefix``, ending with a newline) for the file at ``path``."""
@@ -158,10 +159,7 @@ class LogWriter:
             return entry[0]
         while len(self._open) >= self.max_open:
             self._close(next(iter(self._open)))
-        file = self.root.joinpath(*path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a symlink planted in the log directory cannot redirect our appends
-        fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = open_below(self.root, path)
         self._open[path] = (fd, time.monotonic())
         return fd
 
@@ -174,3 +172,30 @@ class LogWriter:
     def _close_all(self) -> None:
         for path in list(self._open):
             self._close(path)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted where a log file goes fails at once (ENXIO) instead of blocking the event loop
+_FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def open_below(root: Path, path: tuple[str, ...]) -> int:
+    """An append descriptor of the regular file ``root/path``, creating directories on the way. Each component is
+    opened relative to its parent with O_NOFOLLOW, so a symlink anywhere below ``root`` (an app's directory, a set's,
+    the file itself) fails the open (OSError) instead of leading outside; so does a hard link or anything that is not
+    a regular file."""
+    dir_fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in path[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=dir_fd)
+            parent, dir_fd = dir_fd, os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+            os.close(parent)
+        fd = os.open(path[-1], _FILE_FLAGS, 0o644, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a regular file of its own (a link to another file?)", str(root.joinpath(*path)))
+    return fd
