@@ -5,13 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from k8stars import __version__
+from k8stars.service.commands import (
+    WHERE_REGISTERED,
+    endpoint_option,
+    fail,
+    host_option,
+    kubeconfig_option,
+    locator_option,
+    log_level_option,
+    namespace_option,
+    node_name_option,
+    port_option,
+    serve_command,
+    store_options,
+)
 from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
 
 
@@ -76,25 +89,25 @@ def call(
     try:
         iface = find_interface(servant, idl, includes, interface_name)
     except (IdlError, ValueError) as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     if list_ops:
         click.echo("\n".join(describe(iface)))
         return
     if not func:
-        _fail("FUNC is required (or use --list)", 2)
+        fail("FUNC is required (or use --list)", 2)
     try:
         doc = json.loads(args)
     except json.JSONDecodeError as e:
-        _fail(f"ARGS is not valid JSON: {e}", 2)
+        fail(f"ARGS is not valid JSON: {e}", 2)
     if not isinstance(doc, dict):
-        _fail("ARGS must be a JSON object keyed by parameter name", 2)
+        fail("ARGS must be a JSON object keyed by parameter name", 2)
     context = dict(c.split("=", 1) for c in contexts if "=" in c)
     try:
         result = asyncio.run(_call(target, locator, iface, func, doc, timeout_ms, context, oneway))
     except TarsRpcError as e:
-        _fail(f"{e}", 1)
+        fail(f"{e}", 1)
     except (TarsError, ValueError) as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
@@ -109,91 +122,46 @@ async def _call(
         return await call_json(comm, target, iface, func, doc, timeout_ms=timeout_ms, context=context, oneway=oneway)
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 # --- registry (issue 6): options are the public contract; the implementation lives in k8stars.registry -------------
 @main.command("registry")
-@click.option("--host", envvar="K8STARS_REGISTRY_HOST", default="127.0.0.1", show_default=True,
-              help="Address to listen on.")  # fmt: skip
-@click.option("--port", envvar="K8STARS_REGISTRY_PORT", type=int, default=17890, show_default=True,
-              help="Port of tars.tarsregistry.QueryObj (and of Registry unless --registry-port).")  # fmt: skip
-@click.option("--registry-port", envvar="K8STARS_REGISTRY_REGISTRY_PORT", type=int, default=None,
-              help="Serve tars.tarsregistry.Registry on its own port.")  # fmt: skip
-@click.option("--store", envvar="K8STARS_REGISTRY_STORE", type=click.Choice(["sqlite", "mysql", "kubernetes"]),
-              default="sqlite", show_default=True,
-              help="Where endpoints are kept (kubernetes: read from pods and TEndpoints).")  # fmt: skip
-@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
-              help="Directory of the SQLite store (default ~/.local/share/k8stars).")  # fmt: skip
-@click.option("--dsn", envvar="K8STARS_REGISTRY_DSN", default=None,
-              help="mysql://user:pass@host:port/db_tars for --store mysql.")  # fmt: skip
+@host_option("K8STARS_REGISTRY_HOST")
+@port_option("K8STARS_REGISTRY_PORT", 17890,
+             "Port of tars.tarsregistry.QueryObj (and of Registry unless --registry-port).")  # fmt: skip
+@port_option("K8STARS_REGISTRY_REGISTRY_PORT", None, "Serve tars.tarsregistry.Registry on its own port.",
+             name="--registry-port")  # fmt: skip
+@store_options("registry", "registry.db", "endpoints are kept; kubernetes: read from pods and TEndpoints",
+               default="sqlite")  # fmt: skip
 @click.option("--heartbeat-timeout", envvar="K8STARS_REGISTRY_HEARTBEAT_TIMEOUT", type=float, default=60.0,
               show_default=True, help="Seconds without keepAlive before an endpoint turns inactive.")  # fmt: skip
 @click.option("--retention", envvar="K8STARS_REGISTRY_RETENTION", type=float, default=3600.0, show_default=True,
               help="Seconds an inactive endpoint is kept before it is removed.")  # fmt: skip
-@click.option("--http-port", envvar="K8STARS_REGISTRY_HTTP_PORT", type=int, default=9325, show_default=True,
-              help="Port of /metrics and the Prometheus http_sd endpoint (0 = off).")  # fmt: skip
-@click.option("--node-name", envvar=["K8STARS_REGISTRY_NODE_NAME", "POD_IP"], default=None,
-              help="Address clients reach this replica at, registered for its own servants (default: --host, or "
-                   "this machine's IP when --host is a wildcard).")  # fmt: skip
-@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
-              help="--store kubernetes: kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
-@click.option("--namespace", "-n", envvar="K8STARS_REGISTRY_NAMESPACE", default=None,
-              help="--store kubernetes: watch one namespace only (default: all).")  # fmt: skip
+@port_option("K8STARS_REGISTRY_HTTP_PORT", 9325, "Port of /metrics and the Prometheus http_sd endpoint (0 = off).",
+             name="--http-port")  # fmt: skip
+@node_name_option("registry", "Address clients reach this replica at, registered for its own servants (default: "
+                              "--host, or this machine's IP when --host is a wildcard).")  # fmt: skip
+@kubeconfig_option("--store kubernetes: kubeconfig file (default: ~/.kube/config, else in-cluster).")
+@namespace_option("K8STARS_REGISTRY_NAMESPACE", "--store kubernetes: watch one namespace only (default: all).")
+@log_level_option()
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
-    from k8stars.registry.app import ConfigError, StoreUnavailable, serve
-    from k8stars.tars.rpc.loop import run
+    from k8stars.registry.app import RegistryConfig, RegistryServer
 
-    try:
-        run(serve(**options))
-    except ConfigError as e:
-        _fail(str(e), 2)
-    except StoreUnavailable as e:
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        pass
+    serve_command(RegistryServer, RegistryConfig, options)
 
 
 # --- config service: tars.tarsconfig.ConfigObj over TConfigs or db_tars; the implementation lives in
 # k8stars.services.config. `k8stars config [options]` serves; put/get/list/rm manage the SQL store's files.
-def _store_options(service: str, db_file: str, what: str) -> Callable[[Any], Any]:
-    """--store, --data-dir and --dsn of a service over a store (config, notify), with its K8STARS_<SERVICE>_* env."""
-    env = service.upper()
-
-    def decorate(fn: Any) -> Any:
-        for option in reversed([
-            click.option("--store", envvar=f"K8STARS_{env}_STORE", type=click.Choice(["kubernetes", "sqlite", "mysql"]),
-                         default=None, help=f"Where {what} (default: kubernetes with --namespace, else sqlite)."),
-            click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
-                         help=f"Directory of the SQLite store's {db_file} (default ~/.local/share/k8stars)."),
-            click.option("--dsn", envvar=f"K8STARS_{env}_DSN", default=None,
-                         help="mysql://user:pass@host:port/db_tars for --store mysql."),
-        ]):  # fmt: skip
-            fn = option(fn)
-        return fn
-
-    return decorate
-
-
-_config_store_options = _store_options("config", "config.db", "files are kept")
+_config_store_options = store_options("config", "config.db", "files are kept")
 
 
 @main.group("config", invoke_without_command=True)
-@click.option("--endpoint", envvar="K8STARS_CONFIG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10001 -t 60000",
-              show_default=True, help="Endpoint of tars.tarsconfig.ConfigObj (and AdminObj).")  # fmt: skip
-@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
-              help="Registry QueryObj proxy to register tars.tarsconfig with (default: none).")  # fmt: skip
-@click.option("--node-name", envvar=["K8STARS_CONFIG_NODE_NAME", "POD_IP"], default=None,
-              help="Address registered for ConfigObj (default: the endpoint's host, or this machine's IP when it "
-                   "is a wildcard).")  # fmt: skip
-@click.option("--namespace", "-n", envvar=["K8STARS_CONFIG_NAMESPACE", "POD_NAMESPACE"], default=None,
-              help="--store kubernetes: the namespace whose TConfigs and pods are served.")  # fmt: skip
-@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
-              help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
-@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@endpoint_option("K8STARS_CONFIG_ENDPOINT", "tcp -h 127.0.0.1 -p 10001 -t 60000", "tars.tarsconfig.ConfigObj")
+@locator_option("tars.tarsconfig")
+@node_name_option("config", f"Address registered for ConfigObj {WHERE_REGISTERED}.")
+@namespace_option(["K8STARS_CONFIG_NAMESPACE", "POD_NAMESPACE"],
+                  "--store kubernetes: the namespace whose TConfigs and pods are served.")  # fmt: skip
+@kubeconfig_option()
+@log_level_option()
 @_config_store_options
 @click.pass_context
 def config(ctx: click.Context, /, **options: Any) -> None:
@@ -203,19 +171,10 @@ def config(ctx: click.Context, /, **options: Any) -> None:
     db_tars tables: app, server and node levels, references, sets).
     """
     ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
-    if ctx.invoked_subcommand is not None:
-        return
-    from k8stars.services.config.app import ConfigServiceError, serve
-    from k8stars.tars.rpc.loop import run
+    if ctx.invoked_subcommand is None:
+        from k8stars.services.config.app import ConfigService, ConfigServiceOptions
 
-    try:
-        run(serve(**options))
-    except ConfigServiceError as e:
-        _fail(str(e), 2)
-    except RuntimeError as e:  # the store could not be opened (cluster unreachable, no CRDs, no rights, no DB)
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        pass
+        serve_command(ConfigService, ConfigServiceOptions, options)
 
 
 def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str | None, dsn: str | None,
@@ -228,7 +187,7 @@ def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str
     parent = ctx.obj or {}
     kind = store or parent.get("store") or "sqlite"
     if kind == "kubernetes":
-        _fail("the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)", 2)
+        fail("the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)", 2)
 
     async def go() -> Any:
         sql = SqlConfigStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
@@ -241,11 +200,11 @@ def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str
     try:
         return asyncio.run(go())
     except (manage.UsageError, ValueError) as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     except (manage.NotFound, RuntimeError) as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)
     except Exception as e:  # the database refused a statement (driver errors share no useful base)
-        _fail(f"config store: {e}", 1)
+        fail(f"config store: {e}", 1)
 
 
 _TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
@@ -272,13 +231,13 @@ def config_put(ctx: click.Context, target: str, file: str, name: str | None, hos
     try:
         manage.parse_target(target, host, set_division)  # before reading FILE: the first error is the one to fix
     except manage.UsageError as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     if file == "-" and not name:
-        _fail("reading stdin (-) needs --name", 2)
+        fail("reading stdin (-) needs --name", 2)
     try:
         content = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        _fail(f"{file}: {e}", 2)
+        fail(f"{file}: {e}", 2)
     click.echo(_run_files(ctx, manage.put, store, data_dir, dsn, target, host, set_division,
                           name or Path(file).name, content, user=user, reason=reason,
                           references=list(refs) if refs else None))  # fmt: skip
@@ -332,61 +291,44 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
 # --- stat service: tars.tarsstat.StatObj + tars.tarsproperty.PropertyObj as Prometheus metrics; the implementation
 # lives in k8stars.services.stat
 @main.command("stat")
-@click.option("--stat-endpoint", envvar="K8STARS_STAT_ENDPOINT", default="tcp -h 127.0.0.1 -p 10003 -t 60000",
-              show_default=True, help="Endpoint of tars.tarsstat.StatObj (and AdminObj).")  # fmt: skip
-@click.option("--property-endpoint", envvar="K8STARS_PROPERTY_ENDPOINT", default="tcp -h 127.0.0.1 -p 10004 -t 60000",
-              show_default=True, help="Endpoint of tars.tarsproperty.PropertyObj.")  # fmt: skip
-@click.option("--http-host", envvar="K8STARS_STAT_HTTP_HOST", default="127.0.0.1", show_default=True,
-              help="Address of /metrics and /healthz.")  # fmt: skip
-@click.option("--http-port", envvar="K8STARS_STAT_HTTP_PORT", type=int, default=9326, show_default=True,
-              help="Port of /metrics (Prometheus) and /healthz; 0: a free one, -1: none.")  # fmt: skip
-@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
-              help="Registry QueryObj proxy to register tars.tarsstat and tars.tarsproperty with.")  # fmt: skip
-@click.option("--node-name", envvar=["K8STARS_STAT_NODE_NAME", "POD_IP"], default=None,
-              help="Address registered for both servants (default: the endpoint's host, or this machine's IP when "
-                   "it is a wildcard).")  # fmt: skip
+@endpoint_option("K8STARS_STAT_ENDPOINT", "tcp -h 127.0.0.1 -p 10003 -t 60000", "tars.tarsstat.StatObj",
+                 name="--stat-endpoint")  # fmt: skip
+@endpoint_option("K8STARS_PROPERTY_ENDPOINT", "tcp -h 127.0.0.1 -p 10004 -t 60000", "tars.tarsproperty.PropertyObj",
+                 name="--property-endpoint", admin=False)  # fmt: skip
+@host_option("K8STARS_STAT_HTTP_HOST", name="--http-host", what="of /metrics and /healthz")
+@port_option("K8STARS_STAT_HTTP_PORT", 9326, "Port of /metrics (Prometheus) and /healthz; 0: a free one, -1: none.",
+             name="--http-port")  # fmt: skip
+@locator_option("tars.tarsstat and tars.tarsproperty")
+@node_name_option("stat", f"Address registered for both servants {WHERE_REGISTERED}.")
 @click.option("--max-series", envvar="K8STARS_STAT_MAX_SERIES", type=int, default=20000, show_default=True,
               help="Cap on distinct series; reports beyond it are dropped and counted.")  # fmt: skip
 @click.option("--ip-labels/--no-ip-labels", envvar="K8STARS_STAT_IP_LABELS", default=False, show_default=True,
               help="Label call series with caller/callee IPs and callee port, properties with the IP.")  # fmt: skip
 @click.option("--ret-label/--no-ret-label", envvar="K8STARS_STAT_RET_LABEL", default=False, show_default=True,
               help="Label call series with the return code.")  # fmt: skip
-@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@log_level_option()
 def stat(**options: Any) -> None:
     """Run the TARS stat and property services (StatF, PropertyF), exposing the reports as Prometheus metrics."""
-    from k8stars.services.stat.app import StatServiceError, serve
-    from k8stars.tars.rpc.loop import run
+    from k8stars.services.stat.app import StatService, StatServiceOptions
 
-    try:
-        run(serve(**options))
-    except StatServiceError as e:
-        _fail(str(e), 2)
-    except OSError as e:  # a servant's port is taken
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        pass
+    serve_command(StatService, StatServiceOptions, options)
 
 
 # --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the
 # implementation lives in k8stars.services.notify. `k8stars notify [options]` serves; `list` reads the SQL store.
-_notify_store_options = _store_options("notify", "notify.db", "notifications go")
+_notify_store_options = store_options("notify", "notify.db", "notifications go")
 
 
 @main.group("notify", invoke_without_command=True)
-@click.option("--endpoint", envvar="K8STARS_NOTIFY_ENDPOINT", default="tcp -h 127.0.0.1 -p 10002 -t 60000",
-              show_default=True, help="Endpoint of tars.tarsnotify.NotifyObj (and AdminObj).")  # fmt: skip
-@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
-              help="Registry QueryObj proxy to register tars.tarsnotify with (default: none).")  # fmt: skip
-@click.option("--node-name", envvar=["K8STARS_NOTIFY_NODE_NAME", "POD_IP"], default=None,
-              help="Address registered for NotifyObj (default: the endpoint's host, or this machine's IP when it "
-                   "is a wildcard).")  # fmt: skip
-@click.option("--namespace", "-n", envvar=["K8STARS_NOTIFY_NAMESPACE", "POD_NAMESPACE"], default=None,
-              help="--store kubernetes: the namespace whose pods get the Events.")  # fmt: skip
-@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
-              help="Kubeconfig file (default: ~/.kube/config, else in-cluster).")  # fmt: skip
+@endpoint_option("K8STARS_NOTIFY_ENDPOINT", "tcp -h 127.0.0.1 -p 10002 -t 60000", "tars.tarsnotify.NotifyObj")
+@locator_option("tars.tarsnotify")
+@node_name_option("notify", f"Address registered for NotifyObj {WHERE_REGISTERED}.")
+@namespace_option(["K8STARS_NOTIFY_NAMESPACE", "POD_NAMESPACE"],
+                  "--store kubernetes: the namespace whose pods get the Events.")  # fmt: skip
+@kubeconfig_option()
 @click.option("--queue-size", envvar="K8STARS_NOTIFY_QUEUE_SIZE", type=int, default=10000, show_default=True,
               help="Notifications waiting for the store at most; more are dropped and counted.")  # fmt: skip
-@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@log_level_option()
 @_notify_store_options
 @click.pass_context
 def notify(ctx: click.Context, /, **options: Any) -> None:
@@ -396,19 +338,10 @@ def notify(ctx: click.Context, /, **options: Any) -> None:
     (TarsFramework's db_tars.t_server_notifys, read by TarsWeb).
     """
     ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
-    if ctx.invoked_subcommand is not None:
-        return
-    from k8stars.services.notify.app import NotifyServiceError, serve
-    from k8stars.tars.rpc.loop import run
+    if ctx.invoked_subcommand is None:
+        from k8stars.services.notify.app import NotifyService, NotifyServiceOptions
 
-    try:
-        run(serve(**options))
-    except NotifyServiceError as e:
-        _fail(str(e), 2)
-    except RuntimeError as e:  # the store could not be opened (cluster unreachable, no rights, no DB)
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        pass
+        serve_command(NotifyService, NotifyServiceOptions, options)
 
 
 @notify.command("list")
@@ -426,11 +359,11 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
     parent = ctx.obj or {}
     kind = store or parent.get("store") or "sqlite"
     if kind == "kubernetes":
-        _fail("the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events", 2)
+        fail("the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events", 2)
     try:
         manage.parse_target(target)
     except manage.UsageError as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
 
     async def go() -> list[str]:
         sql = SqlNotifyStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
@@ -443,9 +376,9 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
     try:
         lines = asyncio.run(go())
     except (manage.UsageError, ValueError) as e:
-        _fail(str(e), 2)
+        fail(str(e), 2)
     except Exception as e:  # the store could not be opened or read (driver errors share no useful base)
-        _fail(str(e), 1)
+        fail(str(e), 1)
     for line in lines:
         click.echo(line)
 
@@ -456,13 +389,9 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
 @click.option("--log-dir", envvar="K8STARS_LOG_DIR", type=click.Path(file_okay=False),
               default="/usr/local/app/tars/remote_app_log", show_default=True,
               help="Directory of the log files (<app>/<server>/<app>.<server>_<file>_<date>.log).")  # fmt: skip
-@click.option("--endpoint", envvar="K8STARS_LOG_ENDPOINT", default="tcp -h 127.0.0.1 -p 10005 -t 60000",
-              show_default=True, help="Endpoint of tars.tarslog.LogObj (and AdminObj).")  # fmt: skip
-@click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
-              help="Registry QueryObj proxy to register tars.tarslog with (default: none).")  # fmt: skip
-@click.option("--node-name", envvar=["K8STARS_LOG_NODE_NAME", "POD_IP"], default=None,
-              help="Address registered for LogObj (default: the endpoint's host, or this machine's IP when it is a "
-                   "wildcard).")  # fmt: skip
+@endpoint_option("K8STARS_LOG_ENDPOINT", "tcp -h 127.0.0.1 -p 10005 -t 60000", "tars.tarslog.LogObj")
+@locator_option("tars.tarslog")
+@node_name_option("log", f"Address registered for LogObj {WHERE_REGISTERED}.")
 @click.option("--stdout/--no-stdout", envvar="K8STARS_LOG_STDOUT", default=False, show_default=True,
               help="Also print each record on stdout as 'App.Server/file: line' (for kubectl logs).")  # fmt: skip
 @click.option("--ip-prefix/--no-ip-prefix", envvar="K8STARS_LOG_IP_PREFIX", default=True, show_default=True,
@@ -478,20 +407,12 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
 @click.option("--log-type", envvar="K8STARS_LOG_TYPES", multiple=True, metavar="APP.SERVER.FILE=TYPE",
               help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable; env: "
                    "space-separated).")  # fmt: skip
-@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@log_level_option()
 def log_service(**options: Any) -> None:
     """Run the TARS remote log service (LogF): servers' log= records as files named as TarsFramework names them."""
-    from k8stars.services.log.app import LogServiceError, serve
-    from k8stars.tars.rpc.loop import run
+    from k8stars.services.log.app import LogService, LogServiceOptions
 
-    try:
-        run(serve(**options))
-    except LogServiceError as e:
-        _fail(str(e), 2)
-    except OSError as e:  # the port is taken, the directory cannot be created
-        _fail(str(e), 1)
-    except KeyboardInterrupt:
-        pass
+    serve_command(LogService, LogServiceOptions, options)
 
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
@@ -570,7 +491,7 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
     hooks = None
     if webhook_port:
         if not (webhook_cert and webhook_key):
-            _fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
+            fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
         hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
                                webhook_ca, tconfig_guard=tconfig_guard)  # fmt: skip
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (pod deletion) shuts down like Ctrl-C
@@ -585,4 +506,4 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
     except KeyboardInterrupt:
         pass
     except LeadershipLost as e:
-        _fail(str(e), 1)
+        fail(str(e), 1)

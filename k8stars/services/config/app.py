@@ -12,131 +12,66 @@ resolves by name through QueryF.
 
 from __future__ import annotations
 
-import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
-from k8stars import __version__
-from k8stars.services.base import (
-    APPLICATION,
-    Registrations,
-    StoreServiceOptions,
-    node_address,
-    run_service,
-    setup_logging,
-)
+from k8stars.service.options import ServiceError, StoreServiceOptions
+from k8stars.service.tars import TarsService, tars_adapter
 from k8stars.services.config.classic import ClassicConfigImp
 from k8stars.services.config.servant import ConfigImp
 from k8stars.services.config.sqlstore import SqlConfigStore
 from k8stars.services.config.store import KubernetesConfigStore
 from k8stars.tars.endpoint import Endpoint
-from k8stars.tars.rpc import AdapterConfig, Application
-from k8stars.tars.rpc.application import AdminServant, ServerSettings
-
-log = logging.getLogger("k8stars.services.config")
+from k8stars.tars.rpc import AdapterConfig
 
 SERVER = "tarsconfig"
 CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
 DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10001 -t 60000"  # ConfigObj's port in a classic TARS install
 
 
-class ConfigServiceError(ValueError):
+class ConfigServiceError(ServiceError):
     """An option that cannot work; the message names it."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConfigServiceOptions(StoreServiceOptions):
     endpoint: str = DEFAULT_ENDPOINT
 
-    error: ClassVar[type[ValueError]] = ConfigServiceError
+    error: ClassVar[type[ServiceError]] = ConfigServiceError
     namespace_env: ClassVar[str] = "K8STARS_CONFIG_NAMESPACE"
 
 
-class ConfigService:
+class ConfigService(TarsService[ConfigServiceOptions]):
     """Store, ConfigObj + AdminObj listener and self-registration, started and stopped as one."""
+
+    name, server = "config", SERVER
 
     def __init__(
         self, options: ConfigServiceOptions, store: KubernetesConfigStore | SqlConfigStore | None = None
     ) -> None:
-        options.check()
-        self.options = options
+        super().__init__(options)
         self.store = store or open_store(options)
-        ep = options.parsed_endpoint()
-        adapter = AdapterConfig(CONFIG_OBJ + "Adapter", ep, CONFIG_OBJ, max_conns=100000)
-        settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
-        self.app = Application(settings)
-        self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
-        self._registrations: Registrations | None = None
+
+    def adapters(self) -> list[AdapterConfig]:
+        return [tars_adapter(CONFIG_OBJ, self.options.parsed_endpoint())]
 
     @property
     def endpoint(self) -> Endpoint:
         return self.app.adapter_endpoint(CONFIG_OBJ)
 
-    @property
-    def node(self) -> str:
-        return node_address(self.options.node_name, self.endpoint)
-
-    async def start(self) -> None:
+    async def open(self, parts: AsyncExitStack) -> None:
         await self.store.open()
-        try:
-            adapter = self.app.server.adapters[CONFIG_OBJ + "Adapter"]
-            servant = ClassicConfigImp(self.store) if isinstance(self.store, SqlConfigStore) else ConfigImp(self.store)
-            adapter.add_servant(CONFIG_OBJ, servant)
-            adapter.add_servant("AdminObj", AdminServant(self.app))
-            await self.app.start()
-            if self.options.locator:
-                self._registrations = Registrations(self.options.locator)
-                self._registrations.add(SERVER, CONFIG_OBJ, self.node, self.endpoint)
-        except BaseException:
-            await self.stop()
-            raise
-        registered = f", registering as {self.node} through {self.options.locator}" if self.options.locator else ""
-        log.info("config %s: %s@%s, %s%s", __version__, CONFIG_OBJ, self.endpoint, self.source, registered)
+        parts.push_async_callback(self.store.close)
+        servant = ClassicConfigImp(self.store) if isinstance(self.store, SqlConfigStore) else ConfigImp(self.store)
+        self.adapter(CONFIG_OBJ).add_servant(CONFIG_OBJ, servant)
+        await self.start_tars(parts)
+        self.register(parts, self.options.locator, (SERVER, CONFIG_OBJ))
 
-    @property
-    def source(self) -> str:
+    def describe(self) -> str:
         if isinstance(self.store, SqlConfigStore):
-            return f"{self.store.kind} store {self.store.where}"
-        return f"namespace {self.options.namespace}"
-
-    async def stop(self) -> None:
-        if self._registrations is not None:
-            await self._registrations.close()
-            self._registrations = None
-        await self.app.stop()
-        await self.store.close()
-
-    async def run(self) -> None:
-        """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
-        await run_service(self)
-
-
-async def serve(
-    *,
-    namespace: str | None,
-    endpoint: str = DEFAULT_ENDPOINT,
-    locator: str | None = None,
-    node_name: str | None = None,
-    kubeconfig: str | None = None,
-    log_level: str = "INFO",
-    store: str | None = None,
-    data_dir: str | None = None,
-    dsn: str | None = None,
-) -> None:
-    """Run the config service until stopped (what ``k8stars config`` does). ConfigServiceError for bad options."""
-    setup_logging(log_level)
-    options = ConfigServiceOptions.from_cli(
-        namespace=namespace,
-        endpoint=endpoint,
-        locator=locator,
-        node_name=node_name,
-        kubeconfig=kubeconfig,
-        log_level=log_level,
-        store=store,
-        data_dir=data_dir,
-        dsn=dsn,
-    )
-    await ConfigService(options).run()
+            return f"{CONFIG_OBJ}@{self.endpoint}, {self.store.kind} store {self.store.where}"
+        return f"{CONFIG_OBJ}@{self.endpoint}, namespace {self.options.namespace}"
 
 
 def open_store(options: ConfigServiceOptions) -> KubernetesConfigStore | SqlConfigStore:

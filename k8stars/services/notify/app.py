@@ -11,24 +11,17 @@ stop), so every server's ``notify=tars.tarsnotify.NotifyObj`` resolves by name.
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import ClassVar
 
-from k8stars import __version__
-from k8stars.services.base import (
-    APPLICATION,
-    Registrations,
-    StoreServiceOptions,
-    node_address,
-    run_service,
-    setup_logging,
-)
+from k8stars.service.options import ServiceError, StoreServiceOptions
+from k8stars.service.tars import TarsService, tars_adapter
 from k8stars.services.notify.kubestore import KubernetesNotifyStore
 from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
 from k8stars.services.notify.sqlstore import SqlNotifyStore
 from k8stars.tars.endpoint import Endpoint
-from k8stars.tars.rpc import AdapterConfig, Application
-from k8stars.tars.rpc.application import AdminServant, ServerSettings
+from k8stars.tars.rpc import AdapterConfig
 
 log = logging.getLogger("k8stars.services.notify")
 
@@ -38,16 +31,16 @@ DEFAULT_ENDPOINT = "tcp -h 127.0.0.1 -p 10002 -t 60000"  # NotifyObj's port in a
 STOP_FLUSH_TIMEOUT = 3.0  # seconds to write what is still queued at stop
 
 
-class NotifyServiceError(ValueError):
+class NotifyServiceError(ServiceError):
     """An option that cannot work; the message names it."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NotifyServiceOptions(StoreServiceOptions):
     endpoint: str = DEFAULT_ENDPOINT
     queue_size: int = DEFAULT_CAPACITY
 
-    error: ClassVar[type[ValueError]] = NotifyServiceError
+    error: ClassVar[type[ServiceError]] = NotifyServiceError
     namespace_env: ClassVar[str] = "K8STARS_NOTIFY_NAMESPACE"
 
     def check(self) -> None:
@@ -63,20 +56,19 @@ def open_store(options: NotifyServiceOptions) -> NotifySink:
     return SqlNotifyStore(options.store_kind, data_dir=options.data_dir, dsn=options.dsn)
 
 
-class NotifyService:
+class NotifyService(TarsService[NotifyServiceOptions]):
     """Store, queue, NotifyObj + AdminObj listener and self-registration, started and stopped as one."""
 
+    name, server = "notify", SERVER
+
     def __init__(self, options: NotifyServiceOptions, store: NotifySink | None = None) -> None:
-        options.check()
-        self.options = options
+        super().__init__(options)
         self.store = store or open_store(options)
         self.queue = NotifyQueue(self.store, options.queue_size)
-        adapter = AdapterConfig(NOTIFY_OBJ + "Adapter", options.parsed_endpoint(), NOTIFY_OBJ, max_conns=100000)
-        settings = ServerSettings(app=APPLICATION, server=SERVER, log_level=options.log_level, adapters=[adapter])
-        self.app = Application(settings)
         self.app.register_admin_command("tars.notifystat", self._stat, "the notify service's counters")
-        self.stopping = self.app.stopping  # AdminObj.shutdown ends run() too
-        self._registrations: Registrations | None = None
+
+    def adapters(self) -> list[AdapterConfig]:
+        return [tars_adapter(NOTIFY_OBJ, self.options.parsed_endpoint())]
 
     def _stat(self, _command: str, _params: str) -> str:
         return f"{self.store.kind} store {self.store.where}: {self.queue.counters}, queued {self.queue.pending}"
@@ -85,67 +77,19 @@ class NotifyService:
     def endpoint(self) -> Endpoint:
         return self.app.adapter_endpoint(NOTIFY_OBJ)
 
-    @property
-    def node(self) -> str:
-        return node_address(self.options.node_name, self.endpoint)
-
-    async def start(self) -> None:
+    async def open(self, parts: AsyncExitStack) -> None:
         await self.store.open()
-        try:
-            self.queue.start()
-            adapter = self.app.server.adapters[NOTIFY_OBJ + "Adapter"]
-            adapter.add_servant(NOTIFY_OBJ, NotifyImp(self.queue))
-            adapter.add_servant("AdminObj", AdminServant(self.app))
-            await self.app.start()
-            if self.options.locator:
-                self._registrations = Registrations(self.options.locator)
-                self._registrations.add(SERVER, NOTIFY_OBJ, self.node, self.endpoint)
-        except BaseException:
-            await self.stop()
-            raise
-        registered = f", registering as {self.node} through {self.options.locator}" if self.options.locator else ""
-        log.info("notify %s: %s@%s, %s store %s%s", __version__, NOTIFY_OBJ, self.endpoint, self.store.kind,
-                 self.store.where, registered)  # fmt: skip
+        parts.push_async_callback(self.store.close)
+        self.queue.start()
+        parts.push_async_callback(self._drain)
+        self.adapter(NOTIFY_OBJ).add_servant(NOTIFY_OBJ, NotifyImp(self.queue))
+        await self.start_tars(parts)
+        self.register(parts, self.options.locator, (SERVER, NOTIFY_OBJ))
 
-    async def stop(self) -> None:
-        if self._registrations is not None:
-            await self._registrations.close()
-            self._registrations = None
-        await self.app.stop()
+    async def _drain(self) -> None:
+        """After the listener: what its last calls queued is written too."""
         await self.queue.stop(STOP_FLUSH_TIMEOUT)
         log.info("notify: %s", self.queue.counters)
-        await self.store.close()
 
-    async def run(self) -> None:
-        """Serve until SIGTERM, SIGINT or AdminObj.shutdown, then stop (deregistering)."""
-        await run_service(self)
-
-
-async def serve(
-    *,
-    namespace: str | None,
-    endpoint: str = DEFAULT_ENDPOINT,
-    locator: str | None = None,
-    node_name: str | None = None,
-    kubeconfig: str | None = None,
-    log_level: str = "INFO",
-    store: str | None = None,
-    data_dir: str | None = None,
-    dsn: str | None = None,
-    queue_size: int = DEFAULT_CAPACITY,
-) -> None:
-    """Run the notify service until stopped (what ``k8stars notify`` does). NotifyServiceError for bad options."""
-    setup_logging(log_level)
-    options = NotifyServiceOptions.from_cli(
-        namespace=namespace,
-        endpoint=endpoint,
-        locator=locator,
-        node_name=node_name,
-        kubeconfig=kubeconfig,
-        log_level=log_level,
-        store=store,
-        data_dir=data_dir,
-        dsn=dsn,
-        queue_size=queue_size,
-    )
-    await NotifyService(options).run()
+    def describe(self) -> str:
+        return f"{NOTIFY_OBJ}@{self.endpoint}, {self.store.kind} store {self.store.where}"

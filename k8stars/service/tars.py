@@ -1,0 +1,66 @@
+"""The TARS side of a service: one Application (its adapters, AdminObj with the ``tars.*`` commands) whose
+AdminObj.shutdown stops the service, and the registration of its servants with the registry."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from k8stars.service.lifecycle import O, Service
+from k8stars.service.registration import APPLICATION, Registrations, node_address
+from k8stars.tars.endpoint import Endpoint
+from k8stars.tars.rpc import AdapterConfig, Application
+from k8stars.tars.rpc.application import AdminServant, ServerSettings
+from k8stars.tars.rpc.server import Adapter
+
+log = logging.getLogger("k8stars.services")
+
+ADMIN_OBJ = "AdminObj"
+MAX_CONNS = 100000  # a framework service is called by every server
+
+
+def tars_adapter(servant: str, endpoint: Endpoint, max_conns: int = MAX_CONNS) -> AdapterConfig:
+    """The adapter ``<servant>Adapter`` serving ``servant`` on ``endpoint``."""
+    return AdapterConfig(servant + "Adapter", endpoint, servant, max_conns=max_conns)
+
+
+class TarsService(Service[O]):
+    """A service of TARS servants, server ``tars.<server>``. A subclass lists its adapters (:meth:`adapters`, from
+    the checked options), adds its servants to them in ``open`` and calls :meth:`start_tars`, then
+    :meth:`register`."""
+
+    server = ""
+
+    def __init__(self, options: O) -> None:
+        super().__init__(options)
+        self.app = Application(self.server_settings())
+        self.stopping = self.app.stopping  # AdminObj.shutdown stops the service too
+
+    def adapters(self) -> list[AdapterConfig]:
+        raise NotImplementedError
+
+    def server_settings(self) -> ServerSettings:
+        return ServerSettings(app=APPLICATION, server=self.server, log_level=self.options.log_level,
+                              adapters=self.adapters())  # fmt: skip
+
+    def adapter(self, servant: str) -> Adapter:
+        return self.app.server.adapters[servant + "Adapter"]
+
+    async def start_tars(self, parts: AsyncExitStack, admin: Adapter | None = None) -> None:
+        """Listen, with AdminObj on ``admin`` (default: the first adapter), until ``parts`` close."""
+        (admin or next(iter(self.app.server.adapters.values()))).add_servant(ADMIN_OBJ, AdminServant(self.app))
+        parts.push_async_callback(self.app.stop)  # before start: a second adapter failing closes the first
+        await self.app.start()
+
+    def register(self, parts: AsyncExitStack, locator: str, *servers: tuple[str, str]) -> None:
+        """With a locator, each (server, servant) registered with the registry until ``parts`` close (deregistered
+        first: the listeners it advertises close after it)."""
+        if not locator:
+            return
+        registrations = Registrations(locator)
+        parts.push_async_callback(registrations.close)
+        for server, servant in servers:
+            ep = self.app.adapter_endpoint(servant)
+            node = node_address(self.options.node_name, ep.host)
+            registrations.add(server, servant, node, ep)
+            log.info("registering %s as %s through %s", servant, node, locator)
