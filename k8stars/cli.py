@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from k8stars import __version__
+from k8stars.image.cli import image as image_group
 from k8stars.service.commands import (
     WHERE_REGISTERED,
     endpoint_option,
@@ -507,3 +508,6 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
         pass
     except LeadershipLost as e:
         fail(str(e), 1)
+
+
+main.add_command(image_group)
