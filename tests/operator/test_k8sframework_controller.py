@@ -1,0 +1,307 @@
+"""K8SFramework's controller behaviour, on the real control plane, with the operator running under its own identity
+(a ServiceAccount holding only the controller chart's ClusterRole, impersonated) and users acting as `alice`:
+the pod template (the server container exactly the user's), claim-template changes rebuilding the StatefulSet, hand
+edits undone, record limits from TFrameworkConfig, TAccount token expiry (issue 15, points 4, 5, 6, 9, 10)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
+from operator_helpers import load_examples, resource_of, until
+
+from k8stars.kube.client import Kube, Obj, Resource
+from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TSERVER
+from k8stars.operator import Operator
+
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "k8stars-controller" / "templates" / "rbac.yaml"
+NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
+ROLE = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role")
+CLUSTER_ROLE = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
+ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
+ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+NAME = "test-helloserver"
+
+
+def chart_operator_rules() -> list[Obj]:
+    """The ClusterRole rules of the controller chart (the part that does not depend on values)."""
+    docs = RBAC.read_text().split("\n---\n")
+    (role,) = [d for d in docs if "\nkind: ClusterRole\n" in f"\n{d}"]
+    rules = role.split("\nrules:\n", 1)[1].split("{{", 1)[0]
+    loaded: list[Obj] = yaml.safe_load(rules)
+    return loaded
+
+
+def alice(kube: Kube) -> Kube:
+    """A user with every RBAC right (no admission webhook runs here: what a hand edit can do)."""
+    return Kube(kube.api, "alice", headers={"Impersonate-User": "alice", "Impersonate-Group": "system:masters"})
+
+
+@pytest.fixture
+async def operator(kube: Kube, namespace: str) -> AsyncIterator[Operator]:
+    """The operator as the ServiceAccount `k8stars-operator` of the namespace with the chart's rules only."""
+    await kube.create(ACCOUNT, namespace, {"metadata": {"name": "k8stars-operator"}})
+    role = {"metadata": {"name": "k8stars-operator"}, "rules": chart_operator_rules()}
+    await kube.create(ROLE, namespace, role)
+    subject = {"kind": "ServiceAccount", "name": "k8stars-operator", "namespace": namespace}
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "k8stars-operator"}
+    binding = {"metadata": {"name": "k8stars-operator"}, "subjects": [subject], "roleRef": ref}
+    await kube.create(ROLE_BINDING, namespace, binding)
+    label = f"tars.io/node.{namespace}"
+    nodes = [n["metadata"]["name"] for n in (await kube.list(NODE))["items"]]
+    for node in nodes:
+        await kube.merge_patch(NODE, None, node, {"metadata": {"labels": {label: "true"}}})
+    identity = {"Impersonate-User": f"system:serviceaccount:{namespace}:k8stars-operator"}
+    op = Operator(Kube(kube.api, headers=identity), namespace=namespace, workers=2, resync=3600)
+    task = asyncio.create_task(op.run())
+    try:
+        await asyncio.wait_for(op.ready.wait(), 20)
+        yield op
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for node in nodes:
+            await kube.merge_patch(NODE, None, node, {"metadata": {"labels": {label: None}}})
+
+
+async def _tserver(kube: Kube, namespace: str, example: str = "tserver.yaml", **k8s: Any) -> Obj:
+    (doc,) = load_examples(example)
+    doc = copy.deepcopy(doc)
+    doc["spec"]["k8s"].update(k8s)
+    return await kube.create(TSERVER, namespace, doc)
+
+
+async def _get(kube: Kube, res: Resource, namespace: str, name: str = NAME) -> Obj:
+    obj = await kube.get(res, namespace, name)
+    assert obj is not None, f"{res.kind} {name} missing"
+    return obj
+
+
+# --- point 4 ------------------------------------------------------------------------------------------------------
+async def test_server_container_is_exactly_the_users(kube: Kube, namespace: str, operator: Operator) -> None:
+    """env = spec.k8s.env; volumes/mounts = the user's + host-timezone + tarsnode-work-dir; the agent's inputs are on
+    the tarsnode init container (downward API, the server-meta ConfigMap), which writes them into the work dir."""
+    ts = await _tserver(kube, namespace)
+    sts = await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    user = ts["spec"]["k8s"]
+    assert [e["name"] for e in container["env"]] == [e["name"] for e in user["env"]]
+    assert [m["name"] for m in container["volumeMounts"]] == [*(m["name"] for m in user["mounts"]), "host-timezone",
+                                                              "tarsnode-work-dir"]  # fmt: skip
+    assert [v["name"] for v in pod["volumes"]] == [*(m["name"] for m in user["mounts"]), "host-timezone",
+                                                   "tarsnode-work-dir"]  # fmt: skip
+    (init,) = pod["initContainers"]
+    assert init["volumeMounts"] == [{"name": "tarsnode-work-dir", "mountPath": "/usr/local/app/tars/tarsnode"}]
+    sources = {e["name"]: e.get("valueFrom") or e.get("value") for e in init["env"]}
+    assert sources["PodIP"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}
+    assert sources["PodName"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
+    assert sources["Namespace"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+    assert (sources["ServerApp"], sources["ServerName"]) == ("Test", "HelloServer")
+    assert sources["K8STARS_SERVER_META"] == {
+        "configMapKeyRef": {"name": f"{NAME}-server-meta", "key": "_server_meta.yaml"}}  # fmt: skip
+    # A normal server: no work dir, no init container, env still exactly the user's.
+    normal = await _tserver(kube, namespace, "tserver-normal.yaml")
+    name = normal["metadata"]["name"]
+    nsts = await until(lambda: kube.get(STATEFULSET, namespace, name), what="normal StatefulSet")
+    npod = nsts["spec"]["template"]["spec"]
+    assert "initContainers" not in npod and [v["name"] for v in npod["volumes"]][-1] == "host-timezone"
+    assert "env" not in npod["containers"][0] or npod["containers"][0]["env"] == normal["spec"]["k8s"].get("env")
+
+
+# --- point 5 ------------------------------------------------------------------------------------------------------
+async def test_claim_template_change_rebuilds_the_statefulset_keeping_pods(
+    kube: Kube, namespace: str, operator: Operator
+) -> None:
+    await _tserver(kube, namespace)
+    old = await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+
+    async def first_pod() -> Obj | None:
+        pod = await kube.get(POD, namespace, f"{NAME}-0")
+        return pod if pod and (pod.get("status") or {}).get("phase") == "Running" else None
+
+    pod = await until(first_pod, timeout=30, what="pod 0 running")
+    claim = {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    mounts = [*((await _get(kube, TSERVER, namespace))["spec"]["k8s"]["mounts"]),
+              {"name": "data", "mountPath": "/data", "source": {"persistentVolumeClaimTemplate": claim}},
+              {"name": "local", "mountPath": "/local", "source": {"tLocalVolume": {}}}]  # fmt: skip
+    await alice(kube).merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"mounts": mounts}}})
+
+    async def rebuilt() -> Obj | None:
+        sts = await kube.get(STATEFULSET, namespace, NAME)
+        return sts if sts and sts["metadata"]["uid"] != old["metadata"]["uid"] else None
+
+    new = await until(rebuilt, timeout=30, what="a new StatefulSet")
+    assert [c["metadata"]["name"] for c in new["spec"]["volumeClaimTemplates"]] == ["data", "local"]
+    assert new["spec"]["volumeClaimTemplates"][0]["spec"]["resources"] == claim["spec"]["resources"]
+    container = new["spec"]["template"]["spec"]["containers"][0]
+    assert {"data", "local"} <= {m["name"] for m in container["volumeMounts"]}
+
+    async def adopted() -> bool:  # the running pod was orphaned, not deleted, and the new StatefulSet took it
+        current = await kube.get(POD, namespace, f"{NAME}-0")
+        refs = (current or {}).get("metadata", {}).get("ownerReferences") or []
+        assert current is not None and current["metadata"]["uid"] == pod["metadata"]["uid"], "pod 0 was replaced"
+        return any(r.get("uid") == new["metadata"]["uid"] for r in refs)
+
+    await until(adopted, timeout=30, what="pod 0 adopted by the new StatefulSet")
+    # Changing a claim again (its size) rebuilds again; the operator settles (no rebuild loop).
+    claim["spec"]["resources"]["requests"]["storage"] = "2Gi"
+    await alice(kube).merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"mounts": mounts}}})
+
+    async def grown() -> bool:
+        sts = await kube.get(STATEFULSET, namespace, NAME)
+        claims = (sts or {}).get("spec", {}).get("volumeClaimTemplates") or []
+        return bool(claims) and claims[0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+    await until(grown, timeout=30, what="the StatefulSet with the 2Gi claim")
+    settled = await _get(kube, STATEFULSET, namespace)
+    await asyncio.sleep(1.5)
+    assert (await _get(kube, STATEFULSET, namespace))["metadata"]["uid"] == settled["metadata"]["uid"]
+
+
+# --- point 9 ------------------------------------------------------------------------------------------------------
+async def test_hand_edits_of_owned_objects_are_undone(kube: Kube, namespace: str, operator: Operator) -> None:
+    """A user's edits (no webhook to refuse them) of the StatefulSet, Service and DaemonSet: changed values come
+    back, added fields go, removed ones return; what someone added outside spec (a label) stays."""
+    ts = await _tserver(kube, namespace)
+    sts = await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+    svc = await until(lambda: kube.get(SERVICE, namespace, NAME), what="Service")
+    assert sts["spec"]["replicas"] == 2
+    user = alice(kube)
+    await user.json_patch(STATEFULSET, namespace, NAME, [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "evil:latest"},
+        {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": {"name": "EXTRA", "value": "1"}},
+        {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {"disk": "ssd"}},
+        {"op": "remove", "path": "/spec/template/spec/readinessGates"},
+        {"op": "replace", "path": "/spec/replicas", "value": 5},
+        {"op": "add", "path": "/metadata/labels/team", "value": "blue"},
+    ])  # fmt: skip
+    await user.json_patch(SERVICE, namespace, NAME, [
+        {"op": "add", "path": "/spec/ports/-", "value": {"name": "extra", "port": 9999, "protocol": "TCP"}},
+        {"op": "replace", "path": "/spec/selector", "value": {"app": "other"}},
+    ])  # fmt: skip
+
+    async def sts_restored() -> bool:
+        current = await _get(kube, STATEFULSET, namespace)
+        spec = current["spec"]
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["image"] == ts["spec"]["release"]["image"], container["image"]
+        assert [e["name"] for e in container["env"]] == [e["name"] for e in ts["spec"]["k8s"]["env"]]
+        assert "nodeSelector" not in pod and pod["readinessGates"] == [{"conditionType": "tars.io/active"}]
+        assert spec["replicas"] == 2
+        return bool(current["metadata"]["labels"].get("team") == "blue")
+
+    await until(sts_restored, timeout=20, what="the StatefulSet as the TServer says")
+
+    async def svc_restored() -> bool:
+        current = await _get(kube, SERVICE, namespace)
+        assert [p["name"] for p in current["spec"]["ports"]] == [p["name"] for p in svc["spec"]["ports"]]
+        return bool(current["spec"]["selector"] == svc["spec"]["selector"])
+
+    await until(svc_restored, timeout=20, what="the Service as the TServer says")
+
+    # A DaemonSet server: same.
+    normal = await _tserver(kube, namespace, "tserver-normal.yaml", daemonSet=True)
+    name = normal["metadata"]["name"]
+    await until(lambda: kube.get(DAEMONSET, namespace, name), what="DaemonSet")
+    await user.json_patch(DAEMONSET, namespace, name, [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "evil:latest"},
+    ])  # fmt: skip
+
+    async def ds_restored() -> bool:
+        current = await _get(kube, DAEMONSET, namespace, name)
+        image = ((normal["spec"].get("release") or {}).get("image")) or " "  # the placeholder before a release
+        return bool(current["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+
+    await until(ds_restored, timeout=20, what="the DaemonSet as the TServer says")
+    # Settled: the next reconcile (a resync) writes nothing.
+    before = {r.kind: (await _get(kube, r, namespace))["metadata"]["resourceVersion"] for r in (STATEFULSET, SERVICE)}
+    writes = dict(operator.stats.writes)
+    operator.queue.add((namespace, NAME))
+    await asyncio.sleep(1.0)
+    assert operator.stats.writes == writes
+    after = {r.kind: (await _get(kube, r, namespace))["metadata"]["resourceVersion"] for r in (STATEFULSET, SERVICE)}
+    assert after == before
+
+
+# --- point 10 -----------------------------------------------------------------------------------------------------
+async def test_record_limits_come_from_the_framework_config(kube: Kube, namespace: str, operator: Operator) -> None:
+    framework = load_examples("tframework.yaml")
+    (tfc,) = [d for d in framework if d["kind"] == "TFrameworkConfig"]
+    tfc = copy.deepcopy(tfc)
+    tfc["recordLimit"] = {"texitedPod": 10, "timageRelease": 11, "tconfigHistory": 12}
+    await kube.create(resource_of("TFrameworkConfig"), namespace, tfc)
+    ts = await _tserver(kube, namespace)
+    # Records from before: 15 exited pods, 15 releases.
+    times = {"createTime": "2026-01-01T00:00:00Z", "deleteTime": "2026-01-01T00:00:01Z"}
+    old_pods = [{"uid": f"u{i}", "name": f"{NAME}-{i}", "id": "v0", "nodeIP": "", "podIP": "", **times}
+                for i in range(15)]  # fmt: skip
+    record = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TExitedRecord", "metadata": {"name": NAME},
+              "app": "Test", "server": "HelloServer", "pods": old_pods}  # fmt: skip
+    await kube.create(resource_of("TExitedRecord"), namespace, record)
+    image = await until(lambda: kube.get(resource_of("TImage"), namespace, NAME), what="TImage")
+    image["releases"] = [*image["releases"], *({"id": f"old{i}", "image": f"r/x:old{i}"} for i in range(15))]
+    await kube.request("PUT", resource_of("TImage").path(namespace, NAME), body=image)
+
+    async def running() -> Obj | None:
+        pod = await kube.get(POD, namespace, f"{NAME}-1")
+        return pod if pod and (pod.get("status") or {}).get("phase") == "Running" else None
+
+    pod = await until(running, timeout=30, what="pod 1 running")
+    await kube.delete(POD, namespace, f"{NAME}-1")
+
+    async def trimmed() -> bool:
+        rec = await _get(kube, resource_of("TExitedRecord"), namespace)
+        return len(rec["pods"]) == 10 and rec["pods"][-1]["uid"] == pod["metadata"]["uid"]
+
+    await until(trimmed, timeout=30, what="TExitedRecord trimmed to recordLimit.texitedPod")
+    release = {**ts["spec"]["release"], "id": "v20260102-1", "image": "registry.example.com/tars/x:v2"}
+    await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"release": release}})
+
+    async def releases() -> bool:
+        img = await _get(kube, resource_of("TImage"), namespace)
+        return len(img["releases"]) == 11 and img["releases"][0]["id"] == "v20260102-1"
+
+    await until(releases, timeout=30, what="TImage trimmed to recordLimit.timageRelease")
+
+
+# --- point 6 ------------------------------------------------------------------------------------------------------
+async def test_expired_taccount_tokens_are_removed(kube: Kube, namespace: str, operator: Operator) -> None:
+    """As K8SFramework's account controller: tokens past their expirationTime (or without one) leave the list, each
+    account looked at again when its next token expires."""
+    now = datetime.now(UTC)
+
+    def stamp(delta: float) -> str:
+        return (now + timedelta(seconds=delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    tokens = [
+        {"name": "old", "content": "a", "updateTime": stamp(-100), "expirationTime": stamp(-10), "valid": True},
+        {"name": "soon", "content": "b", "updateTime": stamp(-100), "expirationTime": stamp(3), "valid": True},
+        {"name": "later", "content": "c", "updateTime": stamp(-100), "expirationTime": stamp(3600), "valid": True},
+    ]
+    account = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TAccount", "metadata": {"name": "admin-account"},
+               "spec": {"username": "admin", "authorization": [],
+                        "authentication": {"bcryptPassword": "$2a$06$" + "x" * 53, "tokens": tokens}}}  # fmt: skip
+    await kube.create(resource_of("TAccount"), namespace, account)
+
+    async def names() -> list[str]:
+        obj = await _get(kube, resource_of("TAccount"), namespace, "admin-account")
+        return [t["name"] for t in obj["spec"]["authentication"].get("tokens") or []]
+
+    await until(lambda: _equal(names, ["soon", "later"]), timeout=10, what="the expired token removed")
+    await until(lambda: _equal(names, ["later"]), timeout=15, what="the second token removed when it expires")
+
+
+async def _equal(probe: Any, want: list[str]) -> bool:
+    got = await probe()
+    assert got == want or len(got) > len(want), got
+    return bool(got == want)
