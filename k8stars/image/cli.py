@@ -40,6 +40,7 @@ def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
     from k8stars.image.package import PackageError
     from k8stars.image.registry import RegistryError
     from k8stars.image.timage import BuildRefused
+    from k8stars.kube.client import ApiException
 
     try:
         return asyncio.run(coro())
@@ -51,6 +52,8 @@ def _run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail(str(e), 1)
     except ValueError as e:
         fail(str(e), 2)
+    except ApiException as e:
+        fail(f"Kubernetes API: {e.status} {e.reason}: {str(e.body or '')[:500]}", 1)
 
 
 def _auth(path: str | None, registry: str) -> Any:
