@@ -25,6 +25,7 @@ from k8stars.service.commands import (
     port_option,
     serve_command,
     store_options,
+    store_service_options,
 )
 from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
 
@@ -156,14 +157,9 @@ _config_store_options = store_options("config", "config.db", "files are kept")
 
 
 @main.group("config", invoke_without_command=True)
-@endpoint_option("K8STARS_CONFIG_ENDPOINT", "tcp -h 127.0.0.1 -p 10001 -t 60000", "tars.tarsconfig.ConfigObj")
-@locator_option("tars.tarsconfig")
-@node_name_option("config", f"Address registered for ConfigObj {WHERE_REGISTERED}.")
-@namespace_option(["K8STARS_CONFIG_NAMESPACE", "POD_NAMESPACE"],
-                  "--store kubernetes: the namespace whose TConfigs and pods are served.")  # fmt: skip
-@kubeconfig_option()
-@log_level_option()
-@_config_store_options
+@store_service_options("config", "tars.tarsconfig.ConfigObj", "tcp -h 127.0.0.1 -p 10001 -t 60000",
+                       "--store kubernetes: the namespace whose TConfigs and pods are served.", "config.db",
+                       "files are kept")  # fmt: skip
 @click.pass_context
 def config(ctx: click.Context, /, **options: Any) -> None:
     """Run the TARS config service (ConfigF), or manage the files of its SQL store (put, get, list, rm).
@@ -321,16 +317,11 @@ _notify_store_options = store_options("notify", "notify.db", "notifications go")
 
 
 @main.group("notify", invoke_without_command=True)
-@endpoint_option("K8STARS_NOTIFY_ENDPOINT", "tcp -h 127.0.0.1 -p 10002 -t 60000", "tars.tarsnotify.NotifyObj")
-@locator_option("tars.tarsnotify")
-@node_name_option("notify", f"Address registered for NotifyObj {WHERE_REGISTERED}.")
-@namespace_option(["K8STARS_NOTIFY_NAMESPACE", "POD_NAMESPACE"],
-                  "--store kubernetes: the namespace whose pods get the Events.")  # fmt: skip
-@kubeconfig_option()
+@store_service_options("notify", "tars.tarsnotify.NotifyObj", "tcp -h 127.0.0.1 -p 10002 -t 60000",
+                       "--store kubernetes: the namespace whose pods get the Events.", "notify.db",
+                       "notifications go")  # fmt: skip
 @click.option("--queue-size", envvar="K8STARS_NOTIFY_QUEUE_SIZE", type=int, default=10000, show_default=True,
               help="Notifications waiting for the store at most; more are dropped and counted.")  # fmt: skip
-@log_level_option()
-@_notify_store_options
 @click.pass_context
 def notify(ctx: click.Context, /, **options: Any) -> None:
     """Run the TARS notify service (NotifyF), or list what its SQL store holds (list).

@@ -12,7 +12,6 @@ every replica over one MySQL store is listed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
@@ -38,6 +37,7 @@ from k8stars.registry.servants import RegistryServant
 from k8stars.registry.service import RegistryService
 from k8stars.registry.store import Store, open_store
 from k8stars.service.http import serve_http
+from k8stars.service.lifecycle import cancel
 from k8stars.service.options import ServiceError, ServiceOptions
 from k8stars.service.registration import APPLICATION, node_address
 from k8stars.service.tars import TarsService, tars_adapter
@@ -189,7 +189,7 @@ class RegistryServer(TarsService[RegistryConfig]):
         await self.service.register(own)
         parts.push_async_callback(lambda: _quietly(self.service.store.deregister(self.key, self.service.clock())))
         heartbeat = asyncio.create_task(self._heartbeat_loop(own), name="registry-self-heartbeat")
-        parts.push_async_callback(_cancel, heartbeat)
+        parts.push_async_callback(cancel, heartbeat)
 
     async def _heartbeat_loop(self, own: Registration) -> None:
         interval = min(10.0, self.config.heartbeat_timeout / 3)
@@ -202,12 +202,6 @@ class RegistryServer(TarsService[RegistryConfig]):
                     await _quietly(self.service.register(own))
             except Exception as e:
                 log.warning("own heartbeat failed: %s", e)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _quietly(aw: Awaitable[object]) -> None:

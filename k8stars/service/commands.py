@@ -117,3 +117,20 @@ def store_options(service: str, db_file: str, what: str, *, default: str | None 
         click.option("--dsn", envvar=f"K8STARS_{env}_DSN", default=None,
                      help="mysql://user:pass@host:port/db_tars for --store mysql."),
     )  # fmt: skip
+
+
+def store_service_options(service: str, servant: str, endpoint: str, namespace_help: str, db_file: str,
+                          what: str) -> Decorator:  # fmt: skip
+    """The options of a TARS service over a store (``StoreServiceOptions``): ``--endpoint`` of ``servant``
+    (``App.Server.Obj``), --locator, --node-name, --namespace (env K8STARS_<SERVICE>_NAMESPACE, else the pod's),
+    --kubeconfig, --log-level and the store's."""
+    obj = servant.rsplit(".", 1)[-1]
+    return options(
+        endpoint_option(f"K8STARS_{service.upper()}_ENDPOINT", endpoint, servant),
+        locator_option(servant.rsplit(".", 1)[0]),
+        node_name_option(service, f"Address registered for {obj} {WHERE_REGISTERED}."),
+        namespace_option([f"K8STARS_{service.upper()}_NAMESPACE", "POD_NAMESPACE"], namespace_help),
+        kubeconfig_option(),
+        log_level_option(),
+        store_options(service, db_file, what),
+    )

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from contextlib import AsyncExitStack
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from k8stars import __version__
 from k8stars.service.options import ServiceOptions
@@ -17,6 +17,13 @@ from k8stars.service.options import ServiceOptions
 log = logging.getLogger("k8stars.services")
 
 O = TypeVar("O", bound=ServiceOptions)  # noqa: E741 - the options type of a service
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel a part's background task and wait until it has ended."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def setup_logging(level: str) -> None:

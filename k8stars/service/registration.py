@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from k8stars import __version__
+from k8stars.service.lifecycle import cancel
 from k8stars.tars.endpoint import Endpoint, local_ip
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
@@ -66,9 +67,7 @@ class Registration:
     async def stop(self) -> None:
         """Stop the keepAlives and deregister (best effort: the registry may be gone)."""
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await cancel(self.task)
             self.task = None
         with contextlib.suppress(Exception):
             await self.registry.tars_options(timeout_ms=1000).onPrestop(
