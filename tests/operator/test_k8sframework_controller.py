@@ -20,6 +20,7 @@ from operator_helpers import load_examples, resource_of, until
 from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TSERVER
 from k8stars.operator import Operator
+from k8stars.testing.cluster import Cluster
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "k8stars-controller" / "templates" / "rbac.yaml"
 NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
@@ -305,3 +306,115 @@ async def _equal(probe: Any, want: list[str]) -> bool:
     got = await probe()
     assert got == want or len(got) > len(want), got
     return bool(got == want)
+
+
+# --- point 11 -----------------------------------------------------------------------------------------------------
+LEASE = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+
+
+def _micro(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+async def test_a_paused_leader_stops_before_another_takes_over(
+    k8s_cluster: Cluster, kube: Kube, namespace: str
+) -> None:
+    """Two `k8stars operator --leader-elect` processes. SIGSTOP the leader: the other takes over no sooner than the
+    lease duration after the leader's last renewal; SIGCONT the first: past its renew deadline, it writes nothing
+    (its log has no apply, the objects are the new leader's) and exits with status 1."""
+    import os
+    import signal
+    import sys
+
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    args = ["-m", "k8stars", "operator", "--namespace", namespace, "--workers", "2", "--no-install-crds",
+            "--leader-elect", "--leader-election-namespace", namespace, "--lease-duration", "4"]  # fmt: skip
+    procs: list[asyncio.subprocess.Process] = []
+    logs: dict[int, list[bytes]] = {}
+
+    async def spawn() -> asyncio.subprocess.Process:
+        pipes: dict[str, Any] = {"stdout": asyncio.subprocess.DEVNULL, "stderr": asyncio.subprocess.PIPE}
+        proc = await asyncio.create_subprocess_exec(sys.executable, *args, env=env, **pipes)
+        procs.append(proc)
+        logs[proc.pid] = []
+        return proc
+
+    async def pump(proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            logs[proc.pid].append(line)
+
+    seen: list[tuple[str, str]] = []  # (holder, renewTime) as the Lease went
+
+    async def holder() -> str | None:
+        obj = await kube.get(LEASE, namespace, "k8stars-operator")
+        spec = (obj or {}).get("spec") or {}
+        if spec.get("holderIdentity") and (not seen or seen[-1] != (spec["holderIdentity"], spec["renewTime"])):
+            seen.append((str(spec["holderIdentity"]), str(spec["renewTime"])))
+        return str(spec.get("holderIdentity") or "") or None
+
+    pumps = []
+    try:
+        first = await spawn()
+        pumps.append(asyncio.create_task(pump(first)))
+        await until(lambda: _holder_is(holder, first.pid), timeout=30, what="the first replica leading")
+        await until(lambda: _logged(logs[first.pid], b"caches synced"), timeout=30, what="the first reconciling")
+        second = await spawn()
+        pumps.append(asyncio.create_task(pump(second)))
+        await until(lambda: _logged(logs[second.pid], b"waiting for the lease"), timeout=30, what="the second waiting")
+
+        first.send_signal(signal.SIGSTOP)
+        await kube.create(TSERVER, namespace, load_examples("tserver.yaml")[0])
+        await until(lambda: _holder_is(holder, second.pid), timeout=30, what="the second replica taking over")
+        lease = await _get(kube, LEASE, namespace, "k8stars-operator")
+        last_renewal = max(_micro(t) for who, t in seen if who.endswith(f"-{first.pid}"))
+        assert _micro(lease["spec"]["acquireTime"]) - last_renewal >= timedelta(seconds=4), seen
+        await until(lambda: kube.get(STATEFULSET, namespace, NAME), timeout=30, what="StatefulSet by #2")
+
+        first.send_signal(signal.SIGCONT)  # it wakes up past its renew deadline, with events to handle
+        await kube.merge_patch(TSERVER, namespace, NAME, {"spec": {"important": 7}})
+        assert await asyncio.wait_for(first.wait(), 20) == 1
+        await pumps[0]
+        text = b"".join(logs[first.pid]).decode()
+        assert "renew deadline" in text, text
+        assert "applied " not in text, text  # no write at all: it never had anything to do while it led
+        lease = await _get(kube, LEASE, namespace, "k8stars-operator")
+        assert lease["spec"]["holderIdentity"].endswith(f"-{second.pid}")
+        assert second.returncode is None
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                await proc.wait()
+        for task in pumps:
+            task.cancel()
+
+
+async def _holder_is(holder: Any, pid: int) -> bool:
+    name = await holder()
+    return bool(name and name.endswith(f"-{pid}"))
+
+
+async def _logged(lines: list[bytes], text: bytes) -> bool:
+    return any(text in line for line in lines)
+
+
+async def test_writes_are_fenced_by_the_renew_deadline(kube: Kube, namespace: str) -> None:
+    """The operator's writes go through `kube.fenced(elector.check)`: once a leader is past its renew deadline
+    without renewing, no write leaves, whatever the Lease says."""
+    from k8stars.kube.resources import CONFIGMAP
+    from k8stars.operator.leader import LeaderElector, LeadershipLost
+
+    elector = LeaderElector(kube, namespace, "fenced", duration=1.5, renew=0.5, renew_deadline=1.0)
+    await elector.acquire()
+    fenced = kube.fenced(elector.check)
+    await fenced.create(CONFIGMAP, namespace, {"metadata": {"name": "while-leading"}})
+    await asyncio.sleep(1.2)  # no renewal (hold() is not running): past the deadline
+    with pytest.raises(LeadershipLost, match="renew deadline"):
+        await fenced.create(CONFIGMAP, namespace, {"metadata": {"name": "after-the-deadline"}})
+    assert await kube.get(CONFIGMAP, namespace, "after-the-deadline") is None
+    assert await fenced.get(CONFIGMAP, namespace, "while-leading") is not None  # reads are not fenced
+    with pytest.raises(ValueError, match="renew deadline"):
+        LeaderElector(kube, namespace, "bad", duration=2, renew=1, renew_deadline=3)
