@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from k8stars.testing.cluster import Cluster, ClusterOptions, ensure_binaries, hoststate, start_cluster
+import k8stars
+from k8stars.testing.cluster import Cluster, ensure_binaries, hoststate
 from k8stars.testing.cluster._http import request
 from k8stars.testing.cluster.pytest_plugin import skip_unless_real_pods
 
@@ -106,29 +108,44 @@ def _on_bridge(cluster: Cluster, ip: str) -> str:
 # ---- the machine is left as found (first: it runs a cluster of its own and must not see another one change) -------
 
 
-def test_down_leaves_machine_as_found(tmp_path: Path, record_property: Any) -> None:
+def _cli(workdir: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    src = str(Path(k8stars.__file__).resolve().parents[1])  # this checkout, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "k8stars.testing.cluster", "--workdir", str(workdir), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+
+
+def test_up_kubelet_env_down_leaves_machine_as_found(tmp_path: Path, record_property: Any) -> None:
+    """`up --kubelet`, a pod Ready, `down`: links, routes, firewall, mounts, cgroups, sysctls, processes and the
+    host directories containerd and kubelet use are as before. Also the warm-start and teardown figures."""
     skip_unless_real_pods()
-    layout = asyncio.run(ensure_binaries())
+    asyncio.run(ensure_binaries())  # a cold build must not count as start-up
+    workdir = tmp_path / "cluster"
     before = hoststate.snapshot()
     t0 = time.monotonic()
-    options = ClusterOptions(workdir=tmp_path / "cluster", nodes=0, kubelet=True, die_with_parent=True)
-    cluster = asyncio.run(start_cluster(options, layout, log=lambda _: None))
+    up = _cli(workdir, "up", "--kubelet")
     try:
-        started = time.monotonic() - t0
+        assert up.returncode == 0, up.stderr
+        cluster = Cluster.load(workdir)
+        assert cluster.real_node is not None and not cluster.node_names  # the real node instead of kwok's
+        registry = cluster.real_node.registry
+        assert f"export K8STARS_IMAGE_REGISTRY={registry}" in up.stdout and registry.startswith("127.0.0.1:")
+        assert _cli(workdir, "env").stdout == up.stdout
         image = asyncio.run(_push_image(cluster))
         pod, running, _ = asyncio.run(_run_pod(cluster, "first", image))
         first_ready = time.monotonic() - t0
         during = hoststate.snapshot()
     finally:
         t1 = time.monotonic()
-        asyncio.run(cluster.stop(remove_workdir=True))
+        down = _cli(workdir, "down")
         teardown = time.monotonic() - t1
+    assert down.returncode == 0, down.stderr
     after = hoststate.snapshot()
     figures = {
-        "start_s": round(started, 2),
-        "first_pod_ready_s": round(first_ready, 2),
+        "up_s": cluster.startup_seconds,
+        "up_to_first_pod_ready_s": round(first_ready, 2),
         "pod_create_to_running_s": round(running, 2),
-        "teardown_s": round(teardown, 2),
+        "down_s": round(teardown, 2),
     }
     for key, value in figures.items():
         record_property(key, value)
@@ -138,6 +155,7 @@ def test_down_leaves_machine_as_found(tmp_path: Path, record_property: Any) -> N
     assert {"links", "mounts", "cgroups", "processes", "routes"} <= changed, changed
     # ...and none of it afterwards.
     assert hoststate.diff(before, after) == []
+    assert not workdir.exists()
     assert pod["status"]["podIP"]
 
 

@@ -34,7 +34,7 @@ async def drain(cluster: _Api, state: NodeState, timeout: float = 30.0) -> bool:
         for pod in pods["items"]:
             meta = pod["metadata"]
             path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-            await cluster.api("DELETE", path, {"gracePeriodSeconds": 1}, ok=(404,))
+            await cluster.api("DELETE", path, {"gracePeriodSeconds": 0}, ok=(404,))
     delay = 0.1
     while time.monotonic() < deadline:
         try:
