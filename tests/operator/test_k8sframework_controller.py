@@ -302,6 +302,33 @@ async def test_expired_taccount_tokens_are_removed(kube: Kube, namespace: str, o
     await until(lambda: _equal(names, ["later"]), timeout=15, what="the second token removed when it expires")
 
 
+async def test_a_new_bcrypt_password_empties_the_tokens(k8s_cluster: Cluster, kube: Kube, namespace: str) -> None:
+    """K8SFramework's mutating webhook: writing bcryptPassword directly invalidates the tokens, as a new password
+    does; other edits keep them."""
+    from operator_helpers import serving_webhooks
+
+    from k8stars.operator.webhook.taccount import hash_password
+
+    pytest.importorskip("bcrypt")
+    ta = resource_of("TAccount")
+    token = {"name": "ci", "content": "t0ken", "expirationTime": "2030-01-01T00:00:00Z"}
+    account = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TAccount", "metadata": {"name": "admin-account"},
+               "spec": {"username": "admin", "authorization": [], "authentication": {
+                   "bcryptPassword": hash_password("first-pass"), "tokens": [token]}}}  # fmt: skip
+    async with serving_webhooks(k8s_cluster, kube, namespace):
+        user = alice(kube)
+        await user.create(ta, namespace, account)
+        kept = await user.merge_patch(ta, namespace, "admin-account", {"spec": {"authentication": {"activated": True}}})
+        assert [t["name"] for t in kept["spec"]["authentication"]["tokens"]] == ["ci"]
+        new_hash = {"spec": {"authentication": {"bcryptPassword": hash_password("second-pass")}}}
+        changed = await user.merge_patch(ta, namespace, "admin-account", new_hash)
+        assert changed["spec"]["authentication"]["tokens"] == []
+        again = await user.merge_patch(
+            ta, namespace, "admin-account", {"spec": {"authentication": {"tokens": [token]}}}
+        )
+        assert len(again["spec"]["authentication"]["tokens"]) == 1  # the same hash: tokens may be added again
+
+
 async def _equal(probe: Any, want: list[str]) -> bool:
     got = await probe()
     assert got == want or len(got) > len(want), got

@@ -1,5 +1,5 @@
-"""TAccount admission: a plain password is stored as K8SFramework does (bcrypt of its hex SHA-1); a new password
-empties the tokens."""
+"""TAccount admission: a plain password is stored as K8SFramework does (bcrypt of its hex SHA-1); a new password, or
+a new bcryptPassword written directly, empties the tokens (K8SFramework's mutating webhook does both)."""
 
 from __future__ import annotations
 
@@ -25,17 +25,26 @@ def check_password(password: str, hashed: str) -> bool:
     return bool(bcrypt.checkpw(digest, hashed.encode()))
 
 
+def _auth(obj: Obj | None) -> Obj:
+    auth: Obj = ((obj or {}).get("spec") or {}).get("authentication") or {}
+    return auth
+
+
 def taccount_patch(obj: Obj, old: Obj | None) -> list[Obj]:
-    """A plain `password` is replaced by `bcryptPassword`; a new password invalidates the tokens."""
-    auth = ((obj.get("spec") or {}).get("authentication")) or {}
+    """A plain `password` is replaced by `bcryptPassword`; a new password, or on update a changed bcryptPassword,
+    invalidates the tokens."""
+    auth = _auth(obj)
     password = auth.get("password")
     if not password:
+        new_hash, old_hash = auth.get("bcryptPassword"), _auth(old).get("bcryptPassword")
+        if old is not None and new_hash != old_hash and auth.get("tokens"):
+            return [{"op": "replace", "path": "/spec/authentication/tokens", "value": []}]
         return []
     ops: list[Obj] = [
         {"op": "remove", "path": "/spec/authentication/password"},
         {"op": "add", "path": "/spec/authentication/bcryptPassword", "value": hash_password(str(password))},
     ]
-    old_hash = (((old or {}).get("spec") or {}).get("authentication") or {}).get("bcryptPassword")
+    old_hash = _auth(old).get("bcryptPassword")
     changed = not (old_hash and check_password(str(password), str(old_hash)))
     if changed and auth.get("tokens"):
         ops.append({"op": "replace", "path": "/spec/authentication/tokens", "value": []})
