@@ -471,10 +471,9 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
     import logging
     import os
-    import signal
     import socket
 
-    from k8stars.operator import LeaderOptions, WebhookOptions, run_operator
+    from k8stars.operator import LeaderOptions, WebhookOptions, run_operator, until_signalled
     from k8stars.operator.leader import LeadershipLost
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -486,16 +485,17 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
             fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
         hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
                                webhook_ca, tconfig_guard=tconfig_guard)  # fmt: skip
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (pod deletion) shuts down like Ctrl-C
     leader = None
     if leader_elect:
         leader = LeaderOptions(leader_election_namespace or namespace or "default",
                                f"{socket.gethostname()}-{os.getpid()}", duration=lease_duration)  # fmt: skip
     try:
-        asyncio.run(run_operator(kubeconfig, namespace=namespace, workers=workers, install_crds=install_crds,
-                                 resync=resync, webhook=hooks, leader=leader, metrics_port=metrics_port,
-                                 metrics_host=metrics_host))  # fmt: skip
-    except KeyboardInterrupt:
+        # SIGTERM (pod deletion) and SIGINT stop it inside the loop: the lease is given up, servers closed, exit 0
+        asyncio.run(until_signalled(run_operator(kubeconfig, namespace=namespace, workers=workers,
+                                                 install_crds=install_crds, resync=resync, webhook=hooks,
+                                                 leader=leader, metrics_port=metrics_port,
+                                                 metrics_host=metrics_host)))  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C before the loop started
         pass
     except LeadershipLost as e:
         fail(str(e), 1)
