@@ -25,14 +25,12 @@ async def bring_up(
     ports = cluster.ports
     host_port = f"127.0.0.1:{ports.registry}"
     reg = spawn("registry", registry.argv(registry.write_config(cluster.workdir / "registry", ports.registry)))
-    cluster.real_node = state = await asyncio.to_thread(
-        node.prepare,
-        cluster.workdir,
-        registry=host_port,
-        pki=cluster.workdir / "pki",
-        ports=(ports.kubelet, ports.kubelet_healthz),
+    cluster.real_node = state = node.plan(
+        cluster.workdir, registry=host_port, ports=(ports.kubelet, ports.kubelet_healthz)
     )
-    cluster.save()  # from here on, `down` must undo the bridge, the cgroups and the mounts
+    cluster.save()  # before the host changes: `down` (or a failed start) must undo the bridge, cgroups and mounts
+    await asyncio.to_thread(node.apply, state, cluster.workdir / "pki")
+    cluster.save()
     await wait(reg, lambda: registry.ready(host_port), "registry /v2/")
     await node.push_pause_image(state)
     containerd = spawn("containerd", node.containerd_argv(state))

@@ -63,7 +63,7 @@ async def remove_tasks(state: NodeState) -> None:
 
 
 def cleanup(state: NodeState) -> list[str]:
-    """Undo everything `prepare` and the node's processes did to the host; what could not be undone, as text."""
+    """Undo everything `node.apply` and the node's processes did to the host; what could not be undone, as text."""
     problems: list[str] = []
     _kill_leftovers(state)
     problems += _unmount_below(state.path)

@@ -7,6 +7,7 @@ IP) and each other, and the host reaches them, but nothing on the bridge reaches
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import secrets
@@ -14,6 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._paths import cache_root
 
 # Candidates for the pod /24, tried in order; the first that overlaps no route and no address of the machine wins.
 # 10.244/16 is what Kubernetes guides use for pods; the rest are fallbacks inside 10/8.
@@ -78,11 +81,27 @@ def bridge_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def create(bridge: str | None = None) -> PodNetwork:
-    """A new bridge (name unique per cluster: two real nodes can coexist) holding the first address of a free /24."""
-    name = bridge or f"k8st-{secrets.token_hex(3)}"
+def new_bridge_name() -> str:
+    """Unique per cluster, so that two real nodes can coexist (at most 15 characters: IFNAMSIZ)."""
+    return f"k8st-{secrets.token_hex(3)}"
+
+
+def create(name: str) -> PodNetwork:
+    """A new bridge holding the first address of a free /24.
+
+    Picking the /24 and adding the address happen under a lock in our cache directory: two clusters starting at
+    once would otherwise both see 10.244.0.0/24 free.
+    """
     if bridge_exists(name):
         raise NetworkError(f"interface {name} exists already")
+    lock_file = cache_root() / "real-node-network.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _create_locked(name)
+
+
+def _create_locked(name: str) -> PodNetwork:
     subnet = pick_subnet()
     host_ip = str(ipaddress.IPv4Network(subnet)[1])
     _ip("link", "add", name, "type", "bridge")

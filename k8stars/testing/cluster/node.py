@@ -138,18 +138,18 @@ _MAYBE_CREATED = (
 )
 
 
-def prepare(workdir: Path, *, registry: str, pki: Path, ports: tuple[int, int]) -> NodeState:
-    """Directories, bridge, cgroup root and configs; nothing runs yet. Undone by _node_teardown.cleanup."""
+def plan(workdir: Path, *, registry: str, ports: tuple[int, int]) -> NodeState:
+    """Names, ports and paths, and the node's directories; nothing on the host changes yet. The state is recorded
+    before `apply`, so that a start that fails half-way is undone as well (_node_teardown.cleanup is idempotent)."""
     node_dir = workdir / "node"
     for sub in ("containerd", "kubelet", "pod-logs", "volume-plugins", "cni/net.d", "cni/ipam", "sysctl"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
-    net = network.create()
-    state = NodeState(
+    return NodeState(
         name="k8stars-real-node",
         dir=str(node_dir),
-        bridge=net.bridge,
-        subnet=net.subnet,
-        host_ip=net.host_ip,
+        bridge=network.new_bridge_name(),
+        subnet="",  # chosen by apply (under a lock: two clusters starting at once must not pick the same)
+        host_ip="",
         registry=registry,
         cgroup_name=f"k8stars-{secrets.token_hex(3)}",
         kubelet_port=ports[0],
@@ -158,12 +158,17 @@ def prepare(workdir: Path, *, registry: str, pki: Path, ports: tuple[int, int]) 
         socket_dir=tempfile.mkdtemp(prefix="k8stars-", dir="/run" if os.access("/run", os.W_OK) else None),
         new_host_dirs=[d for d in _MAYBE_CREATED if not Path(d).exists()],
     )
+
+
+def apply(state: NodeState, pki: Path) -> None:
+    """Bridge, cgroup root, configs, the shared kubelet root: everything on the host before the first process."""
+    net = network.create(state.bridge)
+    state.subnet, state.host_ip = net.subnet, net.host_ip
     _make_cgroup_root(state.cgroup_name)
-    network.write_conflist(net, node_dir / "cni" / "net.d", node_dir / "cni" / "ipam")
+    network.write_conflist(net, state.path / "cni" / "net.d", state.path / "cni" / "ipam")
     _write_containerd_config(state)
     _write_kubelet_config(state, pki)
     _share_kubelet_root(state.kubelet_root)
-    return state
 
 
 def _make_cgroup_root(name: str) -> None:
