@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -28,6 +29,8 @@ from k8stars.service.commands import (
     store_service_options,
 )
 from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -174,28 +177,41 @@ def config(ctx: click.Context, /, **options: Any) -> None:
         serve_command(ConfigService, ConfigServiceOptions, options)
 
 
-def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str | None, dsn: str | None,
-               target: str, host: str | None, set_division: str | None, *args: Any, **kw: Any) -> Any:  # fmt: skip
-    """Open the SQL store the options (or the group's) name, run ``action(store, target, *args)``, map errors to
-    exit codes: 2 bad arguments, 1 no such file or the database failed."""
-    from k8stars.services.config import manage
-    from k8stars.services.config.sqlstore import SqlConfigStore
-
+def _on_sql_store(ctx: click.Context, store_type: Callable[..., Any], store: str | None, data_dir: str | None,
+                  dsn: str | None, kubernetes: str) -> Callable[[Callable[[Any], Awaitable[T]]], T]:  # fmt: skip
+    """For a subcommand over a service's SQL store: what runs ``action(store)`` on the store its options (else its
+    group's) name, opened for the action. The kubernetes store exits 2 with ``kubernetes``: where its data is."""
     parent = ctx.obj or {}
     kind = store or parent.get("store") or "sqlite"
     if kind == "kubernetes":
-        fail("the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)", 2)
+        fail(kubernetes, 2)
 
-    async def go() -> Any:
-        sql = SqlConfigStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
-        await sql.open()
-        try:
-            return await action(sql, manage.parse_target(target, host, set_division), *args, **kw)
-        finally:
-            await sql.close()
+    def run(action: Callable[[Any], Awaitable[T]]) -> T:
+        async def go() -> T:
+            sql = store_type(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
+            await sql.open()
+            try:
+                result: T = await action(sql)
+                return result
+            finally:
+                await sql.close()
 
-    try:
         return asyncio.run(go())
+
+    return run
+
+
+def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str | None, dsn: str | None,
+               target: str, host: str | None, set_division: str | None, *args: Any, **kw: Any) -> Any:  # fmt: skip
+    """Run ``action(store, target, *args)`` on the config service's SQL store, map errors to exit codes: 2 bad
+    arguments, 1 no such file or the database failed."""
+    from k8stars.services.config import manage
+    from k8stars.services.config.sqlstore import SqlConfigStore
+
+    elsewhere = "the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)"
+    run = _on_sql_store(ctx, SqlConfigStore, store, data_dir, dsn, elsewhere)
+    try:
+        return run(lambda sql: action(sql, manage.parse_target(target, host, set_division), *args, **kw))
     except (manage.UsageError, ValueError) as e:
         fail(str(e), 2)
     except (manage.NotFound, RuntimeError) as e:
@@ -348,25 +364,14 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
     from k8stars.services.notify import manage
     from k8stars.services.notify.sqlstore import SqlNotifyStore
 
-    parent = ctx.obj or {}
-    kind = store or parent.get("store") or "sqlite"
-    if kind == "kubernetes":
-        fail("the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events", 2)
+    elsewhere = "the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events"
+    run = _on_sql_store(ctx, SqlNotifyStore, store, data_dir, dsn, elsewhere)
     try:
         manage.parse_target(target)
     except manage.UsageError as e:
         fail(str(e), 2)
-
-    async def go() -> list[str]:
-        sql = SqlNotifyStore(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
-        await sql.open()
-        try:
-            return await manage.listing(sql, target, node, limit)
-        finally:
-            await sql.close()
-
     try:
-        lines = asyncio.run(go())
+        lines = run(lambda sql: manage.listing(sql, target, node, limit))
     except (manage.UsageError, ValueError) as e:
         fail(str(e), 2)
     except Exception as e:  # the store could not be opened or read (driver errors share no useful base)
@@ -452,6 +457,10 @@ def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int
               help="Seconds an activated TConfig cannot be deleted after its activation (webhook).")  # fmt: skip
 @click.option("--webhook-ca", envvar="K8STARS_WEBHOOK_CA", type=click.Path(dir_okay=False), default=None,
               help="CA (PEM) for the configurations' caBundle (default: the serving certificate).")  # fmt: skip
+@click.option("--operator-account", envvar="K8STARS_OPERATOR_ACCOUNT", default=None,
+              help="The operator's ServiceAccount (system:serviceaccount:<ns>:<name>), the only one the webhooks let "
+                   "deactivate TConfigs or change framework labels and owned objects; run with another identity, "
+                   "the operator acts as it (impersonation). Default: its identity if a ServiceAccount.")  # fmt: skip
 @click.option("--leader-elect/--no-leader-elect", envvar="K8STARS_LEADER_ELECT", default=False, show_default=True,
               help="Run as one of several replicas: only the holder of a Lease reconciles.")  # fmt: skip
 @click.option("--leader-election-namespace", envvar=["K8STARS_LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
@@ -465,7 +474,8 @@ def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int
 @click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
              webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
-             webhook_url: str | None, tconfig_guard: float, webhook_ca: str | None, leader_elect: bool,
+             webhook_url: str | None, tconfig_guard: float, webhook_ca: str | None, operator_account: str | None,
+             leader_elect: bool,
              leader_election_namespace: str | None,
              lease_duration: float, metrics_port: int, metrics_host: str, log_level: str) -> None:  # fmt: skip
     """Run the operator: reconcile k8s.tars.io TServers into StatefulSets, Services and TEndpoints."""
@@ -484,7 +494,7 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
         if not (webhook_cert and webhook_key):
             fail("--webhook-port needs --webhook-cert and --webhook-key", 2)
         hooks = WebhookOptions(webhook_port, str(webhook_cert), str(webhook_key), webhook_host, webhook_url,
-                               webhook_ca, tconfig_guard=tconfig_guard)  # fmt: skip
+                               webhook_ca, tconfig_guard=tconfig_guard, operator_account=operator_account)  # fmt: skip
     leader = None
     if leader_elect:
         leader = LeaderOptions(leader_election_namespace or namespace or "default",
