@@ -27,8 +27,8 @@ MAX_ADAPTERS = 100  # per onStartup: real servers have a handful; more is a bug 
 DEFAULT_METRICS_PORT = 9325  # K8STARS: registerMetrics with port 0
 
 # Column widths of the classic tables (t_adapter_conf.application is the narrowest place an application goes).
-LEN_APPLICATION = 50
-LEN_SERVER = 128
+LEN_APPLICATION = untrusted.MAX_APPLICATION
+LEN_SERVER = untrusted.MAX_SERVER
 LEN_NODE = 50
 LEN_ADAPTER_NAME = 100
 LEN_SERVANT = LEN_ADAPTER_NAME - len("Adapter")

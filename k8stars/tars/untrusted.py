@@ -11,6 +11,8 @@ from collections.abc import Callable
 # TARS names (application, server, object, node, set parts): what TarsFramework's tables and tools accept, and
 # nothing that could be read as SQL, a path or a line break
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*")
+MAX_APPLICATION = 50  # db_tars's narrowest application column (t_adapter_conf.application)
+MAX_SERVER = 128  # t_server_conf.server_name
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_SHOWN = 200  # characters of one untrusted value in a log line
 
@@ -39,16 +41,15 @@ def printable(text: str, limit: int = MAX_SHOWN) -> str:
 
 
 class Throttle:
-    """Warnings of one kind at most once per ``interval`` seconds; the next one says how many were suppressed."""
+    """Messages of one kind at most once per ``interval`` seconds; the next one says how many were suppressed."""
 
-    def __init__(
-        self, logger: logging.Logger, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.logger, self.interval, self.clock = logger, interval, clock
+    def __init__(self, logger: logging.Logger, interval: float = 10.0, *, level: int = logging.WARNING,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.logger, self.interval, self.level, self.clock = logger, interval, level, clock
         self._last: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
-    def warn(self, kind: str, message: str, *args: object) -> None:
+    def emit(self, kind: str, message: str, *args: object) -> None:
         now = self.clock()
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
@@ -58,4 +59,4 @@ class Throttle:
         skipped = self.suppressed.pop(kind, 0)
         if skipped:
             message += f" ({skipped} more like this suppressed since the last one)"
-        self.logger.warning(message, *args)
+        self.logger.log(self.level, message, *args)

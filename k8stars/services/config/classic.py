@@ -24,7 +24,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from k8stars.services.config.servant import ConfigLookupError, caller_ip, split_app_server
+from k8stars.services.config.servant import (
+    ConfigLookupError,
+    caller_ip,
+    check_filename,
+    check_size,
+    check_target,
+    refusals,
+    refused,
+    split_app_server,
+)
 from k8stars.services.config.sqlstore import (
     LEVEL_APP,
     LEVEL_NODE,
@@ -48,6 +57,7 @@ from k8stars.tars.protocol.configf import (
     ConfigServant,
     GetConfigListInfo,
 )
+from k8stars.tars.untrusted import printable
 
 log = logging.getLogger("k8stars.services.config")
 
@@ -68,6 +78,7 @@ class ClassicConfigImp(ConfigServant):
     def __init__(self, store: SqlConfigStore, cache_ttl: float = CACHE_TTL) -> None:
         self.store = store
         self.cache_ttl = cache_ttl
+        self.refusals = refusals()
         self._cache: dict[tuple[object, ...], tuple[float, object]] = {}
 
     async def _cached(self, key: tuple[object, ...], make: Callable[[], Awaitable[T]]) -> T:
@@ -111,10 +122,8 @@ class ClassicConfigImp(ConfigServant):
         return merge(await self._with_references(server_row, sd), await self._with_references(node_row, sd))
 
     async def lookup(self, app: str, server: str, filename: str, host: str, setdivision: str = "") -> str:
-        if not app.strip():
-            raise ConfigLookupError("appname is empty")
-        if not filename.strip():
-            raise ConfigLookupError("filename is empty")
+        check_target(app, server)
+        check_filename(filename)
         try:
             sd = parse_set_division(setdivision)
         except ValueError as e:
@@ -128,16 +137,16 @@ class ClassicConfigImp(ConfigServant):
         if found is None:
             owner = f"server {app}.{server}" if server else f"app {app}"
             raise ConfigLookupError(f"config {filename} of {owner} not found: no row in t_config_files")
-        return found
+        return check_size(filename, found)
 
     async def load(self, app: str, server: str, filename: str, host: str, sd: str = "") -> tuple[int, str]:
         try:
             return OK, await self.lookup(app, server, filename, host, sd)
         except ConfigLookupError as e:
-            log.info("load %s of %s.%s: %s", filename, app, server, e)
+            refused(self.refusals, "load", app, server, filename, e)
             return FAILED, str(e)
         except Exception as e:  # the database failed: the caller reads why, the service keeps going
-            log.warning("load %s of %s.%s: config store: %s", filename, app, server, e)
+            log.warning("load %s of %s.%s: config store: %s", printable(filename), app, server, e)
             return FAILED, f"config store error: {e}"
 
     async def check(self, app: str, server: str, filename: str, host: str, sd: str = "") -> tuple[int, str]:
@@ -154,15 +163,17 @@ class ClassicConfigImp(ConfigServant):
                          every_level: bool = False) -> tuple[int, list[str]]:  # fmt: skip
         """App-level files (``server`` empty), else the server level's and ``host``'s node level's; with
         ``every_level`` (ListAllConfigByInfo) any level and set unless ``host`` narrows it to that node's."""
-        if not app.strip():
-            log.info("list: appname is empty")
+        try:
+            check_target(app, server)
+        except ConfigLookupError as e:
+            refused(self.refusals, "list", app, server, "", e)
             return FAILED, []
         try:
             sd = parse_set_division(setdivision)
             return OK, await self._cached(("list", app, server, host, sd, every_level),
                                           lambda: self._names(app, server, host, sd, every_level))  # fmt: skip
         except Exception as e:
-            log.warning("list %s.%s: %s", app, server, e)
+            log.warning("list %s.%s: %s", app, server, printable(str(e)))
             return FAILED, []
 
     async def _names(self, app: str, server: str, host: str | None, sd: SetDivision, every_level: bool) -> list[str]:

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from k8stars.services.config.servant import ConfigLookupError, check_filename, check_size, check_target
 from k8stars.services.config.sqlstore import (
     LEVEL_APP,
     LEVEL_NODE,
@@ -21,7 +22,6 @@ from k8stars.services.config.sqlstore import (
 )
 
 LEVEL_NAMES = {LEVEL_APP: "app", LEVEL_SERVER: "server", LEVEL_NODE: "node"}
-MAX_NAME = 128  # t_config_files.filename
 
 
 class UsageError(ValueError):
@@ -49,6 +49,10 @@ def parse_target(target: str, host: str | None = None, set_division: str | None 
     parts = target.strip().split(".")
     if len(parts) > 2 or not all(parts):
         raise UsageError(f"bad target {target!r}: expected App (app level) or App.Server")
+    try:
+        check_target(parts[0], parts[1] if len(parts) == 2 else "")  # the registry's rule: what it would refuse
+    except ConfigLookupError as e:
+        raise UsageError(f"bad target {target!r}: {e}") from None
     host = (host or "").strip()
     if host:
         if len(parts) == 1:
@@ -66,11 +70,10 @@ def parse_target(target: str, host: str | None = None, set_division: str | None 
 
 
 def check_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise UsageError(f"bad file name {name!r}: a plain file name, as servers write it into their basepath")
-    if len(name) > MAX_NAME:
-        raise UsageError(f"file name {name[:20]}...: longer than {MAX_NAME} characters")
-    return name
+    try:
+        return check_filename(name)
+    except ConfigLookupError as e:
+        raise UsageError(str(e)) from None
 
 
 async def put(store: SqlConfigStore, target: Target, name: str, content: str, *, user: str = "", reason: str = "",
@@ -79,6 +82,10 @@ async def put(store: SqlConfigStore, target: Target, name: str, content: str, *,
         raise UsageError("--ref: app-level files reference nothing (references point from a server's files to the "
                          "app's)")  # fmt: skip
     check_name(name)
+    try:
+        check_size(name, content)  # what loadConfig could never answer is refused here, naming the limit
+    except ConfigLookupError as e:
+        raise UsageError(str(e)) from None
     try:
         row, created = await store.put(target.owner, name, target.level, content, host=target.host,
                                        sd=target.sd, user=user, reason=reason, references=references)  # fmt: skip

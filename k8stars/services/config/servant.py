@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 
 from k8stars.services.config.store import SERVER_LEVEL, ConfigEntry, ConfigStore
+from k8stars.tars import untrusted
 from k8stars.tars.config import ConfigError, TarsConfig
+from k8stars.tars.packet import MAX_FRAME_SIZE
 from k8stars.tars.protocol.configf import (
     Config_checkConfig_result,
     Config_checkConfigByInfo_result,
@@ -31,14 +33,64 @@ from k8stars.tars.protocol.configf import (
     GetConfigListInfo,
 )
 from k8stars.tars.rpc import current
+from k8stars.tars.untrusted import printable
 
 log = logging.getLogger("k8stars.services.config")
 
 OK, FAILED = 0, -1
+MAX_FILENAME = 128  # t_config_files.filename
+# A file, or a merged answer, must fit in one reply frame, whose limit at every peer (TarsGo, TarsJava, k8stars) is
+# MAX_FRAME_SIZE (10 MiB): 8 MiB leaves room for the reply's other fields
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+_CONTROL = frozenset(map(chr, [*range(0x20), 0x7F]))
 
 
 class ConfigLookupError(ValueError):
     """A request that cannot be answered; the message is what the caller reads."""
+
+
+def check_target(app: str, server: str) -> None:
+    """The registry's name rule for the application and (when not empty: app level) the server."""
+    try:
+        untrusted.check_name("appname", app, untrusted.MAX_APPLICATION)
+        if server:
+            untrusted.check_name("servername", server, untrusted.MAX_SERVER)
+    except untrusted.BadName as e:
+        raise ConfigLookupError(str(e)) from None
+
+
+def check_filename(name: str) -> str:
+    """A plain file name, as servers write it into their basepath: no path, no control character."""
+    if not name.strip():
+        raise ConfigLookupError("filename is empty")
+    if "/" in name or "\\" in name or name in (".", "..") or _CONTROL.intersection(name):
+        raise ConfigLookupError(f"bad file name {name[:MAX_FILENAME]!r}: a plain file name, without path separators "
+                                "or control characters")  # fmt: skip
+    if len(name) > MAX_FILENAME:
+        raise ConfigLookupError(f"file name {name[:20]!r}...: longer than {MAX_FILENAME} characters")
+    return name
+
+
+def check_size(what: str, content: str) -> str:
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigLookupError(f"{what} is {size} bytes: a config file (or merged answer) is at most "
+                                f"{MAX_CONFIG_BYTES} bytes (8 MiB), so that it fits in one TARS frame "
+                                f"({MAX_FRAME_SIZE} bytes)")  # fmt: skip
+    return content
+
+
+def refusals() -> untrusted.Throttle:
+    """Where a servant logs the requests it could not answer: one line a second at most, with a count of the rest
+    (a flood of bad requests must not flood the log)."""
+    return untrusted.Throttle(log, 1.0, level=logging.INFO)
+
+
+def refused(throttle: untrusted.Throttle, what: str, app: str, server: str, filename: str, e: Exception) -> None:
+    """Log a request that could not be answered (the caller reads why), every value escaped: a name cannot forge
+    a line."""
+    throttle.emit(what, "%s %s of %s.%s: %s", what, printable(filename), printable(app), printable(server),
+                   printable(str(e)))  # fmt: skip
 
 
 def ordinal_from_name(name: str, app: str, server: str) -> int | None:
@@ -56,7 +108,9 @@ def split_app_server(app_server: str) -> tuple[str, str]:
     parts = app_server.strip().split(".")
     if len(parts) > 2 or not all(parts):
         raise ConfigLookupError(f"bad appServerName {app_server!r}: expected App or App.Server")
-    return (parts[0], parts[1] if len(parts) == 2 else "")
+    app, server = parts[0], parts[1] if len(parts) == 2 else ""
+    check_target(app, server)
+    return app, server
 
 
 def choose(entries: list[ConfigEntry], pod_seq: str) -> ConfigEntry | None:
@@ -76,6 +130,7 @@ def caller_ip() -> str:
 class ConfigImp(ConfigServant):
     def __init__(self, store: ConfigStore) -> None:
         self.store = store
+        self.refusals = refusals()
 
     # -- the lookups behind every operation -------------------------------------------------------------------
     def pod_ordinal(self, app: str, server: str, host: str) -> int | None:
@@ -88,10 +143,8 @@ class ConfigImp(ConfigServant):
         return ordinal_from_name(self.store.pod_name(host) or host, app, server)
 
     def lookup(self, app: str, server: str, filename: str, host: str) -> ConfigEntry:
-        if not app.strip():
-            raise ConfigLookupError("appname is empty")
-        if not filename.strip():
-            raise ConfigLookupError("filename is empty")
+        check_target(app, server)
+        check_filename(filename)
         entries = self.store.entries(app, server, filename)
         ordinal = self.pod_ordinal(app, server, host)
         found = choose(entries, str(ordinal)) if ordinal is not None else None
@@ -99,15 +152,15 @@ class ConfigImp(ConfigServant):
         if found is None:
             owner = f"server {app}.{server}" if server else f"app {app}"
             raise ConfigLookupError(f"config {filename} of {owner} not found: no activated TConfig")
-        log.debug("%s.%s %s for %s (pod %s): TConfig %s", app, server, filename, host or caller_ip(), ordinal,
-                  found.object_name)  # fmt: skip
+        log.debug("%s.%s %s for %s (pod %s): TConfig %s", app, server, filename, printable(host or caller_ip()),
+                  ordinal, found.object_name)  # fmt: skip
         return found
 
     def load(self, app: str, server: str, filename: str, host: str) -> tuple[int, str]:
         try:
-            return OK, self.lookup(app, server, filename, host).content
+            return OK, check_size(filename, self.lookup(app, server, filename, host).content)
         except ConfigLookupError as e:
-            log.info("load %s of %s.%s: %s", filename, app, server, e)
+            refused(self.refusals, "load", app, server, filename, e)
             return FAILED, str(e)
 
     def check(self, app: str, server: str, filename: str, host: str) -> tuple[int, str]:
@@ -121,8 +174,10 @@ class ConfigImp(ConfigServant):
         return OK, content
 
     def list_names(self, app: str, server: str) -> tuple[int, list[str]]:
-        if not app.strip():
-            log.info("list: appname is empty")
+        try:
+            check_target(app, server)
+        except ConfigLookupError as e:
+            refused(self.refusals, "list", app, server, "", e)
             return FAILED, []
         return OK, self.store.names(app, server)
 
