@@ -89,9 +89,9 @@ def test_throttle_says_how_many_it_suppressed(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.WARNING, "test.throttle")
     for i in range(50):
         now[0] = i * 0.1  # 50 bad packets in 5 s
-        throttle.warn("packet", "bad packet from %s", printable(f"peer{i}\nFORGED LINE"))
+        throttle.emit("packet", "bad packet from %s", printable(f"peer{i}\nFORGED LINE"))
     now[0] = 12.0
-    throttle.warn("packet", "bad packet from %s", "peer50")
+    throttle.emit("packet", "bad packet from %s", "peer50")
     assert [r.getMessage() for r in caplog.records] == [
         "bad packet from peer0\\nFORGED LINE",
         "bad packet from peer50 (49 more like this suppressed since the last one)",

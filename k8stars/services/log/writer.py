@@ -83,7 +83,7 @@ class LogWriter:
 
     def warn(self, kind: str, message: str, *args: object) -> None:
         """A warning at most every WARN_EVERY seconds per kind: a flood must not flood our own log too."""
-        self._warnings.warn(kind, message, *args)
+        self._warnings.emit(kind, message, *args)
 
     def add(self, path: tuple[str, ...], records: list[str], prefix: str, label: str) -> None:
         """Queue ``records`` (each after ``prefix``, ending with a newline) for the file at ``path``."""

@@ -181,7 +181,7 @@ class Adapter:
                     reply = await dispatcher.dispatch(req)
                 except Exception as e:  # whatever a request does, it gets an answer and the connection stays
                     name = printable(f"{req.sServantName}.{req.sFuncName}")
-                    _warnings.warn("dispatch", "%s from %s failed: %s: %s", name, conn.peer, type(e).__name__,
+                    _warnings.emit("dispatch", "%s from %s failed: %s: %s", name, conn.peer, type(e).__name__,
                                    printable(str(e)))  # fmt: skip
                     reply = Reply(errors.TARSSERVERUNKNOWNERR, desc=f"{type(e).__name__}: {printable(str(e))}")
             if reply.ret:
@@ -289,7 +289,7 @@ class _ServerConnection(asyncio.Protocol):
         try:
             bodies = self.decoder.feed(data)
         except FrameError as e:
-            _warnings.warn("frame", "%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
+            _warnings.emit("frame", "%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
             self.close()
             return
         for body in bodies:
@@ -297,7 +297,7 @@ class _ServerConnection(asyncio.Protocol):
                 req = decode_request(body)
             except DecodeError as e:
                 # without a readable request id there is nothing to answer; the stream cannot be trusted either
-                _warnings.warn("packet", "%s from %s: bad request packet: %s; closing", self.adapter.config.name,
+                _warnings.emit("packet", "%s from %s: bad request packet: %s; closing", self.adapter.config.name,
                                self.peer, printable(str(e)))  # fmt: skip
                 self.close()
                 return
@@ -357,7 +357,7 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
             (body,) = FrameDecoder(self.adapter.config.max_frame_size).feed(data)
             req = decode_request(body)
         except (DecodeError, ValueError) as e:
-            _warnings.warn("datagram", "%s: bad datagram from %s: %s", self.adapter.config.name, addr,
+            _warnings.emit("datagram", "%s: bad datagram from %s: %s", self.adapter.config.name, addr,
                            printable(str(e)))  # fmt: skip
             return
         self.adapter.on_request(req, _UdpReply(self.transport, addr), time.monotonic())
