@@ -1,5 +1,5 @@
 """A private MariaDB server for tests (pytest fixture ``mariadb``), on a free 127.0.0.1 port with a throwaway data
-directory, shared by the registry's and the config service's SQL store tests.
+directory, shared by the tests of the SQL layer (k8stars.sql) and of every store over it.
 
 Without a MariaDB server binary the tests that need it are skipped, or fail when CI=true (CI must install
 mariadb-server).

@@ -433,7 +433,7 @@ async def test_an_existing_classic_database_gets_the_registry_columns(
     if store_spec.kind == "mysql":
         import pymysql  # type: ignore[import-untyped]
 
-        from k8stars.registry.store.mysql import parse_dsn
+        from k8stars.sql import parse_dsn
 
         dsn = parse_dsn(store_spec.dsn or "")
         conn = pymysql.connect(host=dsn.host, port=dsn.port, user=dsn.user, password=dsn.password, autocommit=True)

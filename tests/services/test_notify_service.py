@@ -154,7 +154,7 @@ async def service(spec: SqlSpec) -> AsyncIterator[NotifyService]:
 
 async def rows(store: Any) -> list[tuple[Any, ...]]:
     """Every column TarsFramework writes, oldest first."""
-    result: list[tuple[Any, ...]] = await store._fetch(
+    result: list[tuple[Any, ...]] = await store.db.fetch(
         "SELECT application, server_name, container_name, node_name, set_name, set_area, set_group, server_id, "
         "thread_id, command, result, notifytime FROM t_server_notifys ORDER BY id", ()
     )  # fmt: skip

@@ -1,16 +1,19 @@
-"""Registry stores: one interface (:class:`Store`), SQL implementations over SQLite (embedded) and MySQL/MariaDB,
-and a read-mostly one over the Kubernetes API (pods and TEndpoints)."""
+"""Registry stores: one interface (:class:`Store`), one SQL implementation over SQLite (embedded) or MySQL/MariaDB
+(through k8stars.sql), and a read-mostly one over the Kubernetes API (pods and TEndpoints)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from k8stars.registry.store.base import Changes, Expiry, GroupTables, Poll, Store
+from k8stars.registry.store.schema import SCHEMA
 from k8stars.registry.store.sql import SqlStore
+from k8stars.sql import KINDS, database
 
 __all__ = ["Changes", "Expiry", "GroupTables", "Poll", "SqlStore", "Store", "open_store", "sqlite_path"]
 
 SQLITE_FILE = "registry.db"
+POOL_SIZE = 8  # MySQL connections of one replica
 
 
 def sqlite_path(data_dir: str | Path) -> Path:
@@ -28,18 +31,11 @@ def open_store(
     """An unopened store of ``kind`` (``sqlite``: a file under ``data_dir``; ``mysql``: the database of ``dsn``;
     ``kubernetes``: pods and TEndpoints of ``namespace`` (all when None) through ``kubeconfig``).
     ValueError names what is missing or malformed."""
-    if kind == "sqlite":
-        from k8stars.registry.store.sqlite import SqliteDatabase
-
-        if data_dir is None:
+    if kind in KINDS:
+        if kind == "sqlite" and data_dir is None:
             raise ValueError("the sqlite store needs a data directory")
-        return SqlStore(SqliteDatabase(sqlite_path(data_dir)))
-    if kind == "mysql":
-        from k8stars.registry.store.mysql import MysqlDatabase, parse_dsn
-
-        if not dsn:
-            raise ValueError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
-        return SqlStore(MysqlDatabase(parse_dsn(dsn)))
+        path = sqlite_path(data_dir) if data_dir is not None else None
+        return SqlStore(database(kind, SCHEMA, path=path, dsn=dsn, pool_size=POOL_SIZE))
     if kind == "kubernetes":
         from k8stars.registry.store.kubernetes import KubernetesStore
 

@@ -1,14 +1,20 @@
-"""Tables of the store: the classic ``db_tars`` ones the registry reads and writes (same names, columns and types as
+"""The registry's schema: the classic ``db_tars`` tables it reads and writes (same names, columns and types as
 TarsFramework creates them, so the classic TarsWeb can read what we write) plus two of its own for change
 propagation between replicas.
 
 Columns the registry adds to a classic ``t_server_conf`` when missing: ``grid_flag`` and ``metrics_port`` (as
 K8STARS does) and ``last_heartbeat`` (per-server heartbeats, so one pod's heartbeat never keeps another alive).
+Version 1 is what the registry created before versions were recorded; a new change is a new step at the end.
 """
 
 from __future__ import annotations
 
-from k8stars.sql import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
+import logging
+
+from k8stars.sql import Schema, Step, Tx
+from k8stars.sql.tables import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
+
+log = logging.getLogger("k8stars.registry")
 
 # t_k8stars_registry_seq holds one row whose seq every state-changing transaction increments first: the row lock
 # serializes those transactions, so seq order is commit order and a replica that has read seq N has seen every
@@ -280,3 +286,21 @@ SQLITE_ADDED_COLUMNS = {
     "metrics_port": ["ALTER TABLE t_server_conf ADD COLUMN metrics_port INTEGER DEFAULT 0"],
     "last_heartbeat": ["ALTER TABLE t_server_conf ADD COLUMN last_heartbeat TEXT DEFAULT NULL"],
 }
+
+_ADDED_COLUMNS = {"mysql": MYSQL_ADDED_COLUMNS, "sqlite": SQLITE_ADDED_COLUMNS}
+_LATE_INDEXES = {"mysql": [], "sqlite": SQLITE_INDEXES}
+
+
+async def _classic_columns(tx: Tx) -> None:
+    """A ``t_server_conf`` that TarsFramework (or K8STARS) created lacks some of the registry's columns."""
+    have = await tx.columns("t_server_conf")
+    for column, statements in _ADDED_COLUMNS[tx.dialect.name].items():
+        if column not in have:
+            log.info("adding column t_server_conf.%s", column)
+            for statement in statements:
+                await tx.execute(statement)
+    for statement in _LATE_INDEXES[tx.dialect.name]:
+        await tx.execute(statement)
+
+
+SCHEMA = Schema("registry", [Step(sqlite=SQLITE_TABLES, mysql=MYSQL_TABLES, run=_classic_columns)])

@@ -29,7 +29,7 @@ from k8stars.registry.model import (
     ServerRow,
 )
 from k8stars.registry.store.base import Changes, Expiry, GroupTables, Poll, Store
-from k8stars.registry.store.db import Database, Row, Tx, in_clause
+from k8stars.sql import Database, Row, Tx, in_clause
 
 log = logging.getLogger("k8stars.registry")
 
@@ -105,7 +105,7 @@ def _retried(
             try:
                 return await fn(self, *args, **kwargs)
             except Exception as e:
-                if attempt == RETRIES or not self.db.retryable(e):
+                if attempt == RETRIES or not self.sql.retryable(e):
                     raise
                 log.debug("%s: %s; retrying (%d)", fn.__name__, e, attempt)
                 await asyncio.sleep(random.uniform(0.002, 0.02) * attempt)
@@ -117,31 +117,12 @@ def _retried(
 class SqlStore(Store):
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.kind = db.name
+        self.sql = db.dialect
+        self.kind = db.dialect.name
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def open(self) -> None:
         await self.db.open()
-        try:
-            await self._ensure_schema()
-        except BaseException:
-            await self.db.close()
-            raise
-
-    async def _ensure_schema(self) -> None:
-        await self.db.execute_script(self.db.ddl())
-        have = await self.db.columns("t_server_conf")
-        for column in ("grid_flag", "metrics_port", "last_heartbeat"):
-            if column in have:
-                continue
-            log.info("adding column t_server_conf.%s", column)
-            try:
-                await self.db.execute_script(self.db.add_column("t_server_conf", column))
-            except Exception:
-                # another replica starting at the same time may have added it first
-                if column not in await self.db.columns("t_server_conf"):
-                    raise
-        await self.db.execute_script(self.db.indexes())
 
     async def close(self) -> None:
         await self.db.close()
@@ -180,7 +161,7 @@ class SqlStore(Store):
                     bak_flag=int(r[10] or 0),
                     enable_group=str(r[11] or "").upper() == "Y",
                     metrics_port=int(r[12] or 0),
-                    last_heartbeat=self.db.epoch(r[13]),
+                    last_heartbeat=self.sql.epoch(r[13]),
                 )
             if r[15]:  # servant: a server row without adapters comes back from the LEFT JOIN with NULLs
                 server.adapters.append(AdapterRow(str(r[14] or ""), str(r[15]), str(r[16] or ""), str(r[17] or "")))
@@ -233,7 +214,7 @@ class SqlStore(Store):
             pass
 
     async def _log(self, tx: Tx, change: _Change, now: float) -> None:
-        ts = self.db.ts(now)
+        ts = self.sql.ts(now)
         for chunk in _chunks(list(change.keys)):
             marks = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
             params = [v for k in chunk for v in (change.seq, k.application, k.server, k.node, ts)]
@@ -246,11 +227,11 @@ class SqlStore(Store):
     # -- writes -----------------------------------------------------------------------------------------------
     @_retried
     async def register(self, reg: Registration, now: float) -> Changes:
-        key, ts = reg.key, self.db.ts(now)
+        key, ts = reg.key, self.sql.ts(now)
         async with self._change(now) as ch:
             await self._upsert_node(ch.tx, key.node, ts)
             await ch.tx.execute(
-                self.db.upsert("t_server_conf", _SERVER_COLUMNS, _KEY_COLUMNS, _SERVER_UPDATE),
+                self.sql.upsert("t_server_conf", _SERVER_COLUMNS, _KEY_COLUMNS, _SERVER_UPDATE),
                 (
                     key.application, key.server, key.node, reg.version, reg.state, "active",
                     "Y" if reg.enable_set else "N", reg.set_name, reg.set_area, reg.set_group,
@@ -258,7 +239,7 @@ class SqlStore(Store):
                 ),
             )  # fmt: skip
             if reg.adapters:
-                upsert_adapters = self.db.upsert(
+                upsert_adapters = self.sql.upsert(
                     "t_adapter_conf", _ADAPTER_COLUMNS, (*_KEY_COLUMNS, "adapter_name"), _ADAPTER_COLUMNS[4:],
                     rows=len(reg.adapters),
                 )  # fmt: skip
@@ -273,7 +254,7 @@ class SqlStore(Store):
         return ch.result
 
     async def _upsert_node(self, tx: Tx, node: str, ts: Any) -> None:
-        sql = self.db.upsert(
+        sql = self.sql.upsert(
             "t_node_info", _NODE_COLUMNS, ("node_name",), ("last_reg_time", "last_heartbeat", "present_state")
         )
         ip = node if len(node) <= 16 else ""  # endpoint_ip is varchar(16): an IPv6 node name does not fit
@@ -293,7 +274,7 @@ class SqlStore(Store):
 
     @_retried
     async def heartbeat(self, key: ServerKey, state: str, now: float) -> Changes:
-        ts = self.db.ts(now)
+        ts = self.sql.ts(now)
         where = "application = ? AND server_name = ? AND node_name = ?"
         same = await self.db.execute(
             f"UPDATE t_server_conf SET last_heartbeat = ? WHERE {where} AND present_state = ?",
@@ -304,7 +285,7 @@ class SqlStore(Store):
             return Changes()  # state unchanged: nothing a lookup would see
         async with self._change(now) as ch:
             found = await ch.tx.fetch(
-                f"SELECT present_state FROM t_server_conf WHERE {where}{self.db.for_update}", _flat([key])
+                f"SELECT present_state FROM t_server_conf WHERE {where}{self.sql.for_update}", _flat([key])
             )
             if not found:
                 raise RegistryError(f"{key} is not registered (call onStartup first)", ERR_NOT_REGISTERED)
@@ -317,12 +298,12 @@ class SqlStore(Store):
 
     @_retried
     async def node_heartbeat(self, node: str, state: str, now: float, live_after: float) -> Changes:
-        ts, live = self.db.ts(now), self.db.ts(live_after)
+        ts, live = self.sql.ts(now), self.sql.ts(live_after)
         await self._touch_node(node, ts)
         where = "node_name = ? AND last_heartbeat >= ?"
         async with self._change(now) as ch:
             rows = await ch.tx.fetch(
-                f"SELECT application, server_name FROM t_server_conf WHERE {where}{self.db.for_update}", (node, live)
+                f"SELECT application, server_name FROM t_server_conf WHERE {where}{self.sql.for_update}", (node, live)
             )
             if state == DESTROYED:
                 sets, params = "setting_state = 'inactive', present_state = 'destroyed'", [ts]
@@ -355,7 +336,7 @@ class SqlStore(Store):
     async def destroy_node(self, node: str, now: float) -> Changes:
         async with self._change(now) as ch:
             rows = await ch.tx.fetch(
-                f"SELECT application, server_name FROM t_server_conf WHERE node_name = ?{self.db.for_update}", (node,)
+                f"SELECT application, server_name FROM t_server_conf WHERE node_name = ?{self.sql.for_update}", (node,)
             )
             await ch.tx.execute(
                 "UPDATE t_server_conf SET setting_state = 'inactive', present_state = ? WHERE node_name = ?",
@@ -378,7 +359,7 @@ class SqlStore(Store):
 
     @_retried
     async def expire(self, now: float, inactive_before: float, remove_before: float) -> Expiry:
-        stale_ts, dead_ts = self.db.ts(inactive_before), self.db.ts(remove_before)
+        stale_ts, dead_ts = self.sql.ts(inactive_before), self.sql.ts(remove_before)
         dead_sql = "SELECT application, server_name, node_name FROM t_server_conf WHERE last_heartbeat < ?"
         stale_sql = f"{dead_sql} AND present_state IN {_LIVE}"
         await self.db.execute(
@@ -396,14 +377,14 @@ class SqlStore(Store):
         ):
             return Expiry()
         async with self._change(now) as ch:
-            dead = _keys(await ch.tx.fetch(dead_sql + self.db.for_update, (dead_ts,)))
+            dead = _keys(await ch.tx.fetch(dead_sql + self.sql.for_update, (dead_ts,)))
             for chunk in _chunks(dead):
                 where = in_clause(_KEY_COLUMNS, len(chunk))
                 await ch.tx.execute(f"DELETE FROM t_adapter_conf WHERE {where}", _flat(chunk))
                 await ch.tx.execute(f"DELETE FROM t_server_conf WHERE {where}", _flat(chunk))
             for key in dead:
                 await self._delete_config_files(ch.tx, key)
-            stale = _keys(await ch.tx.fetch(stale_sql + self.db.for_update, (stale_ts,)))
+            stale = _keys(await ch.tx.fetch(stale_sql + self.sql.for_update, (stale_ts,)))
             for chunk in _chunks(stale):
                 where = in_clause(_KEY_COLUMNS, len(chunk))
                 await ch.tx.execute(
@@ -418,7 +399,7 @@ class SqlStore(Store):
         rows = await self.db.fetch(
             "SELECT node_name FROM t_node_info WHERE present_state = 'inactive' AND last_heartbeat < ?"
             " ORDER BY node_name",
-            (self.db.ts(before),),
+            (self.sql.ts(before),),
         )
         nodes = [str(r[0]) for r in rows]
         servers: list[ServerKey] = []
@@ -450,5 +431,5 @@ class SqlStore(Store):
 
     async def prune_changes(self, before: float) -> int:
         return await self.db.execute(
-            "DELETE FROM t_k8stars_registry_changes WHERE changed_at < ?", (self.db.ts(before),)
+            "DELETE FROM t_k8stars_registry_changes WHERE changed_at < ?", (self.sql.ts(before),)
         )

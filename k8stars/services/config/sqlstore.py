@@ -16,20 +16,16 @@ Every lookup reads the database (the servant caches answers for half a second), 
 
 from __future__ import annotations
 
-import asyncio
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from k8stars.paths import data_home
-from k8stars.sql import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
+from k8stars.sql import Queries, Schema, Step
+from k8stars.sql.store import SqlBackedStore
+from k8stars.sql.tables import CONFIG_FILES_MYSQL, CONFIG_FILES_SQLITE
 
 LEVEL_APP, LEVEL_SERVER, LEVEL_NODE = 1, 2, 3  # TarsFramework's eLevelApp, eLevelAllServer, eLevelIpServer
 SQLITE_FILE = "config.db"
-CONNECT_TIMEOUT = 5.0
 POOL_SIZE = 4
 
 SetDivision = tuple[str, str, str]  # (set_name, set_area, set_group); all empty: no set
@@ -76,11 +72,10 @@ _SQLITE_TABLES = [
 )""",
 ]
 
+# version 1: the tables as the service created them before versions were recorded
+SCHEMA = Schema("config", [Step(sqlite=_SQLITE_TABLES, mysql=_MYSQL_TABLES)])
+
 _FILE_COLUMNS = "id, server_name, filename, host, level, set_name, set_area, set_group, config, posttime, lastuser"
-
-
-class ConfigStoreUnavailable(RuntimeError):
-    """The database cannot be opened or read; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,207 +113,16 @@ def parse_set_division(text: str) -> SetDivision:
     return (parts[0], parts[1], parts[2])
 
 
-# -- the two databases: autocommit reads (each a fresh snapshot) and short write transactions --------------------
-class _Tx(ABC):
-    @abstractmethod
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    @abstractmethod
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-
-
-class _Db(_Tx):
-    kind = ""
-
-    @abstractmethod
-    async def open(self) -> None: ...
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[_Tx]: ...
-
-
-class _SqliteConn(_Tx):
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in await self.conn.execute_fetchall(sql, tuple(params))]
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self.conn.execute(sql, tuple(params)) as cur:  # closed at once: an open cursor keeps its lock
-            return int(cur.rowcount)
-
-
-class _SqliteDb(_Db):
-    """One file in WAL mode (readers never wait for the writer), one connection: lookups are a few indexed
-    SELECTs and writes come from the CLI, so one connection with a lock per transaction is plenty."""
-
-    kind = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        import aiosqlite
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)  # autocommit; BEGIN is explicit
-        try:
-            for pragma in ("PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"):
-                await self._conn.execute_fetchall(pragma)
-            for stmt in _SQLITE_TABLES:
-                await _SqliteConn(self._conn).execute(stmt)
-        except BaseException:
-            await self.close()  # the connection's thread would keep the process alive
-            raise
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    def _c(self) -> _SqliteConn:
-        if self._conn is None:
-            raise RuntimeError("the SQLite config store is not open")
-        return _SqliteConn(self._conn)
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:  # never in the middle of another task's transaction on this connection
-            return await self._c().fetch(sql, params)
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._lock:
-            return await self._c().execute(sql, params)
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[_Tx]:
-        async with self._lock:
-            c = self._c()
-            await c.execute("BEGIN IMMEDIATE")
-            try:
-                yield c
-            except BaseException:
-                await c.execute("ROLLBACK")
-                raise
-            await c.execute("COMMIT")
-
-    def transaction(self) -> AbstractAsyncContextManager[_Tx]:
-        return self._tx()
-
-
-class _MysqlCursor(_Tx):
-    def __init__(self, cur: Any) -> None:
-        self.cur = cur
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        await self.cur.execute(sql.replace("?", "%s"), tuple(params))  # our SQL has no '?' or '%' in literals
-        return [tuple(r) for r in await self.cur.fetchall()]
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return int(await self.cur.execute(sql.replace("?", "%s"), tuple(params)))
-
-
-class _MysqlDb(_Db):
-    """A small autocommit pool at READ COMMITTED, so every lookup sees what was committed before it."""
-
-    kind = "mysql"
-
-    def __init__(self, dsn: str) -> None:
-        from k8stars.sql import parse_dsn
-
-        self.dsn = parse_dsn(dsn)
-        self._pool: Any = None
-
-    def _args(self) -> dict[str, Any]:
-        d = self.dsn
-        return {"host": d.host, "port": d.port, "user": d.user, "password": d.password, "autocommit": True,
-                "charset": "utf8", "connect_timeout": CONNECT_TIMEOUT,
-                "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}  # fmt: skip
-
-    async def open(self) -> None:
-        import aiomysql  # type: ignore[import-untyped]
-
-        conn = await aiomysql.connect(**self._args())
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SET SESSION sql_notes = 0")  # no "already exists" warnings on every start
-                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.dsn.database}` DEFAULT CHARACTER SET utf8")
-                await cur.execute(f"USE `{self.dsn.database}`")
-                for stmt in _MYSQL_TABLES:
-                    await cur.execute(stmt)
-        finally:
-            conn.close()
-        self._pool = await aiomysql.create_pool(minsize=1, maxsize=POOL_SIZE, db=self.dsn.database, **self._args())
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            await self._pool.wait_closed()
-            self._pool = None
-
-    def _p(self) -> Any:
-        if self._pool is None:
-            raise RuntimeError("the MySQL config store is not open")
-        return self._pool
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._p().acquire() as conn, conn.cursor() as cur:
-            return await _MysqlCursor(cur).fetch(sql, params)
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._p().acquire() as conn, conn.cursor() as cur:
-            return await _MysqlCursor(cur).execute(sql, params)
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[_Tx]:
-        async with self._p().acquire() as conn:
-            await conn.begin()
-            try:
-                async with conn.cursor() as cur:
-                    yield _MysqlCursor(cur)
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
-
-    def transaction(self) -> AbstractAsyncContextManager[_Tx]:
-        return self._tx()
-
-
-class SqlConfigStore:
+class SqlConfigStore(SqlBackedStore):
     """Reads for the ConfigF servant and writes for ``k8stars config put/rm``, over one database."""
 
-    def __init__(self, kind: str, *, data_dir: str | Path | None = None, dsn: str | None = None) -> None:
-        """``sqlite``: ``<data_dir>/config.db``; ``mysql``: the database of ``dsn``. ValueError names what is wrong."""
-        if kind == "sqlite":
-            self.where = str(Path(data_dir or data_home()) / SQLITE_FILE)
-            self.db: _Db = _SqliteDb(Path(self.where))
-        elif kind == "mysql":
-            if not dsn:
-                raise ValueError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
-            self.db = _MysqlDb(dsn)
-            self.where = str(self.db.dsn)
-        else:
-            raise ValueError(f"unknown SQL store {kind!r} (sqlite or mysql)")
-        self.kind = kind
-
-    async def open(self) -> None:
-        try:
-            await self.db.open()
-        except Exception as e:  # driver errors (pymysql, sqlite3, OSError) share no useful base
-            raise ConfigStoreUnavailable(f"config store {self.where}: {e}") from None
-
-    async def close(self) -> None:
-        await self.db.close()
+    schema = SCHEMA
+    sqlite_file = SQLITE_FILE
+    pool_size = POOL_SIZE
 
     # -- what the servant reads -------------------------------------------------------------------------------
     async def file(self, owner: str, filename: str, level: int, host: str = "", sd: SetDivision = NO_SET,
-                   tx: _Tx | None = None) -> FileRow | None:  # fmt: skip
+                   tx: Queries | None = None) -> FileRow | None:  # fmt: skip
         """The one row of a file at a level (``host`` for the node level only), or None."""
         rows = await (tx or self.db).fetch(
             f"SELECT {_FILE_COLUMNS} FROM t_config_files WHERE server_name = ? AND filename = ? AND level = ? "
@@ -390,7 +194,7 @@ class SqlConfigStore:
                                      (row.id, ref))  # fmt: skip
         return row, found is None
 
-    async def _reference_ids_of(self, tx: _Tx, app: str, names: Sequence[str], sd: SetDivision) -> list[int]:
+    async def _reference_ids_of(self, tx: Queries, app: str, names: Sequence[str], sd: SetDivision) -> list[int]:
         ids = []
         for name in dict.fromkeys(names):  # once each, in the order given
             ref = await self.file(app, name, LEVEL_APP, "", NO_SET, tx)

@@ -4,23 +4,21 @@ Same table, columns and values as TarsFramework's NotifyServer writes, so TarsWe
 ``application``, ``server_name``, ``container_name``, ``node_name`` (the reporting node), ``set_name``/``set_area``/
 ``set_group``, ``server_id`` (``App.Server_node``), ``thread_id``, ``command`` (the level tag: ``[alarm]``,
 ``[error]``, ``[warn]``, ``[normal]``), ``result`` (the message), ``notifytime``. The table (and the database) is
-created when missing. Writes are batched: one multi-row INSERT per batch the queue hands over.
+created when missing. Writes are batched: one transaction (on MySQL one multi-row INSERT) per batch the queue hands
+over.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from k8stars.paths import data_home
 from k8stars.services.notify.model import Notification
-from k8stars.sql import parse_dsn
+from k8stars.sql import Schema, Step
+from k8stars.sql.store import SqlBackedStore
 
 SQLITE_FILE = "notify.db"
-CONNECT_TIMEOUT = 5.0
 POOL_SIZE = 2
 MAX_LIMIT = 10000
 
@@ -65,14 +63,13 @@ NOTIFYS_SQLITE = [
     "(application, server_name, node_name, set_name, set_area, set_group)",
 ]
 
+# version 1: the table as the service created it before versions were recorded
+SCHEMA = Schema("notify", [Step(sqlite=NOTIFYS_SQLITE, mysql=[NOTIFYS_MYSQL])])
+
 _COLUMNS = ("application", "server_name", "container_name", "node_name", "set_name", "set_area", "set_group",
             "server_id", "thread_id", "command", "result", "notifytime")  # fmt: skip
 _LIMITS = {"application": 128, "server_name": 128, "container_name": 128, "node_name": 128, "set_name": 16,
            "set_area": 16, "set_group": 16, "server_id": 100, "thread_id": 20, "command": 50}  # fmt: skip
-
-
-class NotifyStoreUnavailable(RuntimeError):
-    """The database cannot be opened; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,102 +93,17 @@ def _values(n: Notification) -> tuple[Any, ...]:
     return tuple(values[c] for c in _COLUMNS)
 
 
-class SqlNotifyStore:
+class SqlNotifyStore(SqlBackedStore):
     """``t_server_notifys`` on SQLite (``<data_dir>/notify.db``) or MySQL (``dsn``)."""
 
-    def __init__(self, kind: str, *, data_dir: str | Path | None = None, dsn: str | None = None) -> None:
-        if kind == "sqlite":
-            self.where = str(Path(data_dir or data_home()) / SQLITE_FILE)
-        elif kind == "mysql":
-            if not dsn:
-                raise ValueError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
-            self.dsn = parse_dsn(dsn)
-            self.where = str(self.dsn)
-        else:
-            raise ValueError(f"unknown SQL store {kind!r} (sqlite or mysql)")
-        self.kind = kind
-        self._conn: Any = None  # sqlite
-        self._pool: Any = None  # mysql
-        self._lock = asyncio.Lock()
-
-    # -- open / close ----------------------------------------------------------------------------------------------
-    async def open(self) -> None:
-        try:
-            await (self._open_sqlite() if self.kind == "sqlite" else self._open_mysql())
-        except Exception as e:  # driver errors (pymysql, sqlite3, OSError) share no useful base
-            await self.close()
-            raise NotifyStoreUnavailable(f"notify store {self.where}: {e}") from None
-
-    async def _open_sqlite(self) -> None:
-        import aiosqlite
-
-        Path(self.where).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(self.where, isolation_level=None)
-        for stmt in ("PRAGMA busy_timeout=5000", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                     *NOTIFYS_SQLITE):  # fmt: skip
-            await self._conn.execute_fetchall(stmt)
-
-    def _mysql_args(self) -> dict[str, Any]:
-        d = self.dsn
-        return {"host": d.host, "port": d.port, "user": d.user, "password": d.password, "autocommit": True,
-                "charset": "utf8", "connect_timeout": CONNECT_TIMEOUT}  # fmt: skip
-
-    async def _open_mysql(self) -> None:
-        import aiomysql  # type: ignore[import-untyped]
-
-        conn = await aiomysql.connect(**self._mysql_args())
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SET SESSION sql_notes = 0")  # no "already exists" warnings on every start
-                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.dsn.database}` DEFAULT CHARACTER SET utf8")
-                await cur.execute(f"USE `{self.dsn.database}`")
-                await cur.execute(NOTIFYS_MYSQL)
-        finally:
-            conn.close()
-        self._pool = await aiomysql.create_pool(minsize=1, maxsize=POOL_SIZE, db=self.dsn.database,
-                                                **self._mysql_args())  # fmt: skip
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-        if self._pool is not None:
-            self._pool.close()
-            await self._pool.wait_closed()
-            self._pool = None
-
-    # -- statements ------------------------------------------------------------------------------------------------
-    async def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if self._conn is not None:
-            async with self._lock:  # one transaction per batch: one commit (fsync) instead of one per row
-                await self._conn.execute_fetchall("BEGIN")
-                try:
-                    async with self._conn.executemany(sql, rows):  # its cursor closed at once
-                        pass
-                except BaseException:
-                    await self._conn.execute_fetchall("ROLLBACK")
-                    raise
-                await self._conn.execute_fetchall("COMMIT")
-        elif self._pool is not None:
-            async with self._pool.acquire() as conn, conn.cursor() as cur:
-                await cur.executemany(sql.replace("?", "%s"), rows)
-        else:
-            raise RuntimeError(f"the notify store {self.where} is not open")
-
-    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if self._conn is not None:
-            async with self._lock:
-                return [tuple(r) for r in await self._conn.execute_fetchall(sql, tuple(params))]
-        if self._pool is not None:
-            async with self._pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute(sql.replace("?", "%s"), tuple(params))
-                return [tuple(r) for r in await cur.fetchall()]
-        raise RuntimeError(f"the notify store {self.where} is not open")
+    schema = SCHEMA
+    sqlite_file = SQLITE_FILE
+    pool_size = POOL_SIZE
 
     # -- what the queue writes and the CLI reads ---------------------------------------------------------------
     async def write(self, items: Sequence[Notification]) -> int:
         placeholders = ", ".join("?" * len(_COLUMNS))
-        await self._executemany(f"INSERT INTO t_server_notifys ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+        await self.db.executemany(f"INSERT INTO t_server_notifys ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
                                 [_values(n) for n in items])  # fmt: skip
         return len(items)
 
@@ -207,7 +119,7 @@ class SqlNotifyStore:
             sql, params = sql + " AND server_name = ?", [*params, server]
         if node is not None:
             sql, params = sql + " AND node_name = ?", [*params, node]
-        rows = await self._fetch(sql + f" ORDER BY id DESC LIMIT {int(limit)}", params)
+        rows = await self.db.fetch(sql + f" ORDER BY id DESC LIMIT {int(limit)}", params)
         return [_row(r) for r in rows]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from k8stars.registry.store import open_store
-from k8stars.registry.store.mysql import MysqlDsn, parse_dsn
+from k8stars.sql import MysqlDsn, parse_dsn
 
 
 @pytest.mark.parametrize(
