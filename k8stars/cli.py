@@ -432,20 +432,17 @@ def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int
 
 # --- operator (issue 7): TServer → StatefulSet + Service + TEndpoint; the implementation lives in k8stars.operator --
 @main.command("operator")
-@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False), default=None,
-              help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the in-cluster account).")  # fmt: skip
-@click.option("--namespace", "-n", envvar="K8STARS_OPERATOR_NAMESPACE", default=None,
-              help="Reconcile one namespace only (default: all).")  # fmt: skip
+@kubeconfig_option()
+@namespace_option("K8STARS_OPERATOR_NAMESPACE", "Reconcile one namespace only (default: all).")
 @click.option("--workers", envvar="K8STARS_OPERATOR_WORKERS", type=int, default=4, show_default=True,
               help="Concurrent reconciles.")  # fmt: skip
 @click.option("--install-crds/--no-install-crds", envvar="K8STARS_OPERATOR_INSTALL_CRDS", default=True,
               show_default=True, help="Server-side apply the k8s.tars.io CRDs at start-up.")  # fmt: skip
 @click.option("--resync", envvar="K8STARS_OPERATOR_RESYNC", type=float, default=300.0, show_default=True,
               help="Seconds between full re-reconciles (a safety net; changes are handled as they come).")  # fmt: skip
-@click.option("--webhook-port", envvar="K8STARS_WEBHOOK_PORT", type=int, default=0, show_default=True,
-              help="Serve the admission webhooks (HTTPS) on this port; 0 = no webhooks.")  # fmt: skip
-@click.option("--webhook-host", envvar="K8STARS_WEBHOOK_HOST", default="127.0.0.1", show_default=True,
-              help="Address the webhook server listens on.")  # fmt: skip
+@port_option("K8STARS_WEBHOOK_PORT", 0, "Serve the admission webhooks (HTTPS) on this port; 0 = no webhooks.",
+             name="--webhook-port")  # fmt: skip
+@host_option("K8STARS_WEBHOOK_HOST", name="--webhook-host", what="the webhook server listens on")
 @click.option("--webhook-cert", envvar="K8STARS_WEBHOOK_CERT", type=click.Path(dir_okay=False), default=None,
               help="Serving certificate (PEM) of the webhook server.")  # fmt: skip
 @click.option("--webhook-key", envvar="K8STARS_WEBHOOK_KEY", type=click.Path(dir_okay=False), default=None,
@@ -467,11 +464,10 @@ def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int
               default=None, help="Namespace of the Lease (default: --namespace, else default).")  # fmt: skip
 @click.option("--lease-duration", envvar="K8STARS_LEASE_DURATION", type=float, default=15.0, show_default=True,
               help="Seconds without renewal after which another replica takes over.")  # fmt: skip
-@click.option("--metrics-port", envvar="K8STARS_OPERATOR_METRICS_PORT", type=int, default=0, show_default=True,
-              help="Serve /healthz, /readyz and /metrics (Prometheus) on this port; 0 = off.")  # fmt: skip
-@click.option("--metrics-host", envvar="K8STARS_OPERATOR_METRICS_HOST", default="127.0.0.1", show_default=True,
-              help="Address of the metrics server.")  # fmt: skip
-@click.option("--log-level", envvar="K8STARS_LOG_LEVEL", default="INFO", show_default=True)
+@port_option("K8STARS_OPERATOR_METRICS_PORT", 0, "Serve /healthz, /readyz and /metrics (Prometheus) on this port; "
+             "0 = off.", name="--metrics-port")  # fmt: skip
+@host_option("K8STARS_OPERATOR_METRICS_HOST", name="--metrics-host", what="of the metrics server")
+@log_level_option()
 def operator(kubeconfig: str | None, namespace: str | None, workers: int, install_crds: bool, resync: float,
              webhook_port: int, webhook_host: str, webhook_cert: str | None, webhook_key: str | None,
              webhook_url: str | None, tconfig_guard: float, webhook_ca: str | None, operator_account: str | None,
