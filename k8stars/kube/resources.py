@@ -14,6 +14,8 @@ TEXITEDRECORD = Resource(GROUP, VERSION, "texitedrecords", "TExitedRecord")
 TFRAMEWORKCONFIG = Resource(GROUP, VERSION, "tframeworkconfigs", "TFrameworkConfig")
 TTREE = Resource(GROUP, VERSION, "ttrees", "TTree")
 TACCOUNT = Resource(GROUP, VERSION, "taccounts", "TAccount")
+TFRAMEWORKKEY = Resource(GROUP, VERSION, "tframeworkkey", "TFrameworkKey")  # K8SFramework's plural, without an s
+TPLUGIN = Resource(GROUP, VERSION, "tplugins", "TPlugin")
 
 STATEFULSET = Resource("apps", "v1", "statefulsets", "StatefulSet")
 DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
@@ -22,7 +24,19 @@ POD = Resource("", "v1", "pods", "Pod")
 CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 
-TARS_KINDS = (TSERVER, TCONFIG, TTEMPLATE, TIMAGE, TENDPOINT, TEXITEDRECORD, TFRAMEWORKCONFIG, TTREE, TACCOUNT)
+TARS_KINDS = (
+    TSERVER,
+    TCONFIG,
+    TTEMPLATE,
+    TIMAGE,
+    TENDPOINT,
+    TEXITEDRECORD,
+    TFRAMEWORKCONFIG,
+    TTREE,
+    TACCOUNT,
+    TFRAMEWORKKEY,
+    TPLUGIN,
+)
 MUTATING_WEBHOOK = Resource(
     "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False
 )

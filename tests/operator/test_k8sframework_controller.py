@@ -445,3 +445,31 @@ async def test_writes_are_fenced_by_the_renew_deadline(kube: Kube, namespace: st
     assert await fenced.get(CONFIGMAP, namespace, "while-leading") is not None  # reads are not fenced
     with pytest.raises(ValueError, match="renew deadline"):
         LeaderElector(kube, namespace, "bad", duration=2, renew=1, renew_deadline=3)
+
+
+# --- point 10: K8SFramework's newer kinds -----------------------------------------------------------------------------
+async def test_tframeworkkey_and_tplugin_exist_as_k8sframework_defines_them(kube: Kube, namespace: str) -> None:
+    from k8stars.kube.resources import CRD
+
+    key_crd = await _get(kube, CRD, "", "tframeworkkey.k8s.tars.io")
+    names = {"plural": "tframeworkkey", "singular": "tframeworkkey", "shortNames": ["tfk"]}
+    assert key_crd["spec"]["names"] == {"kind": "TFrameworkKey", "listKind": "TFrameworkKeyList", **names}
+    assert [v["name"] for v in key_crd["spec"]["versions"]] == ["v1beta2", "v1beta3"]
+    plugin_crd = await _get(kube, CRD, "", "tplugins.k8s.tars.io")
+    assert plugin_crd["spec"]["names"]["shortNames"] == ["tp"]
+    assert [v["name"] for v in plugin_crd["spec"]["versions"]] == ["v1beta1", "v1beta2", "v1beta3"]
+
+    for version in ("v1beta2", "v1beta3"):
+        res = Resource("k8s.tars.io", version, "tframeworkkey", "TFrameworkKey")
+        spec = {"cuid": "c1", "pri_key": "-----BEGIN KEY-----", "autologin": 1, "unknown": "pruned"}
+        body = {"apiVersion": res.api_version, "kind": res.kind, "metadata": {"name": f"k-{version}"}, "spec": spec}
+        stored = await kube.create(res, namespace, body)
+        assert stored["spec"] == {"cuid": "c1", "pri_key": "-----BEGIN KEY-----", "autologin": 1}
+    v1 = Resource("k8s.tars.io", "v1beta1", "tplugins", "TPlugin")
+    spec = {"name": "监控", "name_en": "monitor", "obj": "tars.monitor.WebObj", "type": 1, "path": "/m"}
+    plugin = {"apiVersion": "k8s.tars.io/v1beta1", "kind": "TPlugin", "metadata": {"name": "monitor"}, "spec": spec}
+    await kube.create(v1, namespace, plugin)
+    v3 = await _get(kube, resource_of("TPlugin"), namespace, "monitor")
+    assert v3["spec"]["obj"] == "tars.monitor.WebObj" and v3["apiVersion"] == "k8s.tars.io/v1beta3"
+    extern = await kube.merge_patch(resource_of("TPlugin"), namespace, "monitor", {"spec": {"extern": 1}})
+    assert extern["spec"]["extern"] == 1

@@ -25,11 +25,12 @@ def crd(
     scale: dict[str, str] | None = None,
     legacy: Sequence[str] = (),
     legacy_schemas: Mapping[str, Callable[[], Schema]] | None = None,
+    plural: str | None = None,
 ) -> dict[str, Any]:
     """A CRD storing v1beta3; `legacy` versions are served too, deprecated, with the same schema (K8SFramework's
     older versions of these kinds differ from v1beta3 in nothing but the name: conversion None), or the one
     `legacy_schemas` gives for a version."""
-    plural = kind.lower() + "s"
+    plural = plural or kind.lower() + "s"  # K8SFramework's TFrameworkKey has the plural "tframeworkkey"
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
     if short_names:
         names["shortNames"] = list(short_names)

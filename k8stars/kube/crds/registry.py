@@ -6,7 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import taccount, tconfig, tendpoint, texitedrecord, tframeworkconfig, timage, tserver, ttemplate, ttree
+from . import (
+    taccount,
+    tconfig,
+    tendpoint,
+    texitedrecord,
+    tframeworkconfig,
+    tframeworkkey,
+    timage,
+    tplugin,
+    tserver,
+    ttemplate,
+    ttree,
+)
 from .manifest import with_webhook_conversion
 from .schema import Schema
 
@@ -21,6 +33,8 @@ KINDS: tuple[Callable[[], dict[str, Any]], ...] = (
     tframeworkconfig.crd,
     ttree.crd,
     taccount.crd,
+    tframeworkkey.crd,
+    tplugin.crd,
 )
 
 # The kinds whose older versions K8SFramework converts by webhook (their schemas differ from v1beta3's), with the
