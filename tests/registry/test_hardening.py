@@ -4,7 +4,10 @@ bad row already stored (by another tool or an older k8stars) never stops the reg
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +110,20 @@ async def test_a_bad_stored_row_never_stops_the_registry(
 
 async def _inactive(c: Client, expected: set[tuple[str, int]]) -> bool:
     return await c.inactive(HELLO) == expected
+
+
+async def test_an_unreadable_sqlite_row_is_skipped(store_spec: StoreSpec, launch: Launch, comm: Communicator) -> None:
+    if store_spec.kind != "sqlite":
+        pytest.skip("MariaDB's typed columns cannot hold the unreadable value")
+    writer = store_spec.new()
+    await writer.open()
+    try:
+        await writer.register(_unchecked("127.0.0.7", "tcp -h 127.0.0.7 -p 20001"), time.time())
+        await writer.register(_unchecked("127.0.0.8", "tcp -h 127.0.0.8 -p 20001"), time.time())
+    finally:
+        await writer.close()
+    assert store_spec.data_dir is not None
+    with contextlib.closing(sqlite3.connect(Path(store_spec.data_dir) / "registry.db")) as db, db:
+        db.execute("UPDATE t_server_conf SET bak_flag = 'x' WHERE node_name = '127.0.0.7'")  # as another tool could
+    c = Client(comm, await launch())
+    assert await c.active(HELLO) == {("127.0.0.8", 20001)}

@@ -30,6 +30,7 @@ from k8stars.registry.model import (
 )
 from k8stars.registry.store.base import Changes, Expiry, GroupTables, Poll, Store
 from k8stars.sql import Database, Row, Tx, in_clause
+from k8stars.tars.untrusted import printable
 
 log = logging.getLogger("k8stars.registry")
 
@@ -145,27 +146,37 @@ class SqlStore(Store):
 
     def _rows(self, rows: Sequence[Row]) -> list[ServerRow]:
         servers: dict[ServerKey, ServerRow] = {}
+        bad: set[ServerKey] = set()
         for r in rows:
             key = ServerKey(sys.intern(str(r[0])), str(r[1]), sys.intern(str(r[2])))  # many rows share these
-            server = servers.get(key)
-            if server is None:
-                server = servers[key] = ServerRow(
-                    key=key,
-                    setting_state=str(r[3] or ""),
-                    present_state=str(r[4] or ""),
-                    enable_set=str(r[5] or "").upper() == "Y",
-                    set_name=str(r[6] or ""),
-                    set_area=str(r[7] or ""),
-                    set_group=str(r[8] or ""),
-                    grid_flag=str(r[9] or "NORMAL"),
-                    bak_flag=int(r[10] or 0),
-                    enable_group=str(r[11] or "").upper() == "Y",
-                    metrics_port=int(r[12] or 0),
-                    last_heartbeat=self.sql.epoch(r[13]),
-                )
-            if r[15]:  # servant: a server row without adapters comes back from the LEFT JOIN with NULLs
-                server.adapters.append(AdapterRow(str(r[14] or ""), str(r[15]), str(r[16] or ""), str(r[17] or "")))
-        return list(servers.values())
+            try:
+                self._add_row(servers, key, r)
+            except (TypeError, ValueError) as e:  # a row another tool wrote: skipped, never the end of a load
+                if key not in bad:
+                    log.warning("server %s: unreadable row skipped: %s", key, printable(str(e)))
+                bad.add(key)
+        return [row for key, row in servers.items() if key not in bad]
+
+    def _add_row(self, servers: dict[ServerKey, ServerRow], key: ServerKey, r: Row) -> None:
+        server = servers.get(key)
+        if server is None:
+            server = ServerRow(
+                key=key,
+                setting_state=str(r[3] or ""),
+                present_state=str(r[4] or ""),
+                enable_set=str(r[5] or "").upper() == "Y",
+                set_name=str(r[6] or ""),
+                set_area=str(r[7] or ""),
+                set_group=str(r[8] or ""),
+                grid_flag=str(r[9] or "NORMAL"),
+                bak_flag=int(r[10] or 0),
+                enable_group=str(r[11] or "").upper() == "Y",
+                metrics_port=int(r[12] or 0),
+                last_heartbeat=self.sql.epoch(r[13]),
+            )
+            servers[key] = server
+        if r[15]:  # servant: a server row without adapters comes back from the LEFT JOIN with NULLs
+            server.adapters.append(AdapterRow(str(r[14] or ""), str(r[15]), str(r[16] or ""), str(r[17] or "")))
 
     async def group_tables(self) -> GroupTables:
         rules = await self.db.fetch("SELECT group_id, allow_ip_rule FROM t_server_group_rule ORDER BY group_id")
