@@ -1,6 +1,6 @@
 """The TConfig life cycle, as K8SFramework has it, in one place: the rules the admission webhook enforces
-(webhook.py calls the `*_errors`/`delete_refusals`/`mutation` functions) and the plan the controller carries out per
-group (controller.py calls `GroupReconciler`).
+(webhook/tconfig.py calls the `*_errors`/`delete_refusals`/`mutation` functions) and the plan the controller carries
+out per group (controller.py calls `GroupReconciler`).
 
 A group is (app, server, configName, podSeq): podSeq `m` is the server-level master, `"0"`, `"1"`, ... pod-level
 slaves. In a group:
@@ -32,10 +32,11 @@ from k8stars.kube.client import ApiException, Kube, Obj
 from k8stars.kube.resources import TCONFIG
 from k8stars.kube.tconfigs import ACTIVATED_AT
 
+from . import records
+
 log = logging.getLogger("k8stars.operator.tconfig")
 
 DEFAULT_GUARD_SECONDS = 48.0  # K8SFramework's webhook refuses deleting an activated TConfig for 48 s
-DEFAULT_HISTORY = 10  # K8SFramework's history limit when the namespace has no TFrameworkConfig
 FRAMEWORK_CONFIG = "tars-framework"  # the one TFrameworkConfig of a namespace
 SUPERSEDED_BY = "k8stars.io/superseded-by"  # set by the operator when it deactivates a version
 DELETING_VALUE = "Deleting"  # K8SFramework's value of the tars.io/Deleting label
@@ -76,14 +77,7 @@ def activated_since(obj: Obj) -> datetime:
 
 def history_limit(framework: Obj | None) -> int:
     """recordLimit.tconfigHistory of the namespace's TFrameworkConfig, else K8SFramework's default."""
-    if framework is None:
-        return DEFAULT_HISTORY
-    value = (framework.get("recordLimit") or {}).get("tconfigHistory", DEFAULT_HISTORY)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        log.warning("TFrameworkConfig recordLimit.tconfigHistory %r is not a count; keeping %d", value,
-                    DEFAULT_HISTORY)  # fmt: skip
-        return DEFAULT_HISTORY
-    return value
+    return records.limit(framework, "tconfigHistory")
 
 
 # --- admission rules (pure) -------------------------------------------------------------------------------------
