@@ -108,7 +108,6 @@ class RegistryServer(TarsService[RegistryConfig]):
 
     def __init__(self, config: RegistryConfig, store: Store | None = None) -> None:
         super().__init__(config)
-        self.config = config
         self.store = store or _open_store(config)
         self.metrics = RegistryMetrics()
         self.service = RegistryService(
@@ -152,7 +151,7 @@ class RegistryServer(TarsService[RegistryConfig]):
 
     @property
     def key(self) -> ServerKey:
-        return ServerKey(APPLICATION, SERVER, self.config.advertised)
+        return ServerKey(APPLICATION, SERVER, self.options.advertised)
 
     async def open(self, parts: AsyncExitStack) -> None:
         try:
@@ -165,8 +164,8 @@ class RegistryServer(TarsService[RegistryConfig]):
         self.registry_adapter.add_servant(REGISTRY_OBJ, RegistryServant(self.service))
         self.app.register_admin_command("clean", lambda _cmd, params: self.service.clean(params), CLEAN_HELP)
         await self.start_tars(parts, self.registry_adapter)
-        if self.config.http_port:
-            self.http_port = await serve_http(parts, http_app(self.service), self.config.host, self.config.http_port)
+        if self.options.http_port:
+            self.http_port = await serve_http(parts, http_app(self.service), self.options.host, self.options.http_port)
         await self._register_self(parts)
 
     def describe(self) -> str:
@@ -176,7 +175,7 @@ class RegistryServer(TarsService[RegistryConfig]):
     async def _register_self(self, parts: AsyncExitStack) -> None:
         """Through the same code path as every server (the registry is not its own client), heartbeating, and
         deregistered when it stops."""
-        node = self.config.advertised
+        node = self.options.advertised
         own = registration(
             node, APPLICATION, SERVER, state=ACTIVE, version=__version__,
             adapters=[
@@ -192,7 +191,7 @@ class RegistryServer(TarsService[RegistryConfig]):
         parts.push_async_callback(cancel, heartbeat)
 
     async def _heartbeat_loop(self, own: Registration) -> None:
-        interval = min(10.0, self.config.heartbeat_timeout / 3)
+        interval = min(10.0, self.options.heartbeat_timeout / 3)
         while True:
             await asyncio.sleep(interval)
             try:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from k8stars.service.options import ServiceOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-O = TypeVar("O", bound="ServiceOptions")  # noqa: E741 - the options type of a service
+OptionsT = TypeVar("OptionsT", bound="ServiceOptions")
 
 
 class Decorator(Protocol):
@@ -33,7 +33,9 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def serve_command(service: Callable[[O], Service[O]], options: type[O], values: dict[str, Any]) -> None:
+def serve_command(
+    service: Callable[[OptionsT], Service[OptionsT]], options: type[OptionsT], values: dict[str, Any]
+) -> None:
     """Run ``service`` over the options the command's ``values`` give until SIGTERM or SIGINT, on uvloop when it is
     installed. A bad option exits 2, a service that cannot start (a port in use, a store it cannot open) 1."""
     from k8stars.service.lifecycle import setup_logging

@@ -16,7 +16,7 @@ from k8stars.service.options import ServiceOptions
 
 log = logging.getLogger("k8stars.services")
 
-O = TypeVar("O", bound=ServiceOptions)  # noqa: E741 - the options type of a service
+OptionsT = TypeVar("OptionsT", bound=ServiceOptions)
 
 
 async def cancel(task: asyncio.Task[Any]) -> None:
@@ -34,13 +34,13 @@ def setup_logging(level: str) -> None:
                             stream=sys.stderr)  # fmt: skip
 
 
-class Service(Generic[O]):
+class Service(Generic[OptionsT]):
     """One service process. A subclass names itself (``name``), opens its parts in :meth:`open` (store, listeners,
     registrations), pushing on ``parts`` how each is closed, and says in :meth:`describe` what it serves."""
 
     name = "service"
 
-    def __init__(self, options: O) -> None:
+    def __init__(self, options: OptionsT) -> None:
         options.check()
         self.options = options
         self.stopping = asyncio.Event()  # set: run() stops the service

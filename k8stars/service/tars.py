@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from k8stars.service.lifecycle import O, Service
+from k8stars.service.lifecycle import OptionsT, Service
 from k8stars.service.registration import APPLICATION, Registrations, node_address
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig, Application
@@ -24,14 +24,14 @@ def tars_adapter(servant: str, endpoint: Endpoint, max_conns: int = MAX_CONNS) -
     return AdapterConfig(servant + "Adapter", endpoint, servant, max_conns=max_conns)
 
 
-class TarsService(Service[O]):
+class TarsService(Service[OptionsT]):
     """A service of TARS servants, server ``tars.<server>``. A subclass lists its adapters (:meth:`adapters`, from
     the checked options), adds its servants to them in ``open`` and calls :meth:`start_tars`, then
     :meth:`register`."""
 
     server = ""
 
-    def __init__(self, options: O) -> None:
+    def __init__(self, options: OptionsT) -> None:
         super().__init__(options)
         self.app = Application(self.server_settings())
         self.stopping = self.app.stopping  # AdminObj.shutdown stops the service too
