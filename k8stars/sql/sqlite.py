@@ -8,7 +8,9 @@ connection; other processes on the same file wait for its lock (``busy_timeout``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -22,6 +24,16 @@ from k8stars.sql.migrate import Schema
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 WAL_TRIES = 100  # 5 s, as busy_timeout
+
+
+def _owner_only(path: Path) -> None:
+    """The database file readable by its owner only (registrations, config files): created so, or narrowed when an
+    older k8stars left it readable by all. SQLite gives the -wal and -shm files the database file's mode."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # not ours to narrow: leave it as it is
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 class SqliteDialect(Dialect):
@@ -100,7 +112,8 @@ class SqliteDatabase(Database):
         self._write_lock = asyncio.Lock()  # one writer connection: statements of two transactions must not mix
 
     async def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _owner_only(self.path)
         self._writer = await self._connection()
         await _wal(self._writer)
         self._reader = await self._connection()

@@ -127,3 +127,16 @@ async def test_an_unreadable_sqlite_row_is_skipped(store_spec: StoreSpec, launch
         db.execute("UPDATE t_server_conf SET bak_flag = 'x' WHERE node_name = '127.0.0.7'")  # as another tool could
     c = Client(comm, await launch())
     assert await c.active(HELLO) == {("127.0.0.8", 20001)}
+
+
+async def test_the_sqlite_store_is_readable_by_its_owner_only(store_spec: StoreSpec, launch: Launch) -> None:
+    if store_spec.kind != "sqlite":
+        pytest.skip("a SQLite file's mode")
+    assert store_spec.data_dir is not None
+    db = Path(store_spec.data_dir) / "registry.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.touch(0o644)  # as an older k8stars left it
+    db.chmod(0o644)
+    await launch()
+    for file in (db, db.with_name("registry.db-wal"), db.with_name("registry.db-shm")):
+        assert file.stat().st_mode & 0o777 == 0o600, file

@@ -67,6 +67,7 @@ async def test_a_file_loadconfig_could_never_fetch_is_refused_at_put(
         r.returncode == 2 and f"big.conf is {60 << 20} bytes: a config file (or merged answer) is {LIMIT}" in r.stderr
     )
     assert await store.files("Test.HelloServer") == []
+    assert spec.data_dir is not None and (Path(spec.data_dir) / "config.db").stat().st_mode & 0o777 == 0o600
     # the limit itself is served
     edge = "y" * MAX_CONFIG_BYTES
     await store.put("Test.HelloServer", "edge.conf", LEVEL_SERVER, edge)
