@@ -123,7 +123,7 @@ class RegistryServer(TarsService[RegistryConfig]):
         c = self.options
 
         def endpoint(port: int) -> Endpoint:
-            return Endpoint.parse(f"tcp -h {c.host} -p {port} -t {IDLE_TIMEOUT_MS}")
+            return c.parse_endpoint("--host", f"tcp -h {c.host} -p {port} -t {IDLE_TIMEOUT_MS}")
 
         adapters = [tars_adapter(QUERY_OBJ, endpoint(c.port))]
         if c.registry_port is not None:
