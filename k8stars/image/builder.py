@@ -32,6 +32,7 @@ log = logging.getLogger("k8stars.image")
 SERVER_TYPES = ("cpp", "java-jar", "java-war", "nodejs", "nodejs-pkg", "go", "php", "python")
 MAX_BUILDS = 5  # K8SFramework's MaximumConcurrencyBuildTask
 SWEEP_INTERVAL = 30.0
+STOPPED = "the image service stopped during the build"
 _NAME = re.compile(r"^[A-Za-z][0-9A-Za-z]{0,62}$")  # TServer app and server
 _TAG = re.compile(r"^[a-z0-9][a-z0-9.-]{0,127}$")  # what the TImage's image pattern lets through
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -120,6 +121,7 @@ class _Build:
     scratch: Path
     framework: timage.Framework
     done: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    steps: asyncio.Future[None] | None = None
 
 
 class Builder:
@@ -146,6 +148,7 @@ class Builder:
         self.builds: dict[str, _Build] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.closing = False
 
     # -- slots: taken when an upload starts, given back when its build ends -------------------------------------
 
@@ -206,10 +209,17 @@ class Builder:
 
     async def _run(self, build: _Build) -> None:
         error: str | None = None
+        if self.closing:
+            build.steps = asyncio.get_running_loop().create_future()
+            build.steps.cancel()
+        else:
+            build.steps = asyncio.ensure_future(asyncio.wait_for(self._steps(build), build.framework.max_build_time))
         try:
-            await asyncio.wait_for(self._steps(build), build.framework.max_build_time)
+            await build.steps
         except TimeoutError:
             error = timage.OVERTIME
+        except asyncio.CancelledError:  # close(): recorded as failed now rather than as overtime later
+            error = STOPPED
         except (RegistryError, ValueError, OSError) as e:
             error = str(e)
         except Exception as e:  # a bug: recorded on the TImage rather than leaving the build running forever
@@ -275,9 +285,13 @@ class Builder:
             await asyncio.sleep(SWEEP_INTERVAL)
 
     async def close(self) -> None:
-        """Stop the sweeper and wait for the builds in progress (each bounded by its deadline)."""
+        """Stop the sweeper and the builds in progress, recording them as failed."""
+        self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        for build in list(self.builds.values()):
+            if build.steps is not None:
+                build.steps.cancel()
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -17,6 +17,7 @@ from packages import HOSTILE, server_tgz
 from registries import LocalRegistry, copy_to_dir, inspect
 
 from k8stars.image import Credentials, push_busybox_image
+from k8stars.image.builder import STOPPED
 from k8stars.kube.client import Kube
 from k8stars.kube.resources import TIMAGE
 from k8stars.testing.cluster import Cluster
@@ -258,3 +259,35 @@ async def test_overtime(kube: Kube, namespace: str, registry: LocalRegistry, k8s
     async with image_service(k8s_cluster.kubeconfig, namespace, tmp_path / "w"):
         obj = await last_build(kube, namespace, name, running["id"])
     assert obj["build"]["last"]["phase"] == "Failed" and obj["build"]["last"]["message"] == "task overtime"
+
+
+async def test_stop_during_build(kube: Kube, namespace: str, base: str, k8s_cluster: Cluster, tmp_path: Path) -> None:
+    """A registry that accepts connections and never answers: stopping the service fails the build at once, with
+    the reason, instead of leaving it running until overtime."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await framework(kube, namespace, f"127.0.0.1:{port}")
+        name = await server_timage(kube, namespace)
+        async with image_service(k8s_cluster.kubeconfig, namespace, tmp_path / "w") as url:
+            status, reply = await post(url, name, form(server_tgz(), BaseImage=base, ServerType="python"))
+            assert status == 201, reply
+            await until(lambda: _phase_is(kube, namespace, name, "Pushing"), what="the build to reach Pushing")
+        obj = await kube.get(TIMAGE, namespace, name)
+        assert obj is not None and "running" not in obj["build"]
+        last = obj["build"]["last"]
+        assert (last["phase"], last["message"], last["serverType"]) == ("Failed", STOPPED, "python")
+    finally:
+        for w in hung:
+            w.close()
+        server.close()
+
+
+async def _phase_is(kube: Kube, namespace: str, name: str, phase: str) -> bool:
+    obj = await kube.get(TIMAGE, namespace, name)
+    return (((obj or {}).get("build") or {}).get("running") or {}).get("phase") == phase
