@@ -4,7 +4,9 @@ start at once apply each step once.
 
 Step 1 is the schema every store had before versions were recorded. It must be idempotent (``CREATE ... IF NOT
 EXISTS``, columns added only when missing): a database made then has its tables but no version row, and step 1
-adopts it as it is. Later steps run exactly once each; a new step is appended, never edited.
+adopts it as it is. Later steps run exactly once each; a new step is appended, never edited. On SQLite a failed step
+leaves nothing behind (one transaction); on MySQL each DDL statement commits by itself, so a step there should be
+one change, or safe to run again after a partial failure.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class Schema:
 
 
 async def migrate(db: Database) -> int:
-    """Bring ``db`` to its schema's version; the version it had before. DatabaseUnavailable-worthy errors (a step
-    that fails, a database newer than this code) propagate as they are."""
+    """Bring ``db`` (connected) to its schema's version; returns the version it had. A step that fails, or a database
+    newer than this code, raises (``Database.open`` reports it as DatabaseUnavailable)."""
     schema = db.schema
     async with db.migration() as tx:
         await tx.execute(_VERSION_DDL)
