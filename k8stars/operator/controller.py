@@ -427,6 +427,7 @@ class WebhookOptions:
     url: str | None = None
     ca_file: str | None = None
     tconfig_guard: float = 48.0  # seconds an activated TConfig cannot be deleted after its activation
+    operator_account: str | None = None  # the ServiceAccount the webhooks trust (see webhook.operator_identity)
 
 
 @dataclass
@@ -468,7 +469,9 @@ async def run_operator(
         if metrics is not None:
             stack.push_async_callback(metrics.cleanup)
         kube = await stack.enter_async_context(await Kube.connect(kubeconfig))
-        runner = await _start_webhooks(kube, webhook) if webhook is not None else None
+        runner = None
+        if webhook is not None:  # from here on the operator acts as the account its webhooks trust
+            kube, runner = await _start_webhooks(kube, webhook)
         elector = None
         try:
             if install_crds:
@@ -512,18 +515,19 @@ def _ca_bundle(options: WebhookOptions) -> str:
     return base64.b64encode(Path(options.ca_file or options.cert_file).read_bytes()).decode()
 
 
-async def _start_webhooks(kube: Kube, options: WebhookOptions) -> Any:
+async def _start_webhooks(kube: Kube, options: WebhookOptions) -> tuple[Kube, Any]:
     import ssl
 
     from . import webhook
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(options.cert_file, options.key_file)
-    me = await webhook.whoami(kube)  # only this identity (and Kubernetes) may change the objects we own
-    admission = webhook.Admission(kube, owners={me}, tconfig_guard=options.tconfig_guard)
+    # Only the operator's ServiceAccount (and Kubernetes) may do what users may not: never the person running it.
+    kube, owners = await webhook.operator_identity(kube, options.operator_account)
+    admission = webhook.Admission(kube, owners=owners, tconfig_guard=options.tconfig_guard)
     runner = await webhook.serve(admission, options.host, options.port, context)
     log.info("admission webhooks on https://%s:%d", options.host, options.port)
     if options.url:
         names = await webhook.register(kube, options.url.rstrip("/"), _ca_bundle(options))
         log.info("registered %s", ", ".join(names))
-    return runner
+    return kube, runner

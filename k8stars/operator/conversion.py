@@ -98,20 +98,20 @@ def _section(obj: Obj, *path: str) -> Obj | None:
 
 # --- TServer ---------------------------------------------------------------------------------------------------
 def _tserver_3_to_2(obj: Obj) -> None:
-    """readinessGates (a list, starting with tars.io/active for TARS servers) becomes readinessGate: the first gate
-    other than tars.io/active. The list is kept in the annotation unless going up would rebuild it anyway; command
-    and args are kept there too."""
+    """readinessGates (a list) becomes readinessGate: its first entry, as K8SFramework converts it (for a TARS server
+    always tars.io/active). The rest of the list is kept in the annotation (an empty list too, so that it comes
+    back as one); command and args are kept there too."""
     k8s = _section(obj, "k8s")
     if k8s is None:
         return
     saved: Obj = {}
-    present = "readinessGates" in k8s
-    gates = k8s.pop("readinessGates", None)
-    gate = _first_extra(gates or [])
-    if gate is not None:
-        k8s["readinessGate"] = gate
-    if (gates if present else None) != _rebuilt_gates(obj, gate):
-        saved["readinessGates"] = gates if present else None  # null: there was no list
+    if "readinessGates" in k8s:
+        gates = k8s.pop("readinessGates")
+        gates = gates if isinstance(gates, list) else []
+        if gates:
+            k8s["readinessGate"] = gates[0]
+        if len(gates) != 1:
+            saved["readinessGates"] = gates[1:]
     for key in K8S_ONLY_V1BETA3:
         if key in k8s:
             saved[key] = k8s.pop(key)
@@ -119,40 +119,22 @@ def _tserver_3_to_2(obj: Obj) -> None:
 
 
 def _tserver_2_to_3(obj: Obj) -> None:
-    """readinessGate becomes readinessGates = [tars.io/active] (TARS servers) + the gate, unless the kept list still
-    agrees with the gate (then the kept list, with any further gates, comes back)."""
+    """readinessGate becomes the first entry of readinessGates, followed by the kept rest of the list (K8SFramework
+    appends what it kept whatever the gate became: an older client replaces the first gate only)."""
     saved = _unstash(obj, CONVERSION_ANNOTATION)
     k8s = _section(obj, "k8s")
     if k8s is None:
         return
     gate = k8s.pop("readinessGate", None)
-    gates = _rebuilt_gates(obj, gate)
-    kept = saved.get("readinessGates")
-    if "readinessGates" in saved and (kept is None or isinstance(kept, list)) and _gates_agree(gate, kept or []):
-        gates = kept
-    if gates is not None:
+    gates = [gate] if gate else []
+    rest = saved.get("readinessGates")
+    if isinstance(rest, list):
+        gates += rest
+    if gates or isinstance(rest, list):
         k8s["readinessGates"] = gates
     for key in (*K8S_ONLY_V1BETA3, *K8S_SINCE_V1BETA2):
         if key in saved and key not in k8s:
             k8s[key] = saved[key]
-
-
-def _rebuilt_gates(obj: Obj, gate: Any) -> list[Any] | None:
-    """The readinessGates an older version's readinessGate stands for (None: no list)."""
-    gates = [meta.ACTIVE_GATE] if (obj.get("spec") or {}).get("subType") == "tars" else []
-    if gate and gate not in gates:
-        gates.append(gate)
-    return gates or None
-
-
-def _gates_agree(gate: Any, gates: list[Any]) -> bool:
-    """Whether the older version's readinessGate is still the one the kept list gives (else the client changed it)."""
-    return bool(_first_extra(gates) == (gate or None))
-
-
-def _first_extra(gates: list[Any]) -> Any:
-    """The gate an older version shows for a list: the first one other than tars.io/active."""
-    return next((g for g in gates if g != meta.ACTIVE_GATE), None)
 
 
 def _tserver_2_to_1(obj: Obj) -> None:

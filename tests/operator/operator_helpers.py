@@ -99,26 +99,42 @@ class OperatorRunner:
 
 
 @contextlib.asynccontextmanager
-async def serving_webhooks(cluster: Cluster, kube: Kube, namespace: str, **options: Any) -> AsyncIterator[str]:
+async def serving_webhooks(
+    cluster: Cluster, kube: Kube, namespace: str, admission: Any = None, **options: Any
+) -> AsyncIterator[str]:
     """Our admission webhooks on a free loopback port, registered for `namespace` only; yields their base URL.
-    `options` go to webhook.Admission (e.g. tconfig_guard)."""
-    from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+    `admission`: the webhook.Admission to serve (default: one on `kube`, trusting its identity, with `options`, e.g.
+    tconfig_guard)."""
     from k8stars.operator import webhook
 
     tls = cluster.webhook_tls("k8stars-webhook")
     port = free_port()
-    admission = webhook.Admission(kube, {await webhook.whoami(kube)}, **options)
+    if admission is None:
+        admission = webhook.Admission(kube, {await webhook.whoami(kube)}, **options)
     runner = await webhook.serve(admission, "127.0.0.1", port, tls.server_context())
     url = f"https://127.0.0.1:{port}"
-    names = await webhook.register(kube, url, tls.ca_bundle, name=f"k8stars-{namespace}",
+    try:
+        async with registered_webhooks(kube, url, tls.ca_bundle, namespace):
+            yield url
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def registered_webhooks(kube: Kube, url: str, ca_bundle: str, namespace: str) -> AsyncIterator[None]:
+    """The webhook configurations for the webhooks served at `url`, for `namespace` only, once in effect; removed
+    afterwards."""
+    from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+    from k8stars.operator import webhook
+
+    names = await webhook.register(kube, url, ca_bundle, name=f"k8stars-{namespace}",
                                    namespace_selector={"matchLabels": {"k8stars.io/test": namespace}})  # fmt: skip
     try:
         await until(lambda: _webhooks_effective(kube, namespace), timeout=15, what="the webhooks to take effect")
-        yield url
+        yield
     finally:
         await kube.delete(MUTATING_WEBHOOK, None, names[0])
         await kube.delete(VALIDATING_WEBHOOK, None, names[1])
-        await runner.cleanup()
 
 
 async def _webhooks_effective(kube: Kube, namespace: str) -> bool:

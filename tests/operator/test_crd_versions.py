@@ -117,7 +117,8 @@ async def test_v1beta1_tserver_is_stored_as_v1beta3_and_read_back_unchanged(
     new = await kube.get(TSERVER, namespace, "test-oldserver")
     assert new is not None and new["apiVersion"] == "k8s.tars.io/v1beta3"
     k8s = new["spec"]["k8s"]
-    assert k8s["readinessGates"] == ["tars.io/active", "example.com/warm"] and "readinessGate" not in k8s
+    # K8SFramework's conversion: the gate becomes the list (the mutating webhook, absent here, adds tars.io/active).
+    assert k8s["readinessGates"] == ["example.com/warm"] and "readinessGate" not in k8s
     assert (k8s["imagePullPolicy"], k8s["launcherType"]) == ("Always", "background")  # v1beta3's defaults
     assert "source" not in new["spec"]["release"]  # v1beta3 has no place for it: kept in an annotation
     assert json.loads(new["metadata"]["annotations"][conversion.SOURCE_ANNOTATION]) == {"source": "upload/old-1.tgz"}
@@ -146,7 +147,7 @@ async def test_v1beta3_fields_survive_an_old_clients_read_modify_write(
     for version in ("v1beta1", "v1beta2"):
         res = _resource("TServer", version)
         seen = await kube.get(res, namespace, "test-helloserver")
-        assert seen is not None and seen["spec"]["k8s"]["readinessGate"] == "example.com/a"
+        assert seen is not None and seen["spec"]["k8s"]["readinessGate"] == "tars.io/active"  # the first gate
         assert "command" not in seen["spec"]["k8s"] and "readinessGates" not in seen["spec"]["k8s"]
         if version == "v1beta1":
             assert "imagePullPolicy" not in seen["spec"]["k8s"] and "nodeImage" not in seen["spec"]["release"]
@@ -159,14 +160,17 @@ async def test_v1beta3_fields_survive_an_old_clients_read_modify_write(
         assert not any(k.startswith("k8stars.io/") for k in after["metadata"].get("annotations") or {})
 
 
-async def test_old_client_changing_the_gate_wins(kube: Kube, namespace: str, converting: str) -> None:
+async def test_old_client_changing_the_gate_replaces_the_first(kube: Kube, namespace: str, converting: str) -> None:
+    """As K8SFramework converts: readinessGate is the first gate; the rest of the list stays (without the mutating
+    webhook, which puts tars.io/active back first on a TARS server: see test_k8sframework_webhooks)."""
     (doc,) = load_examples("tserver.yaml")
     doc["spec"]["k8s"]["readinessGates"] = ["tars.io/active", "example.com/a", "example.com/b"]
     await kube.create(TSERVER, namespace, doc)
     v2 = _resource("TServer", "v1beta2")
     await kube.merge_patch(v2, namespace, "test-helloserver", {"spec": {"k8s": {"readinessGate": "example.com/c"}}})
     after = await kube.get(TSERVER, namespace, "test-helloserver")
-    assert after is not None and after["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/c"]
+    assert after is not None
+    assert after["spec"]["k8s"]["readinessGates"] == ["example.com/c", "example.com/a", "example.com/b"]
 
 
 async def test_v1beta1_schema_is_k8sframeworks(kube: Kube, namespace: str, converting: str) -> None:
@@ -251,7 +255,7 @@ def test_a_mangled_annotation_does_not_fail_reads() -> None:
     old = copy.deepcopy(V1BETA1_TSERVER)
     old["metadata"]["annotations"] = {conversion.CONVERSION_ANNOTATION: "{not json"}
     new = convert_object(old, "v1beta3")
-    assert new["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+    assert new["spec"]["k8s"]["readinessGates"] == ["example.com/warm"]  # the gate alone, as K8SFramework
     assert conversion.CONVERSION_ANNOTATION not in new["metadata"].get("annotations", {})
 
 

@@ -78,8 +78,9 @@ async def test_mutations_fill_labels_and_readiness_gate(kube: Kube, namespace: s
         "tars.io/ConfigName": "hello.conf",
         "tars.io/PodSeq": "m",
         "tars.io/Activated": "true",
-        "tars.io/Version": "v1",
+        "tars.io/Version": stored["version"],  # K8SFramework's version of a new TConfig, not the one sent
     }
+    assert stored["version"] != master["version"]
     stored = await kube.create(resource_of("TConfig"), namespace, slave)  # its master now exists
     assert stored["metadata"]["labels"]["tars.io/PodSeq"] == "1"
 
@@ -189,7 +190,8 @@ async def _replicas(kube: Kube, namespace: str, count: int) -> bool:
 
 async def test_v1beta2_tservers_are_converted(kube: Kube, namespace: str, webhooks: tuple[str, str]) -> None:
     """TServer served as v1beta2 too (readinessGate string, no command/args) through the conversion webhook; a
-    v1beta2 round trip keeps the v1beta3-only fields."""
+    v1beta2 round trip keeps the v1beta3-only fields; as K8SFramework's v1beta2 webhook, a TARS server's gate is
+    tars.io/active whatever the v1beta2 client sends."""
     await _templates(kube, namespace)
     base_url, ca_bundle = webhooks
     (plain,) = [c for c in crds.all_crds() if c["spec"]["names"]["kind"] == "TServer"]
@@ -211,20 +213,20 @@ async def test_v1beta2_tservers_are_converted(kube: Kube, namespace: str, webhoo
         await until(created, what="v1beta2 TServer created")
         new = await kube.get(TSERVER, namespace, "test-helloserver")
         assert new is not None and new["apiVersion"] == "k8s.tars.io/v1beta3"
-        assert new["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+        assert new["spec"]["k8s"]["readinessGates"] == ["tars.io/active"]
         assert "readinessGate" not in new["spec"]["k8s"]
 
         # v1beta3-only fields survive a v1beta2 client's read-modify-write.
         await kube.merge_patch(TSERVER, namespace, "test-helloserver", {"spec": {"k8s": {"command": ["/bin/hello"]}}})
         seen = await kube.get(v2, namespace, "test-helloserver")
         assert seen is not None and "command" not in seen["spec"]["k8s"]
-        assert seen["spec"]["k8s"]["readinessGate"] == "example.com/warm"
+        assert seen["spec"]["k8s"]["readinessGate"] == "tars.io/active"
         seen["spec"]["important"] = 9
         await kube.request("PUT", v2.path(namespace, "test-helloserver"), body=seen)
         after = await kube.get(TSERVER, namespace, "test-helloserver")
         assert after is not None and after["spec"]["important"] == 9
         assert after["spec"]["k8s"]["command"] == ["/bin/hello"]
-        assert after["spec"]["k8s"]["readinessGates"] == ["tars.io/active", "example.com/warm"]
+        assert after["spec"]["k8s"]["readinessGates"] == ["tars.io/active"]
         assert "k8stars.io/v1beta3-k8s" not in (after["metadata"].get("annotations") or {})
     finally:
         await kube.delete(TSERVER, namespace, "test-helloserver")
@@ -235,7 +237,7 @@ def test_conversion_is_lossless_both_ways() -> None:
     (doc,) = load_examples("tserver.yaml")
     doc["spec"]["k8s"].update(command=["/x"], args=["-v"], readinessGates=["tars.io/active", "a.io/b"])
     down = webhook.convert_tserver(doc, "v1beta2")
-    assert down["apiVersion"] == "k8s.tars.io/v1beta2" and down["spec"]["k8s"]["readinessGate"] == "a.io/b"
+    assert down["apiVersion"] == "k8s.tars.io/v1beta2" and down["spec"]["k8s"]["readinessGate"] == "tars.io/active"
     assert "command" not in down["spec"]["k8s"] and "readinessGates" not in down["spec"]["k8s"]
     assert webhook.convert_tserver(down, "v1beta3") == doc
     other = webhook.convert_object({"apiVersion": "k8s.tars.io/v1beta3", "kind": "TConfig", "app": "A"}, "v1beta1")

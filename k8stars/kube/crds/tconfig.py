@@ -6,7 +6,7 @@ from typing import Any
 
 from .manifest import LEGACY
 from .manifest import crd as make_crd
-from .schema import DNS_LABEL, TARS_NAME, Schema, boolean, column, obj, string
+from .schema import TARS_NAME, Schema, boolean, column, obj, string
 
 
 def tconfig_schema() -> Schema:
@@ -21,7 +21,8 @@ def tconfig_schema() -> Schema:
             "updatePerson": string(max_length=100),
             "updateReason": string(max_length=1600),
             "activated": boolean(True),
-            "version": string(DNS_LABEL, max_length=63),
+            # Empty allowed: Go clients always send the field, and the webhook gives every new TConfig its version.
+            "version": string(r"^(([0-9a-z][-0-9a-z]*)?[0-9a-z])?$", max_length=63),
         },
         required=["app", "configName", "configContent"],
     )

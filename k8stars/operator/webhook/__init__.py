@@ -15,7 +15,7 @@ from ..conversion import convert_object, convert_tserver
 from .admission import Admission
 from .configurations import MUTATED, WEBHOOK_KINDS, register, webhook_configurations
 from .context import Context
-from .identity import is_system_user, whoami
+from .identity import is_service_account, is_system_user, operator_identity, whoami
 from .owned import OWNED_KINDS, check_owned
 from .patch import label_patch
 from .server import MAX_REVIEW_BYTES, make_app, serve
@@ -52,10 +52,12 @@ __all__ = [
     "convert_object",
     "convert_tserver",
     "hash_password",
+    "is_service_account",
     "is_system_user",
     "label_patch",
     "make_app",
     "node_image_missing",
+    "operator_identity",
     "register",
     "replica_bounds",
     "serve",

@@ -10,6 +10,7 @@ from k8stars.kube.client import Kube, Obj
 from .. import tconfig as lifecycle
 from . import taccount, tconfig, timage, tserver, ttemplate, ttree
 from .context import Context, kind, new_object, operation
+from .lookups import Lookups
 from .owned import OWNED_KINDS, check_owned
 
 Mutator = Callable[[Context, Obj], Coroutine[Any, Any, list[Obj]]]
@@ -38,9 +39,10 @@ DELETION_GUARDS: dict[str, DeletionGuard] = {
 
 
 class Admission:
-    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects; `owners` are the
-    usernames allowed to change the StatefulSets/DaemonSets/Services the operator owns (its own identity);
-    `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation."""
+    """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects (through caches that
+    `start()` starts); `owners` are the usernames that may do what users may not (the operator's ServiceAccount):
+    deactivate TConfigs, change their framework labels, change the StatefulSets/DaemonSets/Services the operator
+    owns; `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation."""
 
     def __init__(
         self,
@@ -48,7 +50,16 @@ class Admission:
         owners: set[str] | None = None,
         tconfig_guard: float = lifecycle.DEFAULT_GUARD_SECONDS,
     ) -> None:
-        self.context = Context(kube, owners or set(), tconfig_guard)
+        self.context = Context(Lookups(kube) if kube is not None else None, owners or set(), tconfig_guard)
+
+    def start(self) -> None:
+        """Start filling the caches (lookups go to the API until they have synced)."""
+        if self.context.lookups is not None:
+            self.context.lookups.start()
+
+    async def stop(self) -> None:
+        if self.context.lookups is not None:
+            await self.context.lookups.stop()
 
     async def validate(self, request: Obj) -> tuple[bool, str]:
         """(allowed, the refusal's message)."""

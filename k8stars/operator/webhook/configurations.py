@@ -13,6 +13,11 @@ WEBHOOK_KINDS = {"tservers": "TServer", "tconfigs": "TConfig", "ttemplates": "TT
 MUTATED = ["taccounts", "tconfigs", "timages", "tservers", "ttemplates", "ttrees"]
 
 
+# As K8SFramework's: requests of v1beta2 come as v1beta2 (its webhook makes a TARS server's v1beta2 readinessGate
+# tars.io/active); other versions' requests are converted to one of these (matchPolicy Equivalent).
+API_VERSIONS = ["v1beta2", meta.VERSION]
+
+
 def webhook_configurations(
     base_url: str,
     ca_bundle: str,
@@ -29,7 +34,7 @@ def webhook_configurations(
             "rules": [
                 {
                     "apiGroups": [meta.GROUP],
-                    "apiVersions": [meta.VERSION],
+                    "apiVersions": API_VERSIONS,
                     "operations": ["CREATE", "UPDATE"],
                     "resources": resources,
                     "scope": "Namespaced",
@@ -47,7 +52,7 @@ def webhook_configurations(
     # Deleting a TTemplate or TConfig still in use is refused too.
     validate = hook("validate", "/validate", sorted(WEBHOOK_KINDS))
     validate["rules"].append(
-        {"apiGroups": [meta.GROUP], "apiVersions": [meta.VERSION], "operations": ["DELETE"],
+        {"apiGroups": [meta.GROUP], "apiVersions": API_VERSIONS, "operations": ["DELETE"],
          "resources": ["tconfigs", "ttemplates"], "scope": "Namespaced"}
     )  # fmt: skip
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from k8stars.kube.client import Kube, Obj
+from k8stars.kube.client import Obj
 
 from .. import tconfig as lifecycle
+from .lookups import Lookups
 
 
 @dataclass
 class Context:
-    """`kube` (optional) serves the checks that read other objects; `owners` are the usernames of the operator (its
-    own identity), which may change what users may not; `tconfig_guard`: seconds an activated TConfig cannot be
+    """`lookups` (optional) serves the checks that read other objects; `owners` are the usernames of the operator (its
+    ServiceAccount), which may do what users may not; `tconfig_guard`: seconds an activated TConfig cannot be
     deleted after its activation."""
 
-    kube: Kube | None = None
+    lookups: Lookups | None = None
     owners: set[str] = field(default_factory=set)
     tconfig_guard: float = lifecycle.DEFAULT_GUARD_SECONDS
 

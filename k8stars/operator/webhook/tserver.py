@@ -18,16 +18,28 @@ from .patch import label_patch
 MAX_NAME = 59  # StatefulSet pods get "-<ordinal>" and a controller-revision-hash label of name + 11 characters
 
 
+# Versions with one `readinessGate` string instead of the readinessGates list.
+OLDER_VERSIONS = ("v1beta1", "v1beta2")
+
+
+def has_tars(spec: Obj) -> bool:
+    """A TARS server as K8SFramework's webhooks tell it: by its spec.tars section (not its subType)."""
+    return isinstance(spec.get("tars"), dict)
+
+
 def _all_ports(spec: Obj) -> list[tuple[str, str, int]]:
-    """(where, name, port) of every servant and port."""
+    """(where, name, port) of every servant and port K8SFramework checks: spec.tars's when present, else
+    spec.normal's (it checks each section only when present, and spec.normal only without spec.tars)."""
     found: list[tuple[str, str, int]] = []
-    tars = spec.get("tars") or {}
-    for s in tars.get("servants") or []:
-        found.append(("servant", str(s.get("name")), int(s.get("port", 0))))
-    for p in tars.get("ports") or []:
-        found.append(("port", str(p.get("name")), int(p.get("port", 0))))
-    for p in (spec.get("normal") or {}).get("ports") or []:
-        found.append(("port", str(p.get("name")), int(p.get("port", 0))))
+    if has_tars(spec):
+        tars = spec["tars"]
+        for s in tars.get("servants") or []:
+            found.append(("servant", str(s.get("name")), int(s.get("port", 0))))
+        for p in tars.get("ports") or []:
+            found.append(("port", str(p.get("name")), int(p.get("port", 0))))
+    else:
+        for p in (spec.get("normal") or {}).get("ports") or []:
+            found.append(("port", str(p.get("name")), int(p.get("port", 0))))
     return found
 
 
@@ -35,7 +47,7 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
     """Problems with a TServer (empty = valid)."""
     errors: list[str] = []
     spec: Obj = obj.get("spec") or {}
-    app, server, sub_type = spec.get("app", ""), spec.get("server", ""), spec.get("subType", "")
+    app, server = spec.get("app", ""), spec.get("server", "")
     name = obj.get("metadata", {}).get("name", "")
     expected = meta.resource_name(str(app), str(server))
     if name and name != expected:
@@ -45,14 +57,8 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
             f"{expected!r} is {len(expected)} characters: app and server names together must fit in {MAX_NAME} "
             "(the StatefulSet's pods and revisions append suffixes to it)"
         )
-    if sub_type == "tars" and "normal" in spec:
-        errors.append("spec.normal is for subType normal; a tars server declares spec.tars (servants) only")
-    if sub_type == "normal" and "tars" in spec:
-        errors.append("spec.tars is for subType tars; a normal server declares spec.normal (ports) only")
-    if sub_type == "tars" and "tars" not in spec:
-        errors.append("subType tars needs spec.tars (template and servants)")
-    if sub_type == "normal" and "normal" not in spec:
-        errors.append("subType normal needs spec.normal (ports)")
+    # As K8SFramework, no rule ties subType to spec.tars/spec.normal (the schema wants one of them): each section is
+    # checked when present, so a YAML it accepts is accepted here.
 
     ports = _all_ports(spec)
     names = Counter(n.lower() for _, n, _ in ports)
@@ -64,7 +70,7 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
     by_port: dict[int, list[str]] = {}
     for where, pname, port in ports:
         by_port.setdefault(port, []).append(f"{where} {pname}")
-        if port == meta.NODE_SERVANT_PORT:
+        if port == meta.NODE_SERVANT_PORT and "tars" in spec:  # the node servant runs in TARS pods only
             errors.append(
                 f"{where} {pname} uses port {port}, which is reserved for the in-pod node servant "
                 "(tars.tarsnode.ServerObj); choose another port"
@@ -118,7 +124,7 @@ def tserver_labels(obj: Obj) -> dict[str, str]:
         meta.SERVER_NAME: str(spec.get("server", "")),
         meta.SUB_TYPE: str(spec.get("subType", "")),
     }
-    if spec.get("subType") == "tars":
+    if has_tars(spec):
         labels[meta.TEMPLATE] = str((spec.get("tars") or {}).get("template", ""))
     release_id = (spec.get("release") or {}).get("id")
     if release_id:
@@ -170,7 +176,7 @@ def node_image_missing(obj: Obj) -> list[str]:
     """After mutation a released TARS server has a node image, unless the namespace sets no default."""
     spec: Obj = obj.get("spec") or {}
     release = spec.get("release")
-    if spec.get("subType") != "tars" or not isinstance(release, dict) or release.get("nodeImage"):
+    if not has_tars(spec) or not isinstance(release, dict) or release.get("nodeImage"):
         return []
     return [
         "spec.release.nodeImage is empty and TFrameworkConfig tars-framework of this namespace sets no "
@@ -184,12 +190,17 @@ def tserver_patch(obj: Obj, default_node_image: tuple[str, str] | None = None, n
     ops = label_patch(obj, tserver_labels(obj))
     spec: Obj = obj.get("spec") or {}
     k8s = spec.get("k8s")
-    tars_server = spec.get("subType") == "tars"
-    if tars_server and isinstance(k8s, dict):
+    tars_server = has_tars(spec)
+    older = str(obj.get("apiVersion", "")).rsplit("/", 1)[-1] in OLDER_VERSIONS
+    if tars_server and isinstance(k8s, dict) and not older:
         gates = list(k8s.get("readinessGates") or [])
         wanted = [meta.ACTIVE_GATE] + [g for g in gates if g != meta.ACTIVE_GATE]
         if "readinessGates" not in k8s or gates != wanted:
             ops.append({"op": "add", "path": "/spec/k8s/readinessGates", "value": wanted})
+    elif tars_server and isinstance(k8s, dict) and k8s.get("readinessGate") != meta.ACTIVE_GATE:
+        # An older version (one readinessGate): K8SFramework's v1beta2 webhook makes it tars.io/active, which the
+        # conversion turns into the first of readinessGates.
+        ops.append({"op": "add", "path": "/spec/k8s/readinessGate", "value": meta.ACTIVE_GATE})
     if isinstance(k8s, dict):
         if (k8s.get("hostPorts") or k8s.get("hostIPC")) and not k8s.get("notStacked"):
             # two pods of the server on one node would fight for the host port / IPC namespace
@@ -217,11 +228,11 @@ async def default_node_image(ctx: Context, namespace: str, obj: Obj) -> tuple[st
     one."""
     spec: Obj = obj.get("spec") or {}
     release = spec.get("release")
-    if ctx.kube is None or spec.get("subType") != "tars" or not isinstance(release, dict):
+    if ctx.lookups is None or not has_tars(spec) or not isinstance(release, dict):
         return None
     if release.get("nodeImage"):
         return None
-    framework = await ctx.kube.get(TFRAMEWORKCONFIG, namespace, lifecycle.FRAMEWORK_CONFIG)
+    framework = await ctx.lookups.get_confirmed(TFRAMEWORKCONFIG, namespace, lifecycle.FRAMEWORK_CONFIG)
     node: Obj = (framework or {}).get("nodeImage") or {}
     image = str(node.get("image") or "").strip()
     return (image, str(node.get("secret") or "")) if image else None
@@ -230,9 +241,9 @@ async def default_node_image(ctx: Context, namespace: str, obj: Obj) -> tuple[st
 async def template_exists(ctx: Context, namespace: str, obj: Obj) -> list[str]:
     spec: Obj = obj.get("spec") or {}
     template = (spec.get("tars") or {}).get("template")
-    if ctx.kube is None or spec.get("subType") != "tars" or not template:
+    if ctx.lookups is None or not template:
         return []
-    if await ctx.kube.get(TTEMPLATE, namespace, str(template)) is None:
+    if await ctx.lookups.get_confirmed(TTEMPLATE, namespace, str(template)) is None:
         return [f"spec.tars.template {template!r} does not exist: create the TTemplate first"]
     return []
 

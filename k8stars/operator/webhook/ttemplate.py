@@ -31,9 +31,9 @@ def validate_ttemplate(obj: Obj, old: Obj | None) -> list[str]:
 
 async def parent_exists(ctx: Context, namespace: str, obj: Obj) -> list[str]:
     parent = (obj.get("spec") or {}).get("parent")
-    if ctx.kube is None or not parent or parent == obj.get("metadata", {}).get("name"):
+    if ctx.lookups is None or not parent or parent == obj.get("metadata", {}).get("name"):
         return []
-    if await ctx.kube.get(TTEMPLATE, namespace, str(parent)) is None:
+    if await ctx.lookups.get_confirmed(TTEMPLATE, namespace, str(parent)) is None:
         return [f"spec.parent {parent!r} does not exist: create the parent TTemplate first"]
     return []
 
@@ -49,21 +49,25 @@ async def validate(ctx: Context, request: Obj) -> list[str]:
 
 async def deletion_refusal(ctx: Context, request: Obj) -> str | None:
     """A TTemplate used by a child template or a TServer cannot be deleted."""
-    if ctx.kube is None:
+    if ctx.lookups is None:
         return None
-    ns = namespace(request)
     name = str(request.get("name") or (request.get("oldObject") or {}).get("metadata", {}).get("name", ""))
+    users = await _users(ctx, namespace(request), name, live=False)
+    if users:  # the cache may not have seen a user go a moment ago: a refusal is confirmed
+        users = await _users(ctx, namespace(request), name, live=True)
+    return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}" if users else None
+
+
+async def _users(ctx: Context, ns: str, name: str, *, live: bool) -> list[str]:
+    assert ctx.lookups is not None
     children = [
         t["metadata"]["name"]
-        for t in (await ctx.kube.list(TTEMPLATE, ns)).get("items") or []
+        for t in await ctx.lookups.list(TTEMPLATE, ns, live=live)
         if (t.get("spec") or {}).get("parent") == name and t["metadata"]["name"] != name
     ]
     servers = [
         t["metadata"]["name"]
-        for t in (await ctx.kube.list(TSERVER, ns)).get("items") or []
+        for t in await ctx.lookups.list(TSERVER, ns, live=live)
         if ((t.get("spec") or {}).get("tars") or {}).get("template") == name
     ]
-    if children or servers:
-        users = [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]
-        return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}"
-    return None
+    return [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]
