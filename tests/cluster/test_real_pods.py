@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import k8stars
-from k8stars.testing.cluster import Cluster, ensure_binaries, hoststate
+from k8stars.testing.cluster import Cluster, ensure_binaries, hoststate, pods
 from k8stars.testing.cluster._http import request
 from k8stars.testing.cluster.pytest_plugin import skip_unless_real_pods
 
@@ -121,7 +121,7 @@ def test_up_kubelet_env_down_leaves_machine_as_found(tmp_path: Path, record_prop
     skip_unless_real_pods()
     asyncio.run(ensure_binaries())  # a cold build must not count as start-up
     workdir = tmp_path / "cluster"
-    before = hoststate.snapshot()
+    before = hoststate.snapshot(workdir)
     t0 = time.monotonic()
     up = _cli(workdir, "up", "--kubelet")
     try:
@@ -134,13 +134,13 @@ def test_up_kubelet_env_down_leaves_machine_as_found(tmp_path: Path, record_prop
         image = asyncio.run(_push_image(cluster))
         pod, running, _ = asyncio.run(_run_pod(cluster, "first", image))
         first_ready = time.monotonic() - t0
-        during = hoststate.snapshot()
+        during = hoststate.snapshot(workdir)
     finally:
         t1 = time.monotonic()
         down = _cli(workdir, "down")
         teardown = time.monotonic() - t1
     assert down.returncode == 0, down.stderr
-    after = hoststate.snapshot()
+    after = hoststate.snapshot(workdir)
     figures = {
         "up_s": cluster.startup_seconds,
         "up_to_first_pod_ready_s": round(first_ready, 2),
@@ -229,3 +229,34 @@ async def test_kubectl_port_forward(k8s_real_cluster: Cluster, web_pod: dict[str
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+# ---- a TARS server in a real pod, called from the host (groundwork for K8SFramework's pod model) ------------------
+
+
+async def test_tarsgo_server_pod_called_from_the_host(k8s_real_cluster: Cluster) -> None:
+    """TarsGo's static echo server (our interop peer) in a busybox image from our builder, on the real node; the
+    host calls it over TARS at the pod IP, as a client of the TARS registry would once it hands out pod endpoints."""
+    from k8stars.tars.idl.compiler import load_runtime
+    from k8stars.tars.rpc import Communicator, ServantProxy
+    from k8stars.testing import peers
+
+    binary = await asyncio.to_thread(peers.go_binary)
+    image = await pods.push_files_image(
+        k8s_real_cluster, "k8stars/test-tarsgo", {"usr/local/server/bin/tarspeer": binary}
+    )
+    port = 20001
+    command = ["/usr/local/server/bin/tarspeer", "echo-server", "--endpoint", f"tcp -h $(POD_IP) -p {port} -t 60000"]
+    pod = await pods.run_pod(
+        k8s_real_cluster, pods.pod_manifest(f"tarsgo-{uuid.uuid4().hex[:8]}", image, command, port=port)
+    )
+    try:
+        echo = load_runtime([peers.GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
+        target = f"Test.EchoServer.EchoObj@tcp -h {_on_bridge(k8s_real_cluster, pod.ip)} -p {port} -t 60000"
+        async with Communicator() as comm:
+            proxy = comm.string_to_proxy(ServantProxy, target, interface=echo)
+            assert tuple(await proxy.tars_invoke("echo", ("hello from the host",))) == (0, "hello from the host")
+            results = await asyncio.gather(*(proxy.tars_invoke("echo", (str(i),)) for i in range(100)))
+            assert [r.r for r in results] == [str(i) for i in range(100)]
+    finally:
+        await pods.delete_pod(k8s_real_cluster, pod)

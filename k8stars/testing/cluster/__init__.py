@@ -8,7 +8,7 @@ Tests use the session fixture `k8s_cluster` from `k8stars.testing.cluster.pytest
 `up --kubelet`) adds a real node (containerd + kubelet, pods on a bridge) and a local OCI registry.
 """
 
-from . import hoststate
+from . import hoststate, pods
 from .certs import CertAuthority, WebhookTLS, make_webhook_tls
 from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, node_manifest, start_cluster
 from .waiting import eventually
@@ -24,5 +24,6 @@ __all__ = [
     "hoststate",
     "make_webhook_tls",
     "node_manifest",
+    "pods",
     "start_cluster",
 ]

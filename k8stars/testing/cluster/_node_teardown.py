@@ -66,14 +66,15 @@ def cleanup(state: NodeState) -> list[str]:
     """Undo everything `node.apply` and the node's processes did to the host; what could not be undone, as text."""
     problems: list[str] = []
     _kill_leftovers(state)
-    problems += _unmount_below(state.path)
+    problems += _unmount_below(state.path) + _unmount_below(Path(state.run_dir))
     problems += _remove_cgroups(state.cgroup_name)
     try:
         network.delete(state.bridge)
     except network.NetworkError as exc:
         problems.append(str(exc))
     _remove_log_links(state.pod_logs)
-    shutil.rmtree(state.socket_dir, ignore_errors=True)
+    if not _mounts_below(Path(state.run_dir)):  # never delete through a mount that would not go
+        shutil.rmtree(state.run_dir, ignore_errors=True)
     # kubelet's device-plugin files, in a directory that is hard-coded (not under its root dir) and ours alone.
     for name in ("kubelet.sock", "kubelet_internal_checkpoint"):
         if "/var/lib/kubelet/device-plugins" in state.new_host_dirs:

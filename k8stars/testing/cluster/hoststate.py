@@ -4,6 +4,8 @@ Each part is a sorted list of text lines, so a difference reads as "+ line" (app
 links, IPv4/IPv6 routes of every table, iptables rules (legacy and nft back ends, nft ruleset when `nft` exists),
 mounts, cgroups whose name says Kubernetes or k8stars, the sysctls kubelet touches, processes that belong to a
 real node, and the host directories containerd and kubelet are known to create.
+Mounts other work makes in the temp directory are left out (see _mounts); the rest assumes nothing else on the
+machine starts a containerd or kubelet meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 Snapshot = dict[str, list[str]]
@@ -78,8 +81,18 @@ def _firewall() -> list[str]:
     return lines
 
 
-def _mounts() -> list[str]:
-    return sorted(" ".join(line.split()[:3]) for line in Path("/proc/mounts").read_text().splitlines())
+def _mounts(scratch: Path | None) -> list[str]:
+    """Every mount, except those under the temp directory that are not under `scratch`: other work on a shared
+    machine mounts there (mmdebstrap's chroots, other tests) and comes and goes while a test runs."""
+    tmp = tempfile.gettempdir().rstrip("/") + "/"
+    ours = str(scratch).rstrip("/") + "/" if scratch else None
+    lines = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, point, kind = line.split()[:3]
+        if point.startswith(tmp) and not (ours and (point + "/").startswith(ours)):
+            continue
+        lines.append(f"{source} {point} {kind}")
+    return sorted(lines)
 
 
 def _cgroups() -> list[str]:
@@ -126,12 +139,13 @@ def _host_paths() -> list[str]:
     return lines
 
 
-def snapshot() -> Snapshot:
+def snapshot(scratch: Path | None = None) -> Snapshot:
+    """The machine now; `scratch`: the cluster's directory when it lies under the temp directory (see _mounts)."""
     return {
         "links": _links(),
         "routes": _routes(),
         "firewall": _firewall(),
-        "mounts": _mounts(),
+        "mounts": _mounts(scratch),
         "cgroups": _cgroups(),
         "sysctls": _sysctls(),
         "processes": _node_processes(),

@@ -64,9 +64,9 @@ class NodeState:
     kubelet_port: int
     healthz_port: int
     pause_image: str
-    # containerd's sockets: a short directory of their own (a unix socket path has at most 104 bytes, and a pytest
-    # temp dir is longer than that); removed at down.
-    socket_dir: str
+    # containerd's sockets and kubelet's root (it holds sockets too): a short directory of their own, as a unix
+    # socket path has at most 104 bytes and a pytest temp dir is longer than that; removed at down.
+    run_dir: str
     # Host paths that did not exist before the node and that containerd or kubelet may create (removed if empty).
     new_host_dirs: list[str] = field(default_factory=list)
     ready_seconds: float = 0.0
@@ -77,11 +77,11 @@ class NodeState:
 
     @property
     def containerd_socket(self) -> Path:
-        return Path(self.socket_dir) / "containerd.sock"
+        return Path(self.run_dir) / "containerd.sock"
 
     @property
     def kubelet_root(self) -> Path:
-        return self.path / "kubelet"
+        return Path(self.run_dir) / "kubelet"
 
     @property
     def pod_logs(self) -> Path:
@@ -142,7 +142,7 @@ def plan(workdir: Path, *, registry: str, ports: tuple[int, int]) -> NodeState:
     """Names, ports and paths, and the node's directories; nothing on the host changes yet. The state is recorded
     before `apply`, so that a start that fails half-way is undone as well (_node_teardown.cleanup is idempotent)."""
     node_dir = workdir / "node"
-    for sub in ("containerd", "kubelet", "pod-logs", "volume-plugins", "cni/net.d", "cni/ipam", "sysctl"):
+    for sub in ("containerd", "pod-logs", "volume-plugins", "cni/net.d", "cni/ipam", "sysctl"):
         (node_dir / sub).mkdir(parents=True, exist_ok=True)
     return NodeState(
         name="k8stars-real-node",
@@ -155,13 +155,14 @@ def plan(workdir: Path, *, registry: str, ports: tuple[int, int]) -> NodeState:
         kubelet_port=ports[0],
         healthz_port=ports[1],
         pause_image=f"{registry}/{PAUSE_REPO}:{PAUSE_TAG}",
-        socket_dir=tempfile.mkdtemp(prefix="k8stars-", dir="/run" if os.access("/run", os.W_OK) else None),
+        run_dir=tempfile.mkdtemp(prefix="k8stars-", dir="/run" if os.access("/run", os.W_OK) else None),
         new_host_dirs=[d for d in _MAYBE_CREATED if not Path(d).exists()],
     )
 
 
 def apply(state: NodeState, pki: Path) -> None:
     """Bridge, cgroup root, configs, the shared kubelet root: everything on the host before the first process."""
+    state.kubelet_root.mkdir(exist_ok=True)
     net = network.create(state.bridge)
     state.subnet, state.host_ip = net.subnet, net.host_ip
     _make_cgroup_root(state.cgroup_name)
