@@ -96,3 +96,52 @@ def wait_gone(port: int, timeout: float = 10) -> None:
         except OSError:
             return
         time.sleep(0.05)
+
+
+class Front:
+    """An HTTP front of a registry on a free loopback port: forwards every call, unless ``gate`` answers it first
+    (an outage, an authentication the registry itself lacks). Extra routes (a token service) via ``routes``."""
+
+    def __init__(self, registry: LocalRegistry, gate: Any = None, routes: dict[str, Any] | None = None) -> None:
+        self.registry, self.gate, self.routes = registry, gate, routes or {}
+        self.port = 0
+        self.runner: Any = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Front:
+        from aiohttp import ClientSession, web
+
+        self.session = ClientSession()
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            if self.gate is not None and (early := self.gate(request)) is not None:
+                return early  # type: ignore[no-any-return]
+            body = await request.read()
+            headers = {k: v for k, v in request.headers.items()
+                       if k.lower() not in ("host", "content-length", "authorization")}  # fmt: skip
+            url = f"http://{self.registry.host}{request.rel_url}"
+            async with self.session.request(request.method, url, data=body, headers=headers,
+                                            allow_redirects=False) as r:  # fmt: skip
+                data = await r.read()
+                skip = ("content-length", "transfer-encoding", "content-encoding")
+                out = {k: v for k, v in r.headers.items() if k.lower() not in skip}
+                if "Location" in out:
+                    out["Location"] = out["Location"].replace(self.registry.host, self.host)
+                return web.Response(status=r.status, body=data, headers=out)
+
+        app = web.Application()
+        for path, handler in self.routes.items():
+            app.router.add_get(path, handler)
+        app.router.add_route("*", "/v2/{tail:.*}", forward)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+        await self.session.close()

@@ -12,9 +12,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import web
 from conftest import USERS
-from registries import LocalRegistry, copy_to_dir, inspect, skopeo
+from registries import Front, LocalRegistry, copy_to_dir, inspect, skopeo
 
 from k8stars.image import (
     AuthError,
@@ -100,6 +100,19 @@ async def test_files_on_a_base_in_another_repository(registry: LocalRegistry, bu
                              "usr/local/server/bin/hello"]  # fmt: skip
     assert members["usr/local/server/bin/hello"].mode == 0o755
     assert base_layer == inspect(f"{registry.host}/tars/base:v1", "--raw")["layers"][0]
+    # into a third repository through a front that records the calls: the base layer is mounted, not sent
+    calls: list[tuple[str, str]] = []
+
+    def record(request: web.Request) -> None:
+        calls.append((request.method, str(request.rel_url)))
+
+    async with Front(registry, record) as front:
+        await push_files_on_base(f"{front.host}/tars/base:v1", f"{front.host}/testapp.other:v1",
+                                 {"usr/local/server/bin/hello": b"other"})  # fmt: skip
+    mounts = [url for method, url in calls if method == "POST" and "mount=" in url]
+    assert mounts and all("from=tars" in url for url in mounts)
+    assert base_layer["digest"] in " ".join(mounts)
+    assert not any(method == "PUT" and base_layer["digest"] in url for method, url in calls)
 
 
 async def test_docker_v2_base_and_index(registry: LocalRegistry, busybox: Path, tmp_path: Path) -> None:
@@ -160,41 +173,50 @@ async def test_credentials(auth_registry: LocalRegistry, registry: LocalRegistry
     assert len(info["Layers"]) == 2
 
 
-async def test_retries_on_5xx_and_connection_errors(registry: LocalRegistry, busybox: Path) -> None:
-    """A proxy in front of the registry answers 503 to every third request: the push still completes."""
+async def test_retries_on_5xx(registry: LocalRegistry, busybox: Path) -> None:
+    """A front answers 503 to every third call: the push still completes."""
     seen = {"n": 0, "failed": 0}
-    async with ClientSession() as upstream:
 
-        async def proxy(request: web.Request) -> web.StreamResponse:
-            seen["n"] += 1
-            if seen["n"] % 3 == 0:
-                seen["failed"] += 1
-                return web.Response(status=503, text="try later")
-            body = await request.read()
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            url = f"http://{registry.host}{request.rel_url}"
-            async with upstream.request(request.method, url, data=body, headers=headers,
-                                        allow_redirects=False) as r:  # fmt: skip
-                data = await r.read()
-                out = {k: v for k, v in r.headers.items() if k.lower() not in ("content-length", "transfer-encoding",
-                                                                                "content-encoding")}  # fmt: skip
-                if "Location" in out:
-                    out["Location"] = out["Location"].replace(registry.host, f"127.0.0.1:{port}")
-                return web.Response(status=r.status, body=data, headers=out)
+    def flaky(_: web.Request) -> web.Response | None:
+        seen["n"] += 1
+        if seen["n"] % 3:
+            return None
+        seen["failed"] += 1
+        return web.Response(status=503, text="try later")
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", proxy)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            ref = await push_busybox_image(f"127.0.0.1:{port}", "tars/flaky", "1")
-        finally:
-            await runner.cleanup()
+    async with Front(registry, flaky) as front:
+        ref = await push_busybox_image(front.host, "tars/flaky", "1")
     assert seen["failed"] >= 2
     assert inspect(f"{registry.host}/tars/flaky:1")["Digest"] == ref.split("@")[1]
+
+
+async def test_bearer_token_auth(registry: LocalRegistry, busybox: Path) -> None:
+    """A registry with a token service (as Docker Hub, Harbor, GitLab): the challenge's realm gives a token for
+    the scope, with the Basic credentials; a wrong password gets no token."""
+    creds = Credentials("robot", "t0ken-pass")
+    scopes: list[str] = []
+
+    def need_token(request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == "Bearer good-token":
+            return None
+        repo = request.path.split("/blobs/")[0].split("/manifests/")[0].removeprefix("/v2/")
+        challenge = (f'Bearer realm="http://{front.host}/token",service="test-registry",'
+                     f'scope="repository:{repo}:pull,push"')  # fmt: skip
+        return web.json_response({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                                 status=401, headers={"WWW-Authenticate": challenge})  # fmt: skip
+
+    async def token(request: web.Request) -> web.Response:
+        scopes.extend(request.query.getall("scope", []))
+        if request.headers.get("Authorization") != creds.basic():
+            return web.json_response({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}, status=401)
+        return web.json_response({"token": "good-token"})
+
+    async with Front(registry, need_token, {"/token": token}) as front:
+        ref = await push_busybox_image(front.host, "tars/bearer", "1", credentials=creds)
+        with pytest.raises(AuthError, match="the token service refused: 401 bad credentials"):
+            await push_busybox_image(front.host, "tars/bearer", "2", credentials=Credentials("robot", "wrong"))
+    assert "repository:tars/bearer:pull,push" in scopes
+    assert inspect(f"{registry.host}/tars/bearer:1")["Digest"] == ref.split("@")[1]
 
 
 async def test_registry_gone(registry: LocalRegistry, busybox: Path) -> None:
