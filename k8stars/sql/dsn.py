@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _DB_NAME = re.compile(r"[A-Za-z0-9_]+")
 # K8STARS's DB_DSN form (Go's mysql driver): user:pass@tcp(host:port)/db_tars
@@ -26,7 +27,8 @@ class MysqlDsn:
 
 
 def parse_dsn(text: str) -> MysqlDsn:
-    """``mysql://user:pass@host:port/db`` (or K8STARS's ``user:pass@tcp(host:port)/db``); ValueError if neither."""
+    """``mysql://user:pass@host:port/db`` (or K8STARS's ``user:pass@tcp(host:port)/db``), either with an optional
+    ``?password_file=PATH`` instead of the password; ValueError if neither."""
     m = _GO_DSN.fullmatch(text.split("?", 1)[0].strip())
     if m:
         dsn = MysqlDsn(m["host"], int(m["port"] or 3306), m["user"], m["password"] or "", m["db"])
@@ -41,7 +43,22 @@ def parse_dsn(text: str) -> MysqlDsn:
         dsn = MysqlDsn(u.hostname, port, unquote(u.username or "root"), unquote(u.password or ""), u.path.lstrip("/"))
     if not _DB_NAME.fullmatch(dsn.database):
         raise ValueError(f"bad DSN {_redact(text)!r}: database name {dsn.database!r} (letters, digits and _)")
-    return dsn
+    return _with_password_file(dsn, text)
+
+
+def _with_password_file(dsn: MysqlDsn, text: str) -> MysqlDsn:
+    """``?password_file=PATH``: the password is that file's content (a mounted Secret), so it need not be in the DSN,
+    which may end up on a command line (``/proc/<pid>/cmdline`` is readable by every user)."""
+    files = parse_qs(text.partition("?")[2]).get("password_file")
+    if not files:
+        return dsn
+    if dsn.password:
+        raise ValueError(f"bad DSN {_redact(text)!r}: a password and a password_file")
+    try:
+        password = Path(files[-1]).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as e:
+        raise ValueError(f"bad DSN {_redact(text)!r}: password_file {files[-1]}: {e.strerror}") from None
+    return replace(dsn, password=password)
 
 
 def _redact(text: str) -> str:

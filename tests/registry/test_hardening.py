@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from k8stars.registry.model import ERR_BAD_REQUEST, AdapterSpec, Registration, ServerKey
+from k8stars.registry.store import open_store
+from k8stars.sql import parse_dsn
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.tarsregistry import AdapterConf, onStartupReq
 from k8stars.tars.rpc import Communicator
@@ -140,3 +144,34 @@ async def test_the_sqlite_store_is_readable_by_its_owner_only(store_spec: StoreS
     await launch()
     for file in (db, db.with_name("registry.db-wal"), db.with_name("registry.db-shm")):
         assert file.stat().st_mode & 0o777 == 0o600, file
+
+
+async def test_a_mysql_password_from_a_file(store_spec: StoreSpec, tmp_path: Path) -> None:
+    """``?password_file=PATH``: the password stays off the command line (/proc/<pid>/cmdline is world-readable)."""
+    if store_spec.kind != "mysql":
+        pytest.skip("a MySQL password")
+    import pymysql  # type: ignore[import-untyped]
+
+    root = parse_dsn(store_spec.dsn or "")
+    conn = pymysql.connect(host=root.host, port=root.port, user=root.user, password=root.password, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for host in ("%", "localhost", "127.0.0.1"):
+                cur.execute(f"CREATE USER IF NOT EXISTS 'hardening'@'{host}' IDENTIFIED BY 'n0t on the cmdline'")
+                cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO 'hardening'@'{host}'")
+    finally:
+        conn.close()
+    secret = tmp_path / "password"
+    secret.write_text("n0t on the cmdline\n")  # as a mounted Secret often ends
+    dsn = f"mysql://hardening@{root.host}:{root.port}/{root.database}?password_file={secret}"
+    store = open_store("mysql", dsn=dsn)
+    await store.open()
+    try:
+        await store.register(_unchecked("127.0.0.8", "tcp -h 127.0.0.8 -p 20001"), time.time())
+        assert [r.key.node for r in await store.load()] == ["127.0.0.8"]
+    finally:
+        await store.close()
+    missing = f"mysql://hardening@{root.host}:{root.port}/{root.database}?password_file={tmp_path / 'nope'}"
+    r = subprocess.run([sys.executable, "-m", "k8stars", "registry", "--store", "mysql", "--dsn", missing],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and f"password_file {tmp_path / 'nope'}: No such file or directory" in r.stderr, r
