@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from operator_helpers import load_examples, resource_of, until
+from test_crd_versions import converting
 
 from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import DAEMONSET, POD, SERVICE, STATEFULSET, TSERVER
@@ -29,6 +30,7 @@ CLUSTER_ROLE = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "Clus
 ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding")
 ACCOUNT = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 NAME = "test-helloserver"
+__all__ = ["converting"]  # the fixture serving TServer v1beta1/v1beta2 through the conversion webhook
 
 
 def chart_operator_rules() -> list[Obj]:
@@ -166,6 +168,28 @@ async def test_claim_template_change_rebuilds_the_statefulset_keeping_pods(
     settled = await _get(kube, STATEFULSET, namespace)
     await asyncio.sleep(1.5)
     assert (await _get(kube, STATEFULSET, namespace))["metadata"]["uid"] == settled["metadata"]["uid"]
+
+
+async def test_a_v1beta2_clients_new_claim_rebuilds_too(
+    kube: Kube, namespace: str, operator: Operator, converting: str
+) -> None:
+    """The same through K8SFramework's v1beta2 API (the conversion webhook serving it): a tLocalVolume mount added by
+    a v1beta2 client's patch gives a StatefulSet with the claim."""
+    v2 = Resource("k8s.tars.io", "v1beta2", "tservers", "TServer")
+    await _tserver(kube, namespace)
+    old = await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+    ts = await _get(kube, v2, namespace)
+    assert ts["apiVersion"] == "k8s.tars.io/v1beta2"
+    mounts = [*ts["spec"]["k8s"]["mounts"], {"name": "local", "mountPath": "/local", "source": {"tLocalVolume": {}}}]
+    await alice(kube).merge_patch(v2, namespace, NAME, {"spec": {"k8s": {"mounts": mounts}}})
+
+    async def rebuilt() -> Obj | None:
+        sts = await kube.get(STATEFULSET, namespace, NAME)
+        return sts if sts and sts["metadata"]["uid"] != old["metadata"]["uid"] else None
+
+    new = await until(rebuilt, timeout=30, what="a new StatefulSet")
+    assert [c["metadata"]["name"] for c in new["spec"]["volumeClaimTemplates"]] == ["local"]
+    assert new["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "tars-storage-class"
 
 
 # --- point 9 ------------------------------------------------------------------------------------------------------
