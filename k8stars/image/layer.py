@@ -1,8 +1,9 @@
 """Deterministic image layers: the same entries give the same bytes, so the same digest, on every build.
 
-Entries are written sorted by path, parents first, with mtime, uid and gid 0, no user or group names, and a gzip
-header without name or time. Layers are written to a file (a package may be large) while both digests are computed:
-``digest`` of the gzip'd blob (what a registry stores) and ``diff_id`` of the tar (what the image config lists).
+Entries are written sorted by path, parents first, with mtime, uid and gid 0 (unless given), no user or group
+names, and a gzip header without name or time. Layers are written to a file (a package may be large) while both
+digests are computed: ``digest`` of the gzip'd blob (what a registry stores) and ``diff_id`` of the tar (what the
+image config lists).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class _Entry:
     opener: Callable[[], IO[bytes]] | None = None
     link: str = ""
     mtime: int = 0
+    owner: tuple[int, int] = (0, 0)  # uid, gid
 
 
 class _Sink(Protocol):
@@ -151,6 +153,10 @@ class LayerBuilder:
         self._parents(path)
         self.entries[path] = _Entry(tarfile.SYMTYPE, 0o777, link=target, mtime=mtime)
 
+    def set_owner(self, path: str, uid: int, gid: int) -> None:
+        """Owner of an entry added already (a root file system's; everything else is root's)."""
+        self.entries[normalize_path(path)].owner = (max(0, uid), max(0, gid))
+
     def add_hardlink(self, path: str, target: str) -> None:
         """A hard link to another regular file of this layer (added before or after)."""
         path = normalize_path(path)
@@ -180,7 +186,9 @@ class LayerBuilder:
                 e = (
                     file_entry
                     if path == head
-                    else _Entry(tarfile.LNKTYPE, file_entry.mode, link=head, mtime=file_entry.mtime)
+                    else _Entry(
+                        tarfile.LNKTYPE, file_entry.mode, link=head, mtime=file_entry.mtime, owner=file_entry.owner
+                    )
                 )
             out.append((path, e))
         return out
@@ -214,7 +222,7 @@ def _write(ordered: list[tuple[str, _Entry]], out: IO[bytes]) -> tuple[str, tupl
             for path, e in ordered:
                 info = tarfile.TarInfo(path)
                 info.type, info.mode, info.mtime = e.kind, e.mode, max(0, e.mtime)
-                info.uid = info.gid = 0
+                info.uid, info.gid = e.owner
                 info.uname = info.gname = ""
                 info.linkname = e.link
                 if e.kind == tarfile.REGTYPE:

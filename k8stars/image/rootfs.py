@@ -115,7 +115,7 @@ def _reader(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], IO[by
 
 def rootfs_layer(tar_path: Path, directory: Path | None = None) -> Layer:
     """A root file system tar (mmdebstrap's output, say) as one deterministic layer: files, directories, symlinks
-    and hard links with their modes and times; device nodes and fifos are left to the container runtime."""
+    and hard links with their modes, owners and times; device nodes and fifos are left to the container runtime."""
     b = LayerBuilder()
     with tarfile.open(tar_path) as tar:
         members = tar.getmembers()
@@ -131,6 +131,10 @@ def rootfs_layer(tar_path: Path, directory: Path | None = None) -> Layer:
                 b.add_hardlink(name, _member_name(m.linkname))
             elif m.isreg():
                 b.add_file(name, opener=_reader(tar, m), size=m.size, mode=m.mode, mtime=int(m.mtime))
+            else:
+                continue
+            if not m.islnk():
+                b.set_owner(name, m.uid, m.gid)  # e.g. /etc/shadow's group shadow
         return b.write(directory)
 
 

@@ -68,6 +68,7 @@ def test_base_from_a_root_file_system(registry: LocalRegistry, tmp_path: Path) -
         ):
             info = tarfile.TarInfo(name)
             info.type, info.size, info.linkname, info.mtime, info.mode = kind, len(data), link, 1700000000, 0o755
+            info.gid = 42 if name == "./.hidden" else 0  # as /etc/shadow's group shadow
             tar.addfile(info, io.BytesIO(data) if data else None)
     rootfs = tmp_path / "rootfs.tar"
     rootfs.write_bytes(buf.getvalue())
@@ -79,7 +80,7 @@ def test_base_from_a_root_file_system(registry: LocalRegistry, tmp_path: Path) -
     # a hard link pair: the first path in order is the file, the other links to it
     assert members["usr/bin/pydoc"].isreg() and members["usr/bin/pydoc"].mtime == 1700000000
     assert members["usr/bin/python3.11"].islnk() and members["usr/bin/python3.11"].linkname == "usr/bin/pydoc"
-    assert members["usr/bin/python3"].issym() and members[".hidden"].isreg()
+    assert members["usr/bin/python3"].issym() and members[".hidden"].isreg() and members[".hidden"].gid == 42
     assert "dev/null" not in members
     assert inspect(target, "--config")["config"]["Cmd"] == ["/usr/bin/python3"]
     assert "give one of --busybox" in k8stars("base", target, rc=2).stderr
