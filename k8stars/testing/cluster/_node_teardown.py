@@ -23,7 +23,8 @@ class _Api(Protocol):
 
 
 async def drain(cluster: _Api, state: NodeState, timeout: float = 30.0) -> bool:
-    """Delete the node's pods (grace 1 s) and wait until kubelet removed them and containerd runs no task.
+    """Delete the node's pods (grace 0: the objects go at once, kubelet then kills their containers) and wait until
+    containerd runs no task.
 
     True when drained in time. The controllers and the scheduler should be stopped first, so nothing replaces them.
     """
@@ -75,7 +76,8 @@ def cleanup(state: NodeState) -> list[str]:
     _remove_log_links(state.pod_logs)
     if not _mounts_below(Path(state.run_dir)):  # never delete through a mount that would not go
         shutil.rmtree(state.run_dir, ignore_errors=True)
-    # kubelet's device-plugin files, in a directory that is hard-coded (not under its root dir) and ours alone.
+    # kubelet's device-plugin files, in a hard-coded directory (not under its root dir); only when we made it. No
+    # device plugins run here, so another kubelet started meanwhile loses nothing it uses.
     for name in ("kubelet.sock", "kubelet_internal_checkpoint"):
         if "/var/lib/kubelet/device-plugins" in state.new_host_dirs:
             Path("/var/lib/kubelet/device-plugins", name).unlink(missing_ok=True)

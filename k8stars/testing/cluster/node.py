@@ -1,8 +1,9 @@
 """A real node for the local cluster: containerd (Debian 1.6) + runc + the CNI bridge, and a kubelet built with the
 control plane. What this machine kind needs, and why, is in shared/reference/real-pods.md; the short of it:
 
-- everything containerd and kubelet write lives in the node's directory (root, state, sockets, netns mounts, CNI
-  leases, pod logs, volume plugins), so `down` removes it with the directory;
+- everything containerd and kubelet write lives in the node's directory (root, state, netns mounts, runc state, CNI
+  leases, pod logs, volume plugins) or in a short /run/k8stars-* one (sockets, kubelet's root), so `down` removes
+  it with those; the few host paths they use whatever they are told are listed in _MAYBE_CREATED;
 - a cgroup root of its own (`/k8stars-<id>` in every hierarchy): two real nodes on one machine never garbage-collect
   each other's pod cgroups, and removing the cluster's cgroups is removing one tree;
 - kubelet runs in a mount namespace of its own with files bind-mounted over the kernel sysctls it would rewrite
@@ -55,7 +56,7 @@ class NodeState:
     """Everything `down` needs to remove the node again, persisted in the cluster's state.json."""
 
     name: str
-    dir: str  # the node's directory: containerd root/state, kubelet root, configs, logs
+    dir: str  # the node's directory: containerd root/state, configs, CNI leases, pod logs
     bridge: str
     subnet: str
     host_ip: str
@@ -169,6 +170,8 @@ def apply(state: NodeState, pki: Path) -> None:
     network.write_conflist(net, state.path / "cni" / "net.d", state.path / "cni" / "ipam")
     _write_containerd_config(state)
     _write_kubelet_config(state, pki)
+    for key, wanted in KUBELET_SYSCTLS.items():
+        (state.path / "sysctl" / key.replace("/", ".")).write_text(wanted + "\n")
     _share_kubelet_root(state.kubelet_root)
 
 
@@ -320,18 +323,20 @@ def containerd_argv(state: NodeState) -> list[str]:
     return [shutil.which("containerd") or "containerd", "--config", str(state.path / "containerd" / "config.toml")]
 
 
+def _sysctl_files(state: NodeState) -> list[tuple[Path, Path]]:
+    """(/proc/sys file, file holding kubelet's wanted value) for each sysctl this kernel has."""
+    return [
+        (Path("/proc/sys") / key, state.path / "sysctl" / key.replace("/", "."))
+        for key in KUBELET_SYSCTLS
+        if (Path("/proc/sys") / key).exists()
+    ]
+
+
 def kubelet_argv(state: NodeState, kubelet: Path, kubeconfig: Path) -> list[str]:
     """kubelet wrapped in `unshare -m`: the sysctl files it would rewrite are replaced, in its namespace only, by
     files holding the values it wants, so it finds nothing to change. /proc is made private there first, so the
     bind mounts cannot propagate to the host's /proc."""
-    binds = []
-    sysctl_dir = state.path / "sysctl"
-    for key, wanted in KUBELET_SYSCTLS.items():
-        proc = Path("/proc/sys") / key
-        if proc.exists() and proc.read_text().strip() != wanted:
-            fake = sysctl_dir / key.replace("/", ".")
-            fake.write_text(wanted + "\n")
-            binds.append(f"mount --bind {fake} {proc}")
+    binds = [f"mount --bind {fake} {proc}" for proc, fake in _sysctl_files(state)]
     script = "set -e; mount --make-rprivate /proc; " + "; ".join([*binds, 'exec "$@"'])
     return [
         "unshare",
