@@ -31,6 +31,7 @@ TARSNODE_MOUNT = NODE_DIR  # K8SFramework's path, in the init container and the 
 HOST_TIMEZONE = "host-timezone"
 NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copied to <work dir>/bin)
 STORAGE_CLASS = "tars-storage-class"
+LOCAL_VOLUME_LABEL = "tars.io/LocalVolume"  # on a tLocalVolume claim, K8SFramework's: the mount's name
 GRACE_SECONDS = 90
 TREE_NAME = "tars-tree"
 CREATE_PERSON = "k8stars-operator"
@@ -219,12 +220,13 @@ def volume_claim_templates(ts: Obj) -> list[Obj]:
         if "persistentVolumeClaimTemplate" in source:
             tpl = source["persistentVolumeClaimTemplate"]
             claim: Obj = {"metadata": {"name": mount["name"], **(tpl.get("metadata") or {})}, "spec": tpl["spec"]}
-        else:  # tLocalVolume: a claim on the framework's local storage class, owner and mode in annotations
+        else:  # tLocalVolume: K8SFramework's claim on its local storage class (owner and mode in annotations)
             local = source["tLocalVolume"]
+            labels = {**selector_labels(ts), LOCAL_VOLUME_LABEL: str(mount["name"])}
             claim = {
                 "metadata": {
                     "name": mount["name"],
-                    "labels": selector_labels(ts),
+                    "labels": labels,
                     "annotations": {
                         "tars.io/LocalVolumeUID": str(local.get("uid", "0")),
                         "tars.io/LocalVolumeGID": str(local.get("gid", "0")),
@@ -233,7 +235,9 @@ def volume_claim_templates(ts: Obj) -> list[Obj]:
                 },
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
+                    "selector": {"matchLabels": dict(labels)},
                     "storageClassName": STORAGE_CLASS,
+                    "volumeMode": "Filesystem",
                     "resources": {"requests": {"storage": "1G"}},
                 },
             }

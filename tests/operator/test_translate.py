@@ -75,6 +75,10 @@ def test_claim_templates_and_immutable_fields() -> None:
     assert claims["data"]["spec"] == pvc["spec"]
     assert claims["local"]["spec"]["storageClassName"] == "tars-storage-class"
     assert claims["local"]["metadata"]["annotations"]["tars.io/LocalVolumeMode"] == "750"
+    local_labels = {"tars.io/ServerApp": "Test", "tars.io/ServerName": "HelloServer", "tars.io/LocalVolume": "local"}
+    assert claims["local"]["metadata"]["labels"] == local_labels  # K8SFramework's claim, selector included
+    assert claims["local"]["spec"]["selector"] == {"matchLabels": local_labels}
+    assert claims["local"]["spec"]["volumeMode"] == "Filesystem"
     volumes = [v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]]
     assert "data" not in volumes and "local" not in volumes and "cache" in volumes  # claims are not volumes
     mounted = [m["name"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]]
