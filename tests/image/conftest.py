@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from registries import REGISTRY, SKOPEO, LocalRegistry
 
-from k8stars.testing.cluster.pytest_plugin import k8s_cluster, kube, namespace
+from k8stars.testing.cluster.pytest_plugin import k8s_cluster, k8s_real_cluster, kube, namespace
 
-__all__ = ["k8s_cluster", "kube", "namespace"]
+__all__ = ["k8s_cluster", "k8s_real_cluster", "kube", "namespace"]
 
 USERS = {"builder": "s3cret-pass"}
 
@@ -55,3 +55,9 @@ def busybox() -> Path:
     if not path.exists() or shutil.which("busybox") is None:
         raise AssertionError("/bin/busybox is missing: scripts/test installs busybox-static (Debian)")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "realpods: real pods (containerd + kubelet, root only); deselect with -m 'not realpods'"
+    )
