@@ -21,6 +21,10 @@ log = logging.getLogger("tarscli")
 
 _PR_SET_PDEATHSIG = 1
 
+# The children a Child awaits, by PID: their exit status is theirs to collect, never the orphan reaper's (a status
+# reaped by waitpid(pid) elsewhere is lost: Popen then reads it as 0)
+_awaited: set[int] = set()
+
 
 def start_time(pid: int) -> int | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), None if it does not exist or is a zombie."""
@@ -79,7 +83,7 @@ async def stop_group(pgid: int, grace: float) -> None:
     kill_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while group_alive(pgid) and time.monotonic() < deadline:
-        reap_orphans(set())
+        reap_orphans()
         await asyncio.sleep(0.05)
     if group_alive(pgid):
         log.warning("process group %d still alive after %.1f s: SIGKILL", pgid, grace)
@@ -124,6 +128,7 @@ class Child:
             if not isinstance(out, int):
                 out.close()
         self.pid = self.proc.pid
+        _awaited.add(self.pid)
         self.started = time.monotonic()
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._watch()
@@ -150,6 +155,7 @@ class Child:
 
     def _collect(self) -> None:
         code = self.proc.wait()
+        _awaited.discard(self.pid)
         if not self._exited.done():
             self._exited.set_result(code)
 
@@ -173,14 +179,15 @@ class Child:
         return True
 
 
-def reap_orphans(tracked: set[int]) -> None:
+def reap_orphans() -> None:
     """As PID 1 of a container, the orphans of the service become ours: collect their exit status so they do not
-    stay zombies. Only zombies that are not our own tracked children are reaped, so nothing races with Child."""
+    stay zombies. The children a :class:`Child` awaits (the service, its scripts) are left to it, so that their
+    exit status is always seen."""
     if os.getpid() != 1:
         return
     me = str(os.getpid())
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in tracked:
+        if not entry.isdigit() or int(entry) in _awaited:
             continue
         stat = read_text(Path(f"/proc/{entry}/stat"))
         if not stat:

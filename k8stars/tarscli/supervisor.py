@@ -361,7 +361,7 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.beats.changed.wait(), tick)
             self.beats.changed.clear()
-            reap_orphans({self.child.pid} if self.child else set())
+            reap_orphans()
             if self._deactivating():
                 write_atomic(self.env.data(CHECK_STATUS_FILE), DEACTIVATING)
                 continue
