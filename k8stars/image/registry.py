@@ -155,8 +155,7 @@ class RegistryClient:
     ) -> _Reply:
         """One call, authenticated on demand (one more try after a 401 challenge) and retried on 5xx, 429 and
         connection errors. With ``sink``, a 200 answer's body goes to it instead of into the reply."""
-        if not url.startswith("http"):
-            url = urljoin(self.base + "/", url.lstrip("/")) if not url.startswith("/") else self.base + url
+        url = urljoin(self.base + "/", url)  # a path, or a Location (absolute or relative) the registry gave
         authed = False
         attempt = 0
         while True:
@@ -287,7 +286,7 @@ class RegistryClient:
         if reply.status != 202 or not reply.headers.get("Location"):
             raise self._fail(f"start upload in {repo}", reply)
         location = reply.headers["Location"]
-        url = location if location.startswith("http") else self.base + location
+        url = urljoin(self.base + "/", location)
         url += ("&" if "?" in url else "?") + urlencode({"digest": blob.digest})
         body: bytes | Path = blob.data if blob.data is not None else blob.path  # type: ignore[assignment]
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}

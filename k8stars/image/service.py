@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from aiohttp import BodyPartReader, web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from k8stars.kube.client import Kube
+from k8stars.kube.client import ApiException, Kube
 from k8stars.service.http import metrics_app, serve_http
 from k8stars.service.lifecycle import Service
 from k8stars.service.options import HttpServiceOptions, ServiceError
@@ -149,6 +149,8 @@ def image_app(builder: Builder, max_upload: int, registry: CollectorRegistry | N
             except BuildRefused as e:
                 return _reply(e.status, str(e), handler)
             handed_over = True
+        except ApiException as e:  # the apiserver refused a read or write (RBAC, validation)
+            return _reply(500, f"Kubernetes API: {e.status} {e.reason}: {str(e.body or '')[:300]}", handler)
         except Exception as e:
             log.exception("build request")
             return _reply(500, f"internal error: {e}", handler)
