@@ -94,6 +94,8 @@ plain_http_option = click.option("--plain-http/--https", default=None, help=PLAI
               show_default=True, help="Largest package accepted (MiB); larger ones are answered 413.")  # fmt: skip
 @click.option("--max-unpacked", "max_unpacked_mb", envvar="K8STARS_IMAGE_MAX_UNPACKED", type=int, default=2048,
               show_default=True, help="Largest package once unpacked (MiB); beyond, a size bomb (400).")  # fmt: skip
+@click.option("--upload-timeout", envvar="K8STARS_IMAGE_UPLOAD_TIMEOUT", type=float, default=400.0, show_default=True,
+              help="Seconds to receive an upload (408 beyond): a stalled one would hold a build slot.")  # fmt: skip
 @click.option("--work-dir", envvar="K8STARS_IMAGE_WORK_DIR", type=click.Path(file_okay=False), default=None,
               help="Where uploads and layers are kept during a build (default: the temporary directory).")  # fmt: skip
 @plain_http_option

@@ -6,8 +6,8 @@ ServerType ServerTag ServerFile Secret BaseImage BaseImageSecret CreatePerson Ma
 ``{"status", "message", "result": {"id", "image", "secret", "source"}, "handler"}``: 201 once the build started,
 or with ``wait`` 200 once it is pushed and recorded (500 with the reason if it failed); 400 for a bad form or
 package, 404 for a missing TImage, 409 while another build of that TImage runs ("another task is running"), 413
-for an upload over the limit, 429 when ``--max-builds`` builds are in progress already (nothing is read or
-recorded: try again), 500 otherwise. Also ``/healthz`` and ``/metrics``.
+for an upload over the limit, 408 for one slower than ``--upload-timeout``, 429 when ``--max-builds`` builds are in
+progress already (nothing is read or recorded: try again), 500 otherwise. Also ``/healthz`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class ImageServiceOptions(HttpServiceOptions):
     max_builds: int = MAX_BUILDS
     max_upload_mb: int = 200
     max_unpacked_mb: int = 2048  # a package's size once unpacked: beyond, a size bomb
+    upload_timeout: float = 400.0  # seconds to receive the form (K8SFramework's read timeout): a stalled upload
+    # would otherwise hold one of the build slots forever
     work_dir: str | None = None  # uploads and layers in progress (default: the system's temporary directory)
     plain_http: bool | None = None  # None: plain HTTP for registries on loopback addresses only
 
@@ -75,6 +77,8 @@ class ImageServiceOptions(HttpServiceOptions):
             raise self.error(f"--max-builds {self.max_builds}: at least 1")
         if self.max_upload_mb < 1 or self.max_unpacked_mb < 1:
             raise self.error("--max-upload and --max-unpacked: at least 1 (MiB)")
+        if self.upload_timeout <= 0:
+            raise self.error(f"--upload-timeout {self.upload_timeout}: more than 0 (seconds)")
 
 
 class _TooBig(Exception):
@@ -116,7 +120,8 @@ async def _read_form(request: web.Request, scratch: Path, cap: int) -> tuple[dic
     return fields, filename, saved
 
 
-def image_app(builder: Builder, max_upload: int, registry: CollectorRegistry | None = None) -> web.Application:
+def image_app(builder: Builder, max_upload: int, upload_timeout: float = 400.0,
+              registry: CollectorRegistry | None = None) -> web.Application:  # fmt: skip
     registry = registry or CollectorRegistry()
     builds = Counter("k8stars_image_builds", "Build requests by answer status", ["status"], registry=registry)
     running = Gauge("k8stars_image_builds_in_progress", "Uploads and builds in progress", registry=registry)
@@ -135,9 +140,12 @@ def image_app(builder: Builder, max_upload: int, registry: CollectorRegistry | N
         handed_over = False
         try:
             try:
-                fields, filename, saved = await _read_form(request, scratch, max_upload)
+                fields, filename, saved = await asyncio.wait_for(_read_form(request, scratch, max_upload),
+                                                                 upload_timeout)  # fmt: skip
             except _TooBig as e:
                 return _reply(413, str(e), handler)
+            except TimeoutError:
+                return _reply(408, f"the upload took longer than {upload_timeout:g} s", handler)
             except (ValueError, AssertionError) as e:  # not multipart, a broken body
                 return _reply(400, f"parse form error: {e}", handler)
             if filename is None:
@@ -185,7 +193,7 @@ class ImageService(Service[ImageServiceOptions]):
                                limits=PackageLimits(max_unpacked=opts.max_unpacked_mb << 20))  # fmt: skip
         self.builder.start()
         parts.push_async_callback(self.builder.close)
-        app = image_app(self.builder, opts.max_upload_mb << 20)
+        app = image_app(self.builder, opts.max_upload_mb << 20, opts.upload_timeout)
         self.port = await serve_http(parts, app, opts.host, opts.port, "--port")
 
     def describe(self) -> str:

@@ -240,6 +240,12 @@ async def test_bad_requests(kube: Kube, namespace: str, registry: LocalRegistry,
             assert r.status == 400
         obj = await kube.get(TIMAGE, namespace, name)
         assert obj is not None and "build" not in obj
+    async with image_service(k8s_cluster.kubeconfig, namespace, tmp_path / "w2", upload_timeout=0.5) as url:
+        body, headers = _slow_body(form(server_tgz(), BaseImage=base), asyncio.Event())  # never completes
+        status, reply = await post(url, name, body, headers=headers)
+        assert status == 408 and "the upload took longer than 0.5 s" in reply["message"]
+        status, _ = await post(url, name, form(server_tgz(), BaseImage=base), wait=True)
+        assert status == 200  # the slot is free again
 
 
 async def test_overtime(kube: Kube, namespace: str, registry: LocalRegistry, k8s_cluster: Cluster,
