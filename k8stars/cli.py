@@ -23,6 +23,7 @@ from k8stars.service.commands import (
     log_level_option,
     namespace_option,
     node_name_option,
+    options,
     port_option,
     serve_command,
     store_options,
@@ -154,6 +155,13 @@ def registry(**options: Any) -> None:
     serve_command(RegistryServer, RegistryConfig, options)
 
 
+def _serves(ctx: click.Context, options: dict[str, Any]) -> bool:
+    """Whether a service group (config, notify) serves itself (no subcommand); its store options become the defaults
+    of its subcommands over the SQL store."""
+    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
+    return ctx.invoked_subcommand is None
+
+
 # --- config service: tars.tarsconfig.ConfigObj over TConfigs or db_tars; the implementation lives in
 # k8stars.services.config. `k8stars config [options]` serves; put/get/list/rm manage the SQL store's files.
 _config_store_options = store_options("config", "config.db", "files are kept")
@@ -170,8 +178,7 @@ def config(ctx: click.Context, /, **options: Any) -> None:
     Stores: kubernetes (TConfigs, the pod level overriding the server level), sqlite or mysql (TarsFramework's
     db_tars tables: app, server and node levels, references, sets).
     """
-    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
-    if ctx.invoked_subcommand is None:
+    if _serves(ctx, options):
         from k8stars.services.config.app import ConfigService, ConfigServiceOptions
 
         serve_command(ConfigService, ConfigServiceOptions, options)
@@ -221,6 +228,14 @@ def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str
 
 
 _TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
+_one_file = options(  # TARGET NAME [--host IP] [--set S]: one file of the config store
+    click.argument("target"),
+    click.argument("name"),
+    click.option("--host", default=None, help=_TARGET_HELP),
+    click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set."),
+    _config_store_options,
+    click.pass_context,
+)
 
 
 @config.command("put")
@@ -257,12 +272,7 @@ def config_put(ctx: click.Context, target: str, file: str, name: str | None, hos
 
 
 @config.command("get")
-@click.argument("target")
-@click.argument("name")
-@click.option("--host", default=None, help=_TARGET_HELP)
-@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
-@_config_store_options
-@click.pass_context
+@_one_file
 def config_get(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
                store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
     """Print the stored content of file NAME of TARGET (that row only; what a server gets also merges levels)."""
@@ -287,12 +297,7 @@ def config_list(ctx: click.Context, target: str, host: str | None, set_division:
 
 
 @config.command("rm")
-@click.argument("target")
-@click.argument("name")
-@click.option("--host", default=None, help=_TARGET_HELP)
-@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
-@_config_store_options
-@click.pass_context
+@_one_file
 def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
               store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
     """Delete file NAME of TARGET and its references."""
@@ -345,8 +350,7 @@ def notify(ctx: click.Context, /, **options: Any) -> None:
     Stores: kubernetes (an Event on the reporting pod, shown by kubectl describe pod), sqlite or mysql
     (TarsFramework's db_tars.t_server_notifys, read by TarsWeb).
     """
-    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
-    if ctx.invoked_subcommand is None:
+    if _serves(ctx, options):
         from k8stars.services.notify.app import NotifyService, NotifyServiceOptions
 
         serve_command(NotifyService, NotifyServiceOptions, options)
