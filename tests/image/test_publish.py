@@ -77,8 +77,16 @@ async def test_publish_and_roll_back(kube: Kube, namespace: str, registry: Local
             assert status == 200, reply
             ids.append(reply["result"]["id"])
 
+    package = tmp_path / "HelloServer.tgz"
+    package.write_bytes(server_tgz())
+    out, _ = await k8stars(k8s_cluster, namespace, "build", str(package), "--app", "Test", "--server", "HelloServer",
+                           "--base", f"{registry.host}/tars/cppbase:v1", "--mark", "third", "--tag", "v3")  # fmt: skip
+    result = json.loads(out)
+    assert result["image"] == f"{registry.host}/tars/test.helloserver:v3" and result["source"] == NAME
+    ids.append(result["id"])
+
     listed = json.loads((await k8stars(k8s_cluster, namespace, "releases", NAME, "--json"))[0])
-    assert [r["id"] for r in listed] == ids[::-1] and [r["mark"] for r in listed] == ["second", "first"]
+    assert [r["id"] for r in listed] == ids[::-1] and [r["mark"] for r in listed] == ["third", "second", "first"]
 
     for chosen in (ids[1], ids[0]):  # publish the newest, then roll back to the first
         published = json.loads((await k8stars(k8s_cluster, namespace, "release", NAME, chosen))[0])
@@ -96,6 +104,6 @@ async def test_publish_and_roll_back(kube: Kube, namespace: str, registry: Local
         await until(rolled, what=f"the StatefulSet on {image}")
         inspect(image)
     table, _ = await k8stars(k8s_cluster, namespace, "releases", NAME)
-    assert table.splitlines()[1].startswith(f"* {ids[0]}")
+    assert table.splitlines()[2].startswith(f"* {ids[0]}")
     _, err = await k8stars(k8s_cluster, namespace, "release", NAME, "v-nope", rc=1)
     assert f"TImage {NAME} has no release v-nope" in err
