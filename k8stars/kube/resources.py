@@ -22,6 +22,7 @@ DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
 SERVICE = Resource("", "v1", "services", "Service")
 POD = Resource("", "v1", "pods", "Pod")
 CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
+PERSISTENTVOLUMECLAIM = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 
 TARS_KINDS = (

@@ -30,6 +30,7 @@ from k8stars.kube.informer import WatchCache, key_of
 from k8stars.kube.resources import (
     CONFIGMAP,
     DAEMONSET,
+    PERSISTENTVOLUMECLAIM,
     POD,
     SERVICE,
     STATEFULSET,
@@ -303,6 +304,13 @@ class Operator:
             log.info("StatefulSet %s/%s: claim templates changed, rebuilding it (pods kept)", namespace, name)
             await self.kube.delete(STATEFULSET, namespace, name, propagation="Orphan")
             self.stats.wrote("statefulset-rebuild")
+            removed = translate.removed_local_claims(sts, desired)
+            if removed:  # as K8SFramework: the PVCs of a dropped tLocalVolume go (each once its pod lets it go)
+                selector = translate.local_claims_selector(ts, removed)
+                await self.kube.request(
+                    "DELETE", PERSISTENTVOLUMECLAIM.path(namespace), query={"labelSelector": selector}
+                )
+                self.stats.wrote("local-claims-delete")
             return
         await self._ensure(STATEFULSET, sts, desired, "statefulset")
 

@@ -245,6 +245,21 @@ def volume_claim_templates(ts: Obj) -> list[Obj]:
     return claims
 
 
+def removed_local_claims(existing: Obj, desired: Obj) -> list[str]:
+    """Claim templates on the framework's local storage class that the TServer no longer has: K8SFramework deletes
+    their PVCs when it rebuilds the StatefulSet (a node-local volume nothing mounts any more would pin pods)."""
+    wanted = {c["metadata"]["name"] for c in desired["spec"].get("volumeClaimTemplates") or []}
+    return [
+        str(c["metadata"]["name"])
+        for c in (existing.get("spec") or {}).get("volumeClaimTemplates") or []
+        if (c.get("spec") or {}).get("storageClassName") == STORAGE_CLASS and c["metadata"]["name"] not in wanted
+    ]
+
+
+def local_claims_selector(ts: Obj, names: list[str]) -> str:
+    return f"{selector_string(ts)},{LOCAL_VOLUME_LABEL} in ({','.join(sorted(names))})"
+
+
 def _field(name: str, path: str) -> Obj:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 

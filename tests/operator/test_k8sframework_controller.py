@@ -169,6 +169,22 @@ async def test_claim_template_change_rebuilds_the_statefulset_keeping_pods(
     await asyncio.sleep(1.5)
     assert (await _get(kube, STATEFULSET, namespace))["metadata"]["uid"] == settled["metadata"]["uid"]
 
+    # The StatefulSet made the claims of its pods. Dropping the tLocalVolume mount rebuilds it again and, as in
+    # K8SFramework, deletes that volume's PVCs (the other claim's stay).
+    pvc = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+    await until(lambda: kube.get(pvc, namespace, f"local-{NAME}-0"), timeout=30, what="pod 0's local claim")
+    await alice(kube).merge_patch(TSERVER, namespace, NAME, {"spec": {"k8s": {"mounts": mounts[:-1]}}})
+
+    async def local_claims_gone() -> bool:
+        local = await kube.get(pvc, namespace, f"local-{NAME}-0")
+        data = await _get(kube, pvc, namespace, f"data-{NAME}-0")
+        assert not data["metadata"].get("deletionTimestamp"), "the other claim's PVC was deleted"
+        return local is None or bool(local["metadata"].get("deletionTimestamp"))
+
+    await until(local_claims_gone, timeout=30, what="the dropped tLocalVolume's PVC deleted")
+    rebuilt_again = await _get(kube, STATEFULSET, namespace)
+    assert [c["metadata"]["name"] for c in rebuilt_again["spec"]["volumeClaimTemplates"]] == ["data"]
+
 
 async def test_a_v1beta2_clients_new_claim_rebuilds_too(
     kube: Kube, namespace: str, operator: Operator, converting: str
