@@ -43,6 +43,31 @@ def test_hoststate_diff_names_what_appeared_and_vanished() -> None:
     assert hoststate.diff(before, before) == []
 
 
+def test_hoststate_diff_leaves_out_other_real_nodes() -> None:
+    ours = ("k8st-aaaaaa", "k8stars-aaaaaa", "/run/k8stars-run-ours1234", "/tmp/ours")
+    before = {"links": ["eth0 ether master -"], "host paths": []}
+    after = {
+        "links": [
+            "eth0 ether master -",
+            "k8st-bbbbbb bridge master -",  # another cluster's bridge and veth
+            "veth1234 ether master k8st-bbbbbb",
+            "veth5678 ether master k8st-aaaaaa",  # ours: reported
+            "dummy0 ether master -",  # nobody's: reported
+        ],
+        "host paths": ["/run/containerd/s/", "/var/lib/kubelet/device-plugins/"],  # shared, another node runs
+        "processes": [
+            "42 kubelet /x/kubelet --root-dir=/run/k8stars-run-other123/kubelet ['/run/k8stars-run-other123']"
+        ],
+    }
+    assert hoststate.diff(before, after, ours=ours) == [
+        "links: + dummy0 ether master -",
+        "links: + veth5678 ether master k8st-aaaaaa",
+    ]
+    # Without another real node around, the shared directories count.
+    alone = {"links": before["links"], "host paths": ["/run/containerd/s/"]}
+    assert hoststate.diff(before, alone, ours=ours) == ["host paths: + /run/containerd/s/"]
+
+
 def test_hoststate_snapshot_reads_this_machine() -> None:
     snap = hoststate.snapshot()
     assert set(snap) == {"links", "routes", "firewall", "mounts", "cgroups", "sysctls", "processes", "host paths"}

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import k8stars
-from k8stars.testing.cluster import Cluster, ensure_binaries, hoststate, pods
+from k8stars.testing.cluster import Cluster, ensure_binaries, eventually, hoststate, pods
 from k8stars.testing.cluster._http import request
 from k8stars.testing.cluster.pytest_plugin import skip_unless_real_pods
 
@@ -47,7 +47,7 @@ def _web_pod(name: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
         "spec": {
             "terminationGracePeriodSeconds": 1,
             "dnsPolicy": "Default",  # no cluster DNS here
@@ -128,6 +128,9 @@ def test_up_kubelet_env_down_leaves_machine_as_found(tmp_path: Path, record_prop
         assert up.returncode == 0, up.stderr
         cluster = Cluster.load(workdir)
         assert cluster.real_node is not None and not cluster.node_names  # the real node instead of kwok's
+        node = cluster.real_node
+        # Other real nodes may come and go on a shared machine meanwhile (other tests): the diffs leave them out.
+        ours = (node.bridge, node.cgroup_name, node.run_dir, str(workdir))
         registry = cluster.real_node.registry
         assert f"export K8STARS_IMAGE_REGISTRY={registry}" in up.stdout and registry.startswith("127.0.0.1:")
         assert _cli(workdir, "env").stdout == up.stdout
@@ -151,10 +154,10 @@ def test_up_kubelet_env_down_leaves_machine_as_found(tmp_path: Path, record_prop
         record_property(key, value)
     print(f"real node figures: {figures}")
     # The snapshot does see the node: a bridge, mounts, cgroups and processes while it ran...
-    changed = {line.split(":")[0] for line in hoststate.diff(before, during)}
+    changed = {line.split(":")[0] for line in hoststate.diff(before, during, ours=ours)}
     assert {"links", "mounts", "cgroups", "processes", "routes"} <= changed, changed
     # ...and none of it afterwards.
-    assert hoststate.diff(before, after) == []
+    assert hoststate.diff(before, after, ours=ours) == []
     assert not workdir.exists()
     assert pod["status"]["podIP"]
 
@@ -260,3 +263,54 @@ async def test_tarsgo_server_pod_called_from_the_host(k8s_real_cluster: Cluster)
             assert [r.r for r in results] == [str(i) for i in range(100)]
     finally:
         await pods.delete_pod(k8s_real_cluster, pod)
+
+
+async def test_pod_reaches_a_host_service_on_the_node_ip(k8s_real_cluster: Cluster, web_pod: dict[str, Any]) -> None:
+    """The other direction: a server on the host bound to the node IP (the bridge address) answers a pod."""
+    assert k8s_real_cluster.real_node is not None
+    host_ip = k8s_real_cluster.real_node.host_ip
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nfrom host")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, host_ip, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        name = web_pod["metadata"]["name"]
+        # busybox's nc: Debian's static busybox wget resolves through glibc's NSS, which a static binary lacks.
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host_ip} {port}"
+        out = await asyncio.to_thread(
+            _kubectl, k8s_real_cluster, "exec", "-n", NAMESPACE, name, "--", "sh", "-c", request
+        )
+        assert out.startswith("HTTP/1.0 200 OK") and out.endswith("from host"), out
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_service_endpoints_list_the_pod_ip(k8s_real_cluster: Cluster, web_pod: dict[str, Any]) -> None:
+    """With real pod IPs only, KCM's endpoint controllers run: a Service's EndpointSlice lists the pod."""
+    name = web_pod["metadata"]["name"]
+    assert web_pod["metadata"]["labels"] == {"app": name}
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 8080}]},
+    }
+    await k8s_real_cluster.api("POST", f"/api/v1/namespaces/{NAMESPACE}/services", svc)
+    try:
+
+        async def addresses() -> list[str] | None:
+            query = f"labelSelector=kubernetes.io%2Fservice-name%3D{name}"
+            path = f"/apis/discovery.k8s.io/v1/namespaces/{NAMESPACE}/endpointslices?{query}"
+            slices = (await k8s_real_cluster.api("GET", path))["items"]
+            found = [a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"]]
+            return found or None
+
+        assert await eventually(addresses, timeout=20, what="EndpointSlice addresses") == [web_pod["status"]["podIP"]]
+    finally:
+        await k8s_real_cluster.api("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/{name}", ok=(404,))

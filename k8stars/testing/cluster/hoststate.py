@@ -4,18 +4,23 @@ Each part is a sorted list of text lines, so a difference reads as "+ line" (app
 links, IPv4/IPv6 routes of every table, iptables rules (legacy and nft back ends, nft ruleset when `nft` exists),
 mounts, cgroups whose name says Kubernetes or k8stars, the sysctls kubelet touches, processes that belong to a
 real node, and the host directories containerd and kubelet are known to create.
-Mounts other work makes in the temp directory are left out (see _mounts); the rest assumes nothing else on the
-machine starts a containerd or kubelet meanwhile.
+
+A shared machine has other work going on. Mounts it makes in the temp directory are left out (see _mounts), and
+`diff(..., ours=...)` leaves out what belongs to *another* real node: lines of real-node state (a bridge, cgroup
+root or run directory name, a node directory path) that name none of ours. So the lines carry those names: a veth
+its bridge, a route its device's bridge, a process its command line and cgroup, a log link its target.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 Snapshot = dict[str, list[str]]
@@ -36,11 +41,14 @@ SYSCTLS = (
 )
 HOST_PATHS = (
     "/run/containerd",
+    "/run/containerd/s",
     "/run/netns",
     "/var/run/netns",
     "/var/lib/cni",
+    "/var/lib/cni/results",
     "/var/lib/containerd",
     "/var/lib/kubelet",
+    "/var/lib/kubelet/device-plugins",
     "/var/log/pods",
     "/var/log/containers",
     "/etc/cni",
@@ -49,7 +57,15 @@ HOST_PATHS = (
     "/usr/libexec/kubernetes",
     "/etc/kubernetes",
 )
+# Directories every containerd or kubelet on the machine shares, whose entries name no node (shim sockets by hash,
+# kubelet's device-plugin socket): only whether they exist is recorded, and not even that while another real node
+# is around.
+SHARED_DIRS = ("/run/containerd/s", "/var/lib/kubelet/device-plugins")
 _CGROUP_NAME = re.compile(r"kube|k8stars|pod[0-9a-f-]{8,}")
+# Names a real node's state carries (network.new_bridge_name, node.plan's cgroup root and run dir, its directory).
+REAL_NODE_MARK = re.compile(
+    r"k8st-[0-9a-f]{6}|k8stars-[0-9a-f]{6}(?![\w-])|/run/k8stars-run-\w+|/node/(containerd|pod-logs)/"
+)
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
 
 
@@ -60,15 +76,21 @@ def _run(*argv: str) -> list[str]:
     return done.stdout.splitlines() if done.returncode == 0 else [f"({argv[0]} failed: {done.returncode})"]
 
 
-def _links() -> list[str]:
+def _masters() -> dict[str, str]:
     out = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
-    return sorted(f"{link['ifname']} {link.get('link_type', '')}" for link in out)
+    return {link["ifname"]: f"{link.get('link_type', '')} master {link.get('master', '-')}" for link in out}
 
 
-def _routes() -> list[str]:
+def _links(masters: dict[str, str]) -> list[str]:
+    return sorted(f"{name} {info}" for name, info in masters.items())
+
+
+def _routes(masters: dict[str, str]) -> list[str]:
     lines = []
     for family in ("-4", "-6"):
-        lines += [f"{family} {r}" for r in _run("ip", family, "route", "show", "table", "all")]
+        for route in _run("ip", family, "route", "show", "table", "all"):
+            dev = route.split(" dev ", 1)[1].split()[0] if " dev " in route else ""
+            lines.append(f"{family} {route} ({masters.get(dev, '')})")
     return sorted(lines)
 
 
@@ -125,25 +147,32 @@ def _node_processes() -> list[str]:
             comm = (entry / "comm").read_text().strip()
             cgroup = (entry / "cgroup").read_text()
             if comm.startswith(("containerd", "kubelet")) or "kubepods" in cgroup:
-                found.append(f"{entry.name} {comm}")
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:400]
+                marks = sorted({m.group(0) for m in REAL_NODE_MARK.finditer(argv + cgroup)})
+                found.append(f"{entry.name} {comm} {argv} {marks}")
     return sorted(found)
 
 
 def _host_paths() -> list[str]:
+    """Each directory that exists, and each entry (a link with its target) except in SHARED_DIRS."""
     lines = []
     for path in map(Path, HOST_PATHS):
-        if path.is_dir():
-            lines.append(f"{path}/ {sorted(p.name for p in path.iterdir())}")
-        elif path.exists():
-            lines.append(str(path))
-    return lines
+        if not path.exists():
+            continue
+        lines.append(f"{path}/" if path.is_dir() else str(path))
+        if path.is_dir() and str(path) not in SHARED_DIRS:
+            for entry in sorted(path.iterdir()):
+                target = f" -> {os.readlink(entry)}" if entry.is_symlink() else ""
+                lines.append(f"{entry}{'/' if entry.is_dir() and not target else ''}{target}")
+    return sorted(set(lines))
 
 
 def snapshot(scratch: Path | None = None) -> Snapshot:
     """The machine now; `scratch`: the cluster's directory when it lies under the temp directory (see _mounts)."""
+    masters = _masters()
     return {
-        "links": _links(),
-        "routes": _routes(),
+        "links": _links(masters),
+        "routes": _routes(masters),
         "firewall": _firewall(),
         "mounts": _mounts(scratch),
         "cgroups": _cgroups(),
@@ -153,11 +182,23 @@ def snapshot(scratch: Path | None = None) -> Snapshot:
     }
 
 
-def diff(before: Snapshot, after: Snapshot) -> list[str]:
-    """Lines that appeared (+) or vanished (-), per part; empty when the machine is as it was."""
+def diff(before: Snapshot, after: Snapshot, *, ours: Collection[str] = ()) -> list[str]:
+    """Lines that appeared (+) or vanished (-), per part; empty when the machine is as it was.
+
+    With `ours` (the real node's bridge, cgroup root, run directory and node directory): lines that carry a real
+    node's name but none of these belong to another real node and are left out, and so are the SHARED_DIRS while
+    such a node is seen.
+    """
+    ours = [o for o in ours if o]
+
+    def foreign(line: str) -> bool:
+        return bool(ours) and bool(REAL_NODE_MARK.search(line)) and not any(o in line for o in ours)
+
+    others = any(foreign(line) for snap in (before, after) for lines in snap.values() for line in lines)
+    shared = {f"{d}/" for d in SHARED_DIRS} if others else set()
     out = []
     for part in before.keys() | after.keys():
         old, new = before.get(part, []), after.get(part, [])
-        out += [f"{part}: - {line}" for line in old if line not in new]
-        out += [f"{part}: + {line}" for line in new if line not in old]
+        out += [f"{part}: - {line}" for line in old if line not in new and not foreign(line) and line not in shared]
+        out += [f"{part}: + {line}" for line in new if line not in old and not foreign(line) and line not in shared]
     return sorted(out)

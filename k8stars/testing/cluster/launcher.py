@@ -45,6 +45,8 @@ SERVICE_CIDR = "127.96.0.0/16"
 KCM_CONTROLLERS = (
     "*,-node-ipam-controller,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
 )
+# A real node alone (no kwok nodes) has only real pod IPs: Services get their Endpoints/EndpointSlices as anywhere.
+KCM_CONTROLLERS_REAL = "*,-node-ipam-controller"
 
 Log = Callable[[str], None]
 
@@ -546,7 +548,7 @@ def _kcm_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         f"--secure-port={cluster.ports.kcm}",
-        f"--controllers={KCM_CONTROLLERS}",
+        f"--controllers={KCM_CONTROLLERS_REAL if options.kubelet and not options.nodes else KCM_CONTROLLERS}",
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
         # Lets CSR-based tests get certificates signed by the cluster CA.

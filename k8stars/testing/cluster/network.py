@@ -21,7 +21,6 @@ from ._paths import cache_root
 # Candidates for the pod /24, tried in order; the first that overlaps no route and no address of the machine wins.
 # 10.244/16 is what Kubernetes guides use for pods; the rest are fallbacks inside 10/8.
 _CANDIDATES = [f"10.244.{n}.0/24" for n in range(0, 250, 7)] + [f"10.{n}.77.0/24" for n in range(200, 250)]
-CNI_NETWORK = "k8stars"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 # The plugins the conflist uses (containerd's CRI also runs `loopback` for each pod's lo).
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
@@ -140,7 +139,8 @@ def write_conflist(net: PodNetwork, conf_dir: Path, ipam_dir: Path) -> Path:
     ipam_dir.mkdir(parents=True, exist_ok=True)
     conflist = {
         "cniVersion": "0.4.0",
-        "name": CNI_NETWORK,
+        # Named as the bridge: containerd's CNI result cache (/var/lib/cni/results/<network>-...) then says whose.
+        "name": net.bridge,
         "plugins": [
             {
                 "type": "bridge",

@@ -156,7 +156,7 @@ def plan(workdir: Path, *, registry: str, ports: tuple[int, int]) -> NodeState:
         kubelet_port=ports[0],
         healthz_port=ports[1],
         pause_image=f"{registry}/{PAUSE_REPO}:{PAUSE_TAG}",
-        run_dir=tempfile.mkdtemp(prefix="k8stars-", dir="/run" if os.access("/run", os.W_OK) else None),
+        run_dir=tempfile.mkdtemp(prefix="k8stars-run-", dir="/run" if os.access("/run", os.W_OK) else None),
         new_host_dirs=[d for d in _MAYBE_CREATED if not Path(d).exists()],
     )
 
@@ -167,7 +167,9 @@ def apply(state: NodeState, pki: Path) -> None:
     net = network.create(state.bridge)
     state.subnet, state.host_ip = net.subnet, net.host_ip
     _make_cgroup_root(state.cgroup_name)
-    network.write_conflist(net, state.path / "cni" / "net.d", state.path / "cni" / "ipam")
+    network.write_conflist(
+        net, state.path / "cni" / "net.d", state.path / "cni" / "ipam"
+    )  # network named as the bridge
     _write_containerd_config(state)
     _write_kubelet_config(state, pki)
     for key, wanted in KUBELET_SYSCTLS.items():
