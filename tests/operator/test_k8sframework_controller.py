@@ -274,6 +274,34 @@ async def test_hand_edits_of_owned_objects_are_undone(kube: Kube, namespace: str
     assert after == before
 
 
+async def test_edits_the_protecting_webhook_lets_through_are_undone_too(
+    k8s_cluster: Cluster, kube: Kube, namespace: str, operator: Operator
+) -> None:
+    """With the `protect` webhook (trusting the operator's ServiceAccount), a user's edit is refused; one it lets
+    through (Kubernetes' own accounts may change anything) is undone all the same."""
+    from operator_helpers import serving_webhooks
+
+    from k8stars.operator import webhook
+
+    for doc in load_examples("ttemplate.yaml"):
+        await kube.create(resource_of("TTemplate"), namespace, doc)
+    admission = webhook.Admission(kube, {f"system:serviceaccount:{namespace}:k8stars-operator"})
+    async with serving_webhooks(k8s_cluster, kube, namespace, admission):
+        ts = await _tserver(kube, namespace)
+        await until(lambda: kube.get(STATEFULSET, namespace, NAME), what="StatefulSet")
+        edit = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "evil:latest"}]
+        with pytest.raises(Exception, match="managed by the k8stars operator"):
+            await alice(kube).json_patch(STATEFULSET, namespace, NAME, edit)
+        system = {"Impersonate-User": "system:serviceaccount:kube-system:fixer", "Impersonate-Group": "system:masters"}
+        await Kube(kube.api, "fixer", headers=system).json_patch(STATEFULSET, namespace, NAME, edit)
+
+        async def restored() -> bool:
+            current = await _get(kube, STATEFULSET, namespace)
+            return bool(current["spec"]["template"]["spec"]["containers"][0]["image"] == ts["spec"]["release"]["image"])
+
+        await until(restored, timeout=20, what="the image the TServer says")
+
+
 # --- point 10 -----------------------------------------------------------------------------------------------------
 async def test_record_limits_come_from_the_framework_config(kube: Kube, namespace: str, operator: Operator) -> None:
     framework = load_examples("tframework.yaml")
