@@ -109,9 +109,21 @@ def unable_to_run() -> str | None:
     """Why a real node cannot run on this machine (None: it can)."""
     if os.geteuid() != 0:
         return "not root (containerd, kubelet, mounts, cgroups and a bridge need root)"
+    if lacking := [name for bit, name in _CAPS.items() if not _effective_caps() >> bit & 1]:
+        return f"root without {lacking} (a container that does not grant them)"
     if lacking := missing_requirements() + ([] if registry.binary() else [registry.BINARY]):
         return f"missing {lacking} (Debian: containerd runc containernetworking-plugins docker-registry)"
     return None
+
+
+_CAPS = {12: "CAP_NET_ADMIN", 21: "CAP_SYS_ADMIN"}  # bridges and veths; mounts, namespaces, cgroups
+
+
+def _effective_caps() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
 
 
 def cgroup_hierarchies() -> list[Path]:
