@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -237,11 +238,12 @@ async def test_kubectl_port_forward(k8s_real_cluster: Cluster, web_pod: dict[str
 # ---- a TARS server in a real pod, called from the host (groundwork for K8SFramework's pod model) ------------------
 
 
-async def test_tarsgo_server_pod_called_from_the_host(k8s_real_cluster: Cluster) -> None:
-    """TarsGo's static echo server (our interop peer) in a busybox image from our builder, on the real node; the
-    host calls it over TARS at the pod IP, as a client of the TARS registry would once it hands out pod endpoints."""
+async def test_tarsgo_pod_and_host_call_each_other_over_tars(k8s_real_cluster: Cluster) -> None:
+    """TarsGo's static echo server (our interop peer) in a busybox image from our builder, on the real node: the
+    host calls it over TARS at the pod IP, as a client of the TARS registry would once it hands out pod endpoints;
+    and TarsGo's client, in the pod, calls a k8stars server on the host's node IP."""
     from k8stars.tars.idl.compiler import load_runtime
-    from k8stars.tars.rpc import Communicator, ServantProxy
+    from k8stars.tars.rpc import Communicator, Servant, ServantProxy, Server
     from k8stars.testing import peers
 
     binary = await asyncio.to_thread(peers.go_binary)
@@ -254,13 +256,31 @@ async def test_tarsgo_server_pod_called_from_the_host(k8s_real_cluster: Cluster)
         k8s_real_cluster, pods.pod_manifest(f"tarsgo-{uuid.uuid4().hex[:8]}", image, command, port=port)
     )
     try:
-        echo = load_runtime([peers.GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
+        echo_iface = load_runtime([peers.GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
         target = f"Test.EchoServer.EchoObj@tcp -h {_on_bridge(k8s_real_cluster, pod.ip)} -p {port} -t 60000"
         async with Communicator() as comm:
-            proxy = comm.string_to_proxy(ServantProxy, target, interface=echo)
+            proxy = comm.string_to_proxy(ServantProxy, target, interface=echo_iface)
             assert tuple(await proxy.tars_invoke("echo", ("hello from the host",))) == (0, "hello from the host")
             results = await asyncio.gather(*(proxy.tars_invoke("echo", (str(i),)) for i in range(100)))
             assert [r.r for r in results] == [str(i) for i in range(100)]
+
+        class EchoImp(Servant):
+            __tars_interface__ = echo_iface
+
+            async def echo(self, s: str) -> tuple[int, str]:
+                return 0, f"host got {s}"
+
+        assert k8s_real_cluster.real_node is not None
+        server = Server()
+        servant = "Test.HostServer.EchoObj"
+        adapter = server.add_servant(EchoImp(), servant, f"tcp -h {k8s_real_cluster.real_node.host_ip} -p 0 -t 60000")
+        await server.start()
+        try:
+            client = ["/usr/local/server/bin/tarspeer", "echo-client", f"{servant}@{adapter.endpoint}", "--once", "hi"]
+            out = await asyncio.to_thread(_kubectl, k8s_real_cluster, "exec", "-n", NAMESPACE, pod.name, "--", *client)
+            assert json.loads(out) == {"ret": 0, "r": "host got hi"}
+        finally:
+            await server.stop()
     finally:
         await pods.delete_pod(k8s_real_cluster, pod)
 
