@@ -24,6 +24,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,40 @@ def skip_unless_real_pods() -> None:
         pytest.skip(f"real pods cannot run here: {reason}")
 
 
+@dataclass
+class _Shared:
+    cluster: Cluster | None = None
+    users: int = 0
+
+
+# Each conftest.py that re-exports the fixture makes a fixture definition of its own, and pytest keeps one instance
+# per definition: without this, every test directory would start (and keep until the end) a real cluster of its own.
+_real = _Shared()
+
+
 @pytest.fixture(scope="session")
 def k8s_real_cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A control plane with one real node (pods really run, on a bridge of their own) and a local registry."""
+    """A control plane with one real node (pods really run, on a bridge of their own) and a local registry.
+
+    One per test session, however many conftest.py files re-export it; with K8STARS_CLUSTER_REUSE=1, the cluster of
+    `python -m k8stars.testing.cluster up --kubelet` when it runs (left running).
+    """
     skip_unless_real_pods()
-    workdir: Path = tmp_path_factory.mktemp("k8s-real")
-    with _visible_output(pytestconfig):
-        layout = asyncio.run(ensure_binaries(log=_say))
-        options = ClusterOptions(workdir=workdir, nodes=0, kubelet=True, die_with_parent=True)
-        cluster = asyncio.run(start_cluster(options, layout, log=_say))
+    if (reused := _reusable()) and reused.real_node:
+        yield reused
+        return
+    if _real.cluster is None:
+        workdir: Path = tmp_path_factory.mktemp("k8s-real")
+        with _visible_output(pytestconfig):
+            layout = asyncio.run(ensure_binaries(log=_say))
+            options = ClusterOptions(workdir=workdir, nodes=0, kubelet=True, die_with_parent=True)
+            _real.cluster = asyncio.run(start_cluster(options, layout, log=_say))
+    cluster = _real.cluster
+    _real.users += 1
     try:
         yield cluster
     finally:
-        asyncio.run(cluster.stop(remove_workdir=False, log=_say))
+        _real.users -= 1
+        if _real.users == 0:
+            _real.cluster = None
+            asyncio.run(cluster.stop(remove_workdir=False, log=_say))
