@@ -146,7 +146,9 @@ def _node_processes() -> list[str]:
         with contextlib.suppress(OSError):
             comm = (entry / "comm").read_text().strip()
             cgroup = (entry / "cgroup").read_text()
-            if comm.startswith(("containerd", "kubelet")) or "kubepods" in cgroup:
+            # A zombie holds nothing; the processes `up` started are reaped by init, sometimes a moment later.
+            zombie = (entry / "stat").read_text().rpartition(")")[2].split()[0] == "Z"
+            if not zombie and (comm.startswith(("containerd", "kubelet")) or "kubepods" in cgroup):
                 argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:400]
                 marks = sorted({m.group(0) for m in REAL_NODE_MARK.finditer(argv + cgroup)})
                 found.append(f"{entry.name} {comm} {argv} {marks}")
