@@ -3,26 +3,12 @@ a new bcryptPassword written directly, empties the tokens (K8SFramework's mutati
 
 from __future__ import annotations
 
-import hashlib
-
+from k8stars.kube.accounts import check_password, hash_password
 from k8stars.kube.client import Obj
 
 from .context import Context, new_object, old_object
 
-
-def hash_password(password: str) -> str:
-    """K8SFramework's stored form: bcrypt of the hex SHA-1 of the password."""
-    import bcrypt  # only the webhook needs it
-
-    digest = hashlib.sha1(password.encode()).hexdigest().encode()
-    return str(bcrypt.hashpw(digest, bcrypt.gensalt()).decode())
-
-
-def check_password(password: str, hashed: str) -> bool:
-    import bcrypt
-
-    digest = hashlib.sha1(password.encode()).hexdigest().encode()
-    return bool(bcrypt.checkpw(digest, hashed.encode()))
+__all__ = ["check_password", "hash_password", "mutate", "taccount_patch"]
 
 
 def _auth(obj: Obj | None) -> Obj:
