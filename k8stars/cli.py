@@ -324,12 +324,53 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
               help="Label call series with caller/callee IPs and callee port, properties with the IP.")  # fmt: skip
 @click.option("--ret-label/--no-ret-label", envvar="K8STARS_STAT_RET_LABEL", default=False, show_default=True,
               help="Label call series with the return code.")  # fmt: skip
+@click.option("--history", envvar="K8STARS_STAT_HISTORY", type=click.Choice(["sqlite", "mysql", "none"]),
+              default="sqlite", show_default=True, help="Keep the reports per minute (for k8stars monitor) in "
+              "monitor.db under --data-dir, in the MySQL database of --dsn, or not at all.")  # fmt: skip
+@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Directory of the history's monitor.db (default ~/.local/share/k8stars).")  # fmt: skip
+@click.option("--dsn", envvar="K8STARS_MONITOR_DSN", default=None,
+              help="mysql://user:pass@host:port/db_tars for --history mysql.")  # fmt: skip
+@click.option("--history-days", envvar="K8STARS_STAT_HISTORY_DAYS", type=int, default=7, show_default=True,
+              help="Days of history kept; older rows are deleted.")  # fmt: skip
+@click.option("--history-series", envvar="K8STARS_STAT_HISTORY_SERIES", type=int, default=20000, show_default=True,
+              help="Cap on the history's series per minute (calls and properties each); more are dropped and "
+                   "counted.")  # fmt: skip
+@click.option("--history-flush", envvar="K8STARS_STAT_HISTORY_FLUSH", type=float, default=5.0, show_default=True,
+              help="Seconds between writes of the current minute's history.")  # fmt: skip
 @log_level_option()
 def stat(**options: Any) -> None:
-    """Run the TARS stat and property services (StatF, PropertyF), exposing the reports as Prometheus metrics."""
+    """Run the TARS stat and property services (StatF, PropertyF), exposing the reports as Prometheus metrics and
+    keeping them per minute for the query services (k8stars monitor)."""
     from k8stars.services.stat.app import StatService, StatServiceOptions
 
     serve_command(StatService, StatServiceOptions, options)
+
+
+# --- query services: tars.tarsquerystat.QueryObj + tars.tarsqueryproperty.QueryObj (K8SFramework's MonitorQuery)
+# over the stat service's history; the implementation lives in k8stars.services.monitor
+@main.command("monitor")
+@endpoint_option("K8STARS_QUERYSTAT_ENDPOINT", "tcp -h 127.0.0.1 -p 18393 -t 60000", "tars.tarsquerystat.QueryObj",
+                 name="--stat-endpoint")  # fmt: skip
+@endpoint_option("K8STARS_QUERYPROPERTY_ENDPOINT", "tcp -h 127.0.0.1 -p 18693 -t 60000",
+                 "tars.tarsqueryproperty.QueryObj", name="--property-endpoint", admin=False)  # fmt: skip
+@host_option("K8STARS_MONITOR_HTTP_HOST", name="--http-host", what="of the JSON view, /metrics and /healthz")
+@port_option("K8STARS_MONITOR_HTTP_PORT", 9327, "Port of the JSON view (/api/query/stat, /api/query/property), "
+             "/metrics and /healthz; 0: a free one, -1: none.", name="--http-port")  # fmt: skip
+@locator_option("tars.tarsquerystat and tars.tarsqueryproperty")
+@node_name_option("monitor", f"Address registered for both servants {WHERE_REGISTERED}.")
+@click.option("--store", envvar="K8STARS_MONITOR_STORE", type=click.Choice(["sqlite", "mysql"]), default="sqlite",
+              show_default=True, help="Where the stat service keeps its history (its --history).")  # fmt: skip
+@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Directory of monitor.db (default ~/.local/share/k8stars).")  # fmt: skip
+@click.option("--dsn", envvar="K8STARS_MONITOR_DSN", default=None,
+              help="mysql://user:pass@host:port/db_tars for --store mysql.")  # fmt: skip
+@log_level_option()
+def monitor(**options: Any) -> None:
+    """Run the monitoring query services (tarsquerystat, tarsqueryproperty: MonitorQuery) over the stat history."""
+    from k8stars.services.monitor.app import MonitorService, MonitorServiceOptions
+
+    serve_command(MonitorService, MonitorServiceOptions, options)
 
 
 # --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the

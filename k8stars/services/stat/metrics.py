@@ -79,7 +79,7 @@ def set_division(name: str, area: str, group: str) -> str:
     return f"{name}.{area}.{group}" if name else ""
 
 
-def _check_body(body: StatMicMsgBody) -> None:
+def check_body(body: StatMicMsgBody) -> None:
     numbers = [body.count, body.timeoutCount, body.execCount, body.totalRspTime, *body.intervalCount.values()]
     if any(n < 0 for n in numbers) or any(p <= 0 for p in body.intervalCount):
         raise ReportError("negative count, time or interval point")
@@ -98,11 +98,11 @@ def parse_distr(value: str) -> list[tuple[str, float]]:
         bound, sep, count = item.partition("|")
         if not sep or not bound.strip():
             raise ReportError(f"Distr item {item!r}: expected bound|count")
-        pairs.append((bound.strip(), _number(count)))
+        pairs.append((bound.strip(), parse_number(count)))
     return pairs
 
 
-def _number(text: str) -> float:
+def parse_number(text: str) -> float:
     try:
         n = float(text)
     except ValueError:
@@ -173,7 +173,7 @@ class StatMetrics(Collector):
         refused = 0
         for head, body in msg.items():
             try:
-                _check_body(body)
+                check_body(body)
             except ReportError as e:
                 refused += 1
                 self.invalid.labels("stat").inc()
@@ -235,7 +235,7 @@ class StatMetrics(Collector):
                 if self._admit(self.prop_distr, key, "property"):
                     self.prop_distr[key] = self.prop_distr.get(key, 0.0) + count
             return
-        number = _number(value)
+        number = parse_number(value)
         key = (*base, policy[:MAX_LABEL_LEN])
         if policy in COUNTED_POLICIES:
             if number < 0:  # a Prometheus counter never goes down: a negative delta would read as a reset
