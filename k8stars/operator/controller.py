@@ -44,7 +44,7 @@ from k8stars.kube.resources import (
     TTREE,
 )
 
-from . import drift, records, taccount, tconfig, translate
+from . import bookkeeping, drift, records, taccount, tconfig, translate
 from .workqueue import Key, WorkQueue
 
 log = logging.getLogger("k8stars.operator")
@@ -197,7 +197,7 @@ class Operator:
                 members = self.pods_by_server.setdefault(server, set())
                 if kind == "DELETED":
                     members.discard(key_of(obj))
-                    self.exited.setdefault(server, []).append(translate.exited_pod(obj))
+                    self.exited.setdefault(server, []).append(bookkeeping.exited_pod(obj))
                 else:
                     members.add(key_of(obj))
                 self.queue.add(server)
@@ -281,7 +281,7 @@ class Operator:
                 await self.kube.delete(DAEMONSET, namespace, name)
                 self.stats.wrote("daemonset-delete")
             await self._ensure(SERVICE, self.services.get(key), translate.service(ts), "service")
-        await self._ensure(TENDPOINT, self.endpoints.get(key), translate.endpoint(ts), "tendpoint")
+        await self._ensure(TENDPOINT, self.endpoints.get(key), bookkeeping.endpoint(ts), "tendpoint")
         await self._endpoint_status(key, ts)
         await self._tserver_status(key, ts, self.daemonsets.get(key) if daemon else self.statefulsets.get(key))
         await self._exited_record(key, ts)
@@ -339,7 +339,7 @@ class Operator:
         return want is None or (current.get("spec") or {}).get("replicas") == want
 
     async def _endpoint_status(self, key: Key, ts: Obj) -> None:
-        status = translate.endpoint_status(self.server_pods(key), translate.is_tars(ts))
+        status = bookkeeping.endpoint_status(self.server_pods(key), translate.is_tars(ts))
         current = self.endpoints.get(key)
         if current is not None and current.get("status") == status:
             return
@@ -357,15 +357,15 @@ class Operator:
     async def _tree_app_locked(self, namespace: str, app: str) -> None:
         if (namespace, app) in self._tree_apps:
             return
-        tree = await self.kube.get(TTREE, namespace, translate.TREE_NAME)
+        tree = await self.kube.get(TTREE, namespace, bookkeeping.TREE_NAME)
         if tree is None:
-            await self.kube.create(TTREE, namespace, translate.tree(app))
+            await self.kube.create(TTREE, namespace, bookkeeping.tree(app))
             self.stats.wrote("ttree")
         elif app not in {a.get("name") for a in tree.get("apps") or []}:
             # A read-modify-write of one shared object: the resourceVersion makes a concurrent edit fail (409) and
             # this reconcile retry, instead of losing the other edit.
-            tree["apps"] = [*(tree.get("apps") or []), translate.tree_app(app)]
-            await self.kube.request("PUT", TTREE.path(namespace, translate.TREE_NAME), body=tree)
+            tree["apps"] = [*(tree.get("apps") or []), bookkeeping.tree_app(app)]
+            await self.kube.request("PUT", TTREE.path(namespace, bookkeeping.TREE_NAME), body=tree)
             self.stats.wrote("ttree")
         self._tree_apps.add((namespace, app))
 
@@ -377,10 +377,12 @@ class Operator:
             return
         image = await self.kube.get(TIMAGE, key[0], key[1])
         if image is None:
-            await self.kube.create(TIMAGE, key[0], translate.image_record(ts, [], self._limit(key[0], "timageRelease")))
+            await self.kube.create(
+                TIMAGE, key[0], bookkeeping.image_record(ts, [], self._limit(key[0], "timageRelease"))
+            )
             self.stats.wrote("timage")
         elif rel["id"] not in {r.get("id") for r in image.get("releases") or []}:
-            updated = translate.image_record(
+            updated = bookkeeping.image_record(
                 ts, list(image.get("releases") or []), self._limit(key[0], "timageRelease")
             )
             image["releases"] = updated["releases"]
@@ -402,7 +404,7 @@ class Operator:
             known = {p.get("uid") for p in pods}
             pods += [p for p in gone if p["uid"] not in known]
             limit = self._limit(key[0], "texitedPod")
-            body = translate.exited_record(ts, pods[-limit:] if limit else [])
+            body = bookkeeping.exited_record(ts, pods[-limit:] if limit else [])
             await self.kube.apply(TEXITEDRECORD, key[0], body)
         except BaseException:
             self.exited.setdefault(key, [])[:0] = gone  # keep them for the retry
@@ -410,7 +412,7 @@ class Operator:
         self.stats.wrote("texitedrecord")
 
     async def _tserver_status(self, key: Key, ts: Obj, workload: Obj | None) -> None:
-        status = translate.tserver_status(ts, workload)
+        status = bookkeeping.tserver_status(ts, workload)
         if ts.get("status") == status:
             return
         body = {"apiVersion": meta.API_VERSION, "kind": "TServer", "metadata": {"name": key[1]}, "status": status}

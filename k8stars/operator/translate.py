@@ -1,5 +1,6 @@
-"""TServer → StatefulSet / DaemonSet, headless Service and TEndpoint: pure functions of the objects, so that the
-same TServer always renders the same manifests (a restarted operator computes identical hashes and writes nothing).
+"""TServer → StatefulSet / DaemonSet, headless Service and the agent's server-meta ConfigMap: pure functions of the
+objects (the TEndpoint and other records: k8stars.operator.bookkeeping), so that the same TServer always renders the
+same manifests (a restarted operator computes identical hashes and writes nothing).
 
 Conventions follow K8SFramework (docs/operator.md lists them): object names = the TServer's name, labels
 `tars.io/ServerApp`/`tars.io/ServerName` (+ `tars.io/ServerID` = release id on pods), one container named
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,8 +33,6 @@ NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copie
 STORAGE_CLASS = "tars-storage-class"
 LOCAL_VOLUME_LABEL = "tars.io/LocalVolume"  # on a tLocalVolume claim, K8SFramework's: the mount's name
 GRACE_SECONDS = 90
-TREE_NAME = "tars-tree"
-CREATE_PERSON = "k8stars-operator"
 
 
 def spec_hash(manifest: Any) -> str:
@@ -92,7 +90,7 @@ def owner_reference(ts: Obj) -> Obj:
     }
 
 
-def _object_meta(ts: Obj, labels: dict[str, str] | None = None) -> Obj:
+def object_meta(ts: Obj, labels: dict[str, str] | None = None) -> Obj:
     return {
         "name": ts["metadata"]["name"],
         "namespace": ts["metadata"]["namespace"],
@@ -127,7 +125,7 @@ def service(ts: Obj) -> Obj:
         for name, port, tcp in ports(ts)
     ]
     spec: Obj = {"clusterIP": "None", "type": "ClusterIP", "selector": selector_labels(ts), "ports": svc_ports}
-    body: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": _object_meta(ts), "spec": spec}
+    body: Obj = {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(ts), "spec": spec}
     body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
     return body
 
@@ -405,7 +403,7 @@ def statefulset(ts: Obj, existing: Obj | None = None) -> Obj:
     claims = volume_claim_templates(ts)
     if claims:
         spec["volumeClaimTemplates"] = claims
-    body: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _object_meta(ts), "spec": spec}
+    body: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": object_meta(ts), "spec": spec}
     # The hash covers what the TServer asks for, so that it is the same before and after the first create.
     body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body), CLAIMS_HASH: spec_hash(claims)}
     if existing is not None:
@@ -433,155 +431,9 @@ def daemonset(ts: Obj) -> Obj:
         "updateStrategy": {"type": "RollingUpdate"},
         "template": pod_template(ts, namespace, daemon=True),
     }
-    body: Obj = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _object_meta(ts), "spec": spec}
+    body: Obj = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": object_meta(ts), "spec": spec}
     body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
     return body
-
-
-# --- TEndpoint --------------------------------------------------------------------------------------------------
-def endpoint(ts: Obj) -> Obj:
-    spec = _spec(ts)
-    mirror: Obj = {k: spec[k] for k in ("app", "server", "subType", "important") if k in spec}
-    if is_tars(ts) and spec.get("tars"):
-        mirror["tars"] = spec["tars"]
-    if not is_tars(ts) and spec.get("normal"):
-        mirror["normal"] = spec["normal"]
-    if _k8s(ts).get("hostPorts"):
-        mirror["hostPorts"] = _k8s(ts)["hostPorts"]
-    if spec.get("release"):
-        mirror["release"] = spec["release"]
-    body: Obj = {"apiVersion": meta.API_VERSION, "kind": "TEndpoint", "metadata": _object_meta(ts), "spec": mirror}
-    body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
-    return body
-
-
-def _condition(pod: Obj, kind: str) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            c: Obj = cond
-            return c
-    return None
-
-
-def endpoint_pod(pod: Obj, tars: bool) -> Obj:
-    """One entry of TEndpoint status.pods. settingState: what the operator wants (Active unless the pod is being
-    deleted); presentState: what the pod is (its `tars.io/active` condition for TARS servers, set by the in-pod
-    agent with reason = the TARS state; readiness for normal servers)."""
-    md = pod.get("metadata") or {}
-    st = pod.get("status") or {}
-    deleting = bool(md.get("deletionTimestamp"))
-    phase = st.get("phase", "Pending")
-    present, message = "Inactive", ""
-    gate = _condition(pod, meta.ACTIVE_GATE) if tars else _condition(pod, "Ready")
-    if deleting:
-        present, message = "Deactivating", "pod is terminating"
-    elif gate is not None and gate.get("status") == "True":
-        present, message = "Active", str(gate.get("message") or "")
-    elif phase == "Running":
-        present = str(gate.get("reason") or "Activating") if gate is not None else "Activating"
-        message = str(gate.get("message") or "") if gate is not None else "waiting for the server to become active"
-    elif phase == "Pending":
-        present, message = "Inactive", "pod is pending"
-    else:
-        present, message = "Inactive", f"pod phase {phase}"
-    return {
-        "uid": md.get("uid", ""),
-        "name": md.get("name", ""),
-        "id": (md.get("labels") or {}).get(meta.SERVER_ID, ""),
-        "pid": (md.get("annotations") or {}).get("tars.io/pid", ""),
-        "podIP": st.get("podIP", ""),
-        "hostIP": st.get("hostIP", ""),
-        "startTime": st.get("startTime", ""),
-        "containerStatuses": st.get("containerStatuses") or [],
-        "settingState": "Inactive" if deleting else "Active",
-        "presentState": present,
-        "presentMessage": message,
-    }
-
-
-def endpoint_status(pods: list[Obj], tars: bool) -> Obj:
-    return {"pods": [endpoint_pod(p, tars) for p in sorted(pods, key=lambda p: str(p["metadata"]["name"]))]}
-
-
-def tserver_status(ts: Obj, workload: Obj | None) -> Obj:
-    st = (workload or {}).get("status") or {}
-    if (workload or {}).get("kind") == "DaemonSet":
-        counts = (st.get("desiredNumberScheduled", 0), st.get("numberReady", 0), st.get("currentNumberScheduled", 0))
-    else:
-        counts = (st.get("replicas", 0), st.get("readyReplicas", 0), st.get("currentReplicas", 0))
-    return {
-        "replicas": int(counts[0] or 0),
-        "readyReplicas": int(counts[1] or 0),
-        "currentReplicas": int(counts[2] or 0),
-        "selector": selector_string(ts),
-    }
-
-
-# --- TExitedRecord ----------------------------------------------------------------------------------------------
-def exited_pod(pod: Obj) -> Obj:
-    md = pod.get("metadata") or {}
-    st = pod.get("status") or {}
-    deleted = md.get("deletionTimestamp") or _now()
-    return {
-        "uid": str(md.get("uid", "")),
-        "name": str(md.get("name", "")),
-        "id": str((md.get("labels") or {}).get(meta.SERVER_ID, "")),
-        "nodeIP": str(st.get("hostIP", "")),
-        "podIP": str(st.get("podIP", "")),
-        "createTime": str(md.get("creationTimestamp", "")),
-        "deleteTime": str(deleted),
-    }
-
-
-def exited_record(ts: Obj, pods: list[Obj]) -> Obj:
-    spec = _spec(ts)
-    return {
-        "apiVersion": meta.API_VERSION,
-        "kind": "TExitedRecord",
-        "metadata": _object_meta(ts),
-        "app": spec.get("app", ""),
-        "server": spec.get("server", ""),
-        "pods": pods,
-    }
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-# --- TTree, TImage ----------------------------------------------------------------------------------------------
-def tree_app(app: str) -> Obj:
-    return {"name": app, "businessRef": "", "createPerson": CREATE_PERSON, "createTime": _now()}
-
-
-def tree(app: str) -> Obj:
-    return {
-        "apiVersion": meta.API_VERSION,
-        "kind": "TTree",
-        "metadata": {"name": TREE_NAME},
-        "businesses": [],
-        "apps": [tree_app(app)],
-    }
-
-
-def image_record(ts: Obj, releases: list[Obj], limit: int) -> Obj:
-    """The TServer's TImage with its current release first (an id already recorded keeps its first entry)."""
-    rel = release(ts)
-    entry: Obj = {"id": str(rel["id"]), "image": str(rel["image"]), "createPerson": CREATE_PERSON, "createTime": _now()}
-    if rel.get("secret"):
-        entry["secret"] = str(rel["secret"])
-    if not any(r.get("id") == entry["id"] for r in releases):
-        releases = [entry, *releases]
-    return {
-        "apiVersion": meta.API_VERSION,
-        "kind": "TImage",
-        "metadata": {
-            "name": ts["metadata"]["name"],
-            "labels": {**selector_labels(ts), "tars.io/ImageType": "server"},
-        },
-        "imageType": "server",
-        "releases": releases[:limit],
-    }
 
 
 # --- the server description for the in-pod agent ---------------------------------------------------------------
@@ -669,7 +521,7 @@ def server_meta_configmap(ts: Obj, template: str = "") -> Obj:
     body: Obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {**_object_meta(ts), "name": server_meta_name(ts)},
+        "metadata": {**object_meta(ts), "name": server_meta_name(ts)},
         "data": data,
     }
     body["metadata"]["annotations"] = {HASH_ANNOTATION: spec_hash(body)}
