@@ -123,7 +123,7 @@ async def main() -> None:
 
 
 async def debian(host: str, suite: str, tmp: Path) -> None:
-    from k8stars.image.cli import debian_rootfs
+    from k8stars.image.bases import debian_rootfs
 
     tar = tmp / "rootfs.tar"
     t = time.perf_counter()

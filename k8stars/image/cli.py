@@ -7,7 +7,6 @@ import asyncio
 import json
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -224,6 +223,7 @@ def base(target: str, busybox: bool, rootfs: str | None, suite: str | None, incl
 async def _base(target: str, busybox: bool, rootfs: str | None, suite: str | None, includes: tuple[str, ...],
                 mirror: str | None, cmd: list[str] | None, entrypoint: list[str] | None, env: dict[str, str],
                 auth_file: str | None, plain_http: bool | None) -> str:  # fmt: skip
+    from k8stars.image.bases import debian_rootfs
     from k8stars.image.reference import ImageRef
     from k8stars.image.rootfs import push_busybox_image, push_rootfs_image
 
@@ -243,19 +243,35 @@ async def _base(target: str, busybox: bool, rootfs: str | None, suite: str | Non
                                        credentials=creds)  # fmt: skip
 
 
-def debian_rootfs(suite: str, dest: Path, includes: tuple[str, ...] = (), mirror: str | None = None) -> None:
-    """A Debian root file system tar by mmdebstrap (variant essential); RuntimeError with its output on failure."""
-    if shutil.which("mmdebstrap") is None:
-        raise RuntimeError("mmdebstrap is not installed (Debian: apt-get install mmdebstrap)")
-    argv = ["mmdebstrap", "--quiet", "--variant=essential", "--format=tar"]
-    if includes:
-        argv.append("--include=" + ",".join(includes))
-    argv += [suite, str(dest)]
-    if mirror:
-        argv.append(mirror)
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"mmdebstrap failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+@image.command("bases")
+@click.argument("registry")
+@click.option("--kind", "kinds", multiple=True, required=True,
+              type=click.Choice(["node", "cpp", "go", "python", "nodejs"]),
+              help="node: the tarsnode image (the agent); cpp (= go), python, nodejs: base images.")  # fmt: skip
+@click.option("-n", "--namespace", default=None, help="Also record each image on its TImage in this namespace.")
+@kubeconfig_option()
+@plain_http_option
+def bases(registry: str, kinds: tuple[str, ...], namespace: str | None, kubeconfig: str | None,
+          plain_http: bool | None) -> None:  # fmt: skip
+    """Build (cached) and push K8SFramework's node image and base images to REGISTRY (host:port) as
+    tars/<node|cppbase|pythonbase|nodejsbase>:<digest prefix>; print one `KIND IMAGE` line each."""
+
+    async def run() -> list[str]:
+        from k8stars.image.bases import push_base, register
+
+        lines = []
+        for kind in dict.fromkeys(kinds):
+            ref = await push_base(kind, registry, plain_http=plain_http)
+            if namespace:
+                from k8stars.kube.client import Kube
+
+                async with await Kube.connect(kubeconfig, field_manager="k8stars-image") as kube:
+                    await register(kube, namespace, kind, ref)
+            lines.append(f"{kind} {ref}")
+        return lines
+
+    for line in _run(run):
+        click.echo(line)
 
 
 @image.command("releases")

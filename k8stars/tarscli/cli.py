@@ -293,12 +293,12 @@ def nodeinit(node_dir: str, sync_directory: str) -> None:
     from pathlib import Path
 
     from k8stars.tarscli.podfiles import write
-    from k8stars.tarscli.syncdir import sync
+    from k8stars.tarscli.syncdir import sync_tree
 
     target = Path(node_dir)
     try:
         if sync_directory and Path(sync_directory).is_dir():
-            for name in sync(Path(sync_directory), target / "bin"):
+            for name in sync_tree(Path(sync_directory), target / "bin"):
                 click.echo(f"synced bin/{name}")
         for name in write(target, os.environ):
             click.echo(f"wrote {name}")

@@ -10,7 +10,8 @@ pod's facts from the downward API and the server's meta and config template from
 - `conf/_server_meta.yaml` and `conf/template.conf`: what the operator's `<server>-server-meta` ConfigMap holds.
 
 Every tarscli command then starts with `seed()`: what the pod's files say becomes the default of the matching
-environment variable (POD_IP, POD_NAME, TARS_NAMESPACE, TARS_TERMINATION_GRACE_PERIOD, TARS_SERVER_META); a variable
+environment variable (POD_IP, POD_NAME, TARS_NAMESPACE, TARS_TERMINATION_GRACE_PERIOD, LauncherType,
+TARS_SERVER_META); a variable
 the user sets still wins.
 """
 
@@ -38,6 +39,7 @@ SEEDS = {  # environment file key -> the variable it is the default of
     "PodName": "POD_NAME",
     "Namespace": "TARS_NAMESPACE",
     "TARS_TERMINATION_GRACE_PERIOD": "TARS_TERMINATION_GRACE_PERIOD",
+    "LauncherType": "LauncherType",  # the supervisor's: foreground or background (launch.py)
 }
 
 

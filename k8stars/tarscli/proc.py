@@ -111,8 +111,9 @@ class Child:
     """A process started in its own session (its group is killable as a whole) whose exit is awaited without a
     helper thread: the loop watches a pidfd (Linux >= 5.3), or polls where there is none."""
 
-    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], output: Path | None) -> None:
-        out = open(output, "wb") if output else subprocess.DEVNULL
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], output: Path | int | None) -> None:
+        """``output``: a file (truncated), a file descriptor to share (e.g. our stdout), or None (discarded)."""
+        out = open(output, "wb") if isinstance(output, Path) else subprocess.DEVNULL if output is None else output
         try:
             self.proc = subprocess.Popen(
                 argv,

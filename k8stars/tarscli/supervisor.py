@@ -40,6 +40,7 @@ from k8stars.tarscli.env import (
 )
 from k8stars.tarscli.framework import Framework, FrameworkError
 from k8stars.tarscli.genconf import GenconfOptions, genconf, previous_info
+from k8stars.tarscli.launch import FOREGROUND, SERVER_TYPE_ENV, Launch, LaunchError, command
 from k8stars.tarscli.meta import ServerInfo
 from k8stars.tarscli.node import NODE_OBJ, Heartbeats, NodeServant
 from k8stars.tarscli.ports import PortAllocator
@@ -124,6 +125,10 @@ class Supervisor:
         self.tasks: list[asyncio.Task[None]] = []
         self.registered_version = ""
         self.local_seen = False
+        self.server_type = ""  # K8SFramework's model: no start script, the server started by its type
+        self.launch: Launch | None = None
+        self.foreground = os.environ.get("LauncherType") == FOREGROUND
+        self.exit_code = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -144,7 +149,7 @@ class Supervisor:
             await self._shutdown()
         finally:
             await self._cleanup()
-        return 0
+        return self.exit_code
 
     def _claim(self) -> None:
         """One supervisor per TARS_PATH; a service left over by a supervisor that was killed is stopped first."""
@@ -169,6 +174,12 @@ class Supervisor:
         node_ep = f"tcp -h 127.0.0.1 -p {port} -t 60000"
         self.info, self.conf_path = genconf(self.env, self.opts.genconf, self.allocator, node=f"{NODE_OBJ}@{node_ep}")
         conf = self.info.conf
+        if self.server_type:
+            try:
+                self.launch = command(self.server_type, self.env.bin_dir, self.info.build_server or conf.server,
+                                      self.conf_path.absolute(), os.environ)  # fmt: skip
+            except LaunchError as e:
+                raise SupervisorError(str(e)) from None
         self.beats = Heartbeats(conf.application, conf.server)
         self.node_server.add_servant(NodeServant(self.beats), NODE_OBJ, node_ep)
         await self.node_server.start()
@@ -184,6 +195,9 @@ class Supervisor:
 
     def _check_start_path(self) -> None:
         start = self.opts.start_path or str(self.env.bin_dir / "start.sh")
+        if not self.opts.start_path and os.environ.get(SERVER_TYPE_ENV) and not Path(start).exists():
+            self.server_type = os.environ[SERVER_TYPE_ENV]
+            return
         self.opts.start_path = start
         if " " not in start.strip() and not Path(start).exists():
             raise SupervisorError(f"start script {start} does not exist (set TARS_START_PATH or --start-path)")
@@ -243,11 +257,13 @@ class Supervisor:
     async def _start_service(self) -> None:
         self.beats.reset()
         self.local_seen = False
-        self.child = Child(self._argv(self.opts.start_path), cwd=self.env.tars_path, env=self._service_env(),
-                           output=self.env.log_dir / "start.log")  # fmt: skip
+        argv = self.launch.argv if self.launch else self._argv(self.opts.start_path)
+        env = {**self._service_env(), **(self.launch.env if self.launch else {})}
+        output = sys.stdout.fileno() if self.foreground else self.env.log_dir / "start.log"
+        self.child = Child(argv, cwd=self.env.tars_path, env=env, output=output)
         write_pid_file(self.env.data(SERVICE_PID_FILE), self.child.pid)
         self.started_at = time.monotonic()
-        log.info("started %s (pid %d)", self.opts.start_path, self.child.pid)
+        log.info("started %s (pid %d)", " ".join(argv), self.child.pid)
         self._set_state(ACTIVATING)
 
     async def _stop_service(self) -> None:
@@ -274,6 +290,12 @@ class Supervisor:
             assert child is not None
             code = await child.wait()
             if self.stopping.is_set() or self.prestop_task is not None:
+                return
+            if self.foreground:  # the server is the container's work: its exit is the container's
+                log.warning("service exited (code %s), launcherType foreground: the supervisor exits too", code)
+                self.exit_code = code if code > 0 else 1 if code else 0
+                self.cut_wait.set()
+                self.stopping.set()
                 return
             uptime = time.monotonic() - child.started
             self._print_tail()

@@ -41,3 +41,14 @@ def sync(source: Path, target: Path) -> list[str]:
             raise
         copied.append(entry.name)
     return copied
+
+
+def sync_tree(source: Path, target: Path) -> list[str]:
+    """``sync`` plus the source's directories, copied whole (the node image's agent is ``tarscli`` beside its
+    ``_internal/`` directory); returns the names copied."""
+    copied = sync(source, target)
+    for entry in sorted(source.iterdir()):
+        if entry.is_dir():
+            shutil.copytree(entry, target / entry.name, symlinks=True, dirs_exist_ok=True)
+            copied.append(f"{entry.name}/")
+    return copied
