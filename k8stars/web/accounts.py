@@ -1,0 +1,83 @@
+"""TAccounts as the console reads and writes them: found by name (md5 of the username, K8SFramework's naming), login
+checked against ``spec.authentication.bcryptPassword``, a new password stored hashed and the account activated."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+
+from k8stars.kube.accounts import check_password, hash_password
+from k8stars.kube.client import Kube, Obj
+from k8stars.kube.resources import TACCOUNT
+
+USERNAME = re.compile(r"^[\x21-\x7e]{2,16}$")  # the CRD's pattern, without the Han characters
+PASSWORD = re.compile(r"^[\x21-\x7e]{6,32}$")
+
+
+def object_name(username: str) -> str:
+    return hashlib.md5(username.encode()).hexdigest()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def password_hash(account: Obj) -> str:
+    return str(((account.get("spec") or {}).get("authentication") or {}).get("bcryptPassword") or "")
+
+
+def activated(account: Obj) -> bool:
+    return bool(((account.get("spec") or {}).get("authentication") or {}).get("activated"))
+
+
+async def find(kube: Kube, namespace: str, username: str) -> Obj | None:
+    """The TAccount of ``username``: by its conventional name, else the one whose spec.username matches."""
+    account = await kube.get(TACCOUNT, namespace, object_name(username))
+    if account is not None and (account.get("spec") or {}).get("username") == username:
+        return account
+    for item in (await kube.list(TACCOUNT, namespace)).get("items") or []:
+        if (item.get("spec") or {}).get("username") == username:
+            found: Obj = item
+            return found
+    return None
+
+
+async def verify(kube: Kube, namespace: str, username: str, password: str) -> Obj | None:
+    """The account when the password matches; bcrypt runs in a thread (it is slow on purpose)."""
+    account = await find(kube, namespace, username)
+    hashed = password_hash(account) if account else ""
+    if account is None or not hashed:
+        await asyncio.to_thread(check_password, password, "$2a$10$" + "x" * 53)  # same time as a wrong password
+        return None
+    return account if await asyncio.to_thread(check_password, password, hashed) else None
+
+
+def valid_password(password: str) -> str:
+    """Why ``password`` cannot be a TAccount password (the CRD's rule), or ''."""
+    return "" if PASSWORD.match(password) else "a password has 6 to 32 printable ASCII characters, no spaces"
+
+
+async def set_password(kube: Kube, namespace: str, account: Obj, password: str, *, activate: bool) -> Obj:
+    """Store ``password`` hashed; ``activate``: the owner chose it (False: an admin reset it, the owner must choose
+    a new one at the next login). A new password invalidates the API tokens, as K8SFramework's webhook does."""
+    hashed = await asyncio.to_thread(hash_password, password)
+    auth: Obj = {"password": None, "bcryptPassword": hashed, "activated": activate, "tokens": []}
+    patch = {"spec": {"authentication": auth}}
+    result: Obj = await kube.merge_patch(TACCOUNT, namespace, account["metadata"]["name"], patch)
+    return result
+
+
+async def create(kube: Kube, namespace: str, username: str, password: str, role: str, flag: str) -> Obj:
+    """A new account with an initial password its owner replaces at the first login."""
+    hashed = await asyncio.to_thread(hash_password, password)
+    body: Obj = {
+        "apiVersion": TACCOUNT.api_version, "kind": "TAccount",
+        "metadata": {"name": object_name(username)},
+        "spec": {"username": username,
+                 "authentication": {"bcryptPassword": hashed, "activated": False, "tokens": []},
+                 "authorization": [{"role": role, "flag": flag, "updateTime": now()}]},
+    }  # fmt: skip
+    result: Obj = await kube.create(TACCOUNT, namespace, body)
+    return result

@@ -1,0 +1,129 @@
+"""The console's aiohttp application: the session, CSRF and login checks every request passes, then the pages."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+from aiohttp import web
+
+from k8stars.kube.client import ApiException, Kube
+
+from . import accounts
+from .keys import KUBE, NAMESPACE, SECURE, SIGNER
+from .render import ENV_KEY, environment, page
+from .roles import Forbidden, User
+from .session import COOKIE, MAX_AGE, Session, Signer
+
+log = logging.getLogger("k8stars.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC = ("/login", "/static/", "/healthz", "/metrics")  # reachable without a login
+UNACTIVATED = ("/password", "/logout")  # all an account that must choose its password may reach
+
+
+def public(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every visitor has a signed session (anonymous before login): it carries the CSRF token of the login form."""
+    signer = request.app[SIGNER]
+    session = signer.load(request.cookies.get(COOKIE)) or Session()
+    request["session"] = session
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:  # redirects carry the cookie too (flash messages, login)
+        response = e
+    if session.changed:
+        response.set_cookie(COOKIE, signer.dump(session), max_age=MAX_AGE, httponly=True, samesite="Strict",
+                            secure=request.app[SECURE], path="/")  # fmt: skip
+    if isinstance(response, web.HTTPException):
+        raise response
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every POST carries the session's token (form field ``_csrf`` or header ``X-CSRF-Token``); else 403 and
+    nothing done."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        form = await request.post()
+        given = str(form.get("_csrf") or request.headers.get("X-CSRF-Token") or "")
+        if not given or not hmac.compare_digest(given, request["session"].csrf):
+            log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+            raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again")
+    return await handler(request)
+
+
+@web.middleware
+async def login_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outside the public paths, a logged-in user whose account still exists with the password of the login (a new
+    password ends other sessions); roles are read fresh on every request, so a revoked role takes effect at once."""
+    if public(request.path):
+        return await handler(request)
+    session: Session = request["session"]
+    account = None
+    if session.user:
+        account = await accounts.find(request.app[KUBE], request.app[NAMESPACE], session.user)
+    signer = request.app[SIGNER]
+    if account is None or not hmac.compare_digest(signer.fingerprint(accounts.password_hash(account)), session.pw):
+        if session.user:
+            session.login("", "")
+        if request.method != "GET":
+            raise web.HTTPForbidden(text="not logged in")
+        raise web.HTTPFound("/login")
+    request["user"] = User.of(account)
+    request["account"] = account
+    if not accounts.activated(account) and request.path not in UNACTIVATED:
+        raise web.HTTPFound("/password")
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A role refusal is a 403 page; a refusal from the API server (a webhook's answer) goes back to the page."""
+    try:
+        return await handler(request)
+    except Forbidden as e:
+        log.warning("refused %s %s to %s: %s", request.method, request.path, request["user"].username, e)
+        return page(request, "error.html", status=403, title="Not allowed", message=str(e))
+    except ApiException as e:
+        message = f"Kubernetes refused it: {e.status} {e.reason}"
+        if e.status in (400, 403, 409, 422):
+            message += ": " + api_message(e)
+        if request.method == "POST":
+            request["session"].say("error", message)
+            raise web.HTTPSeeOther(request.headers.get("Referer") or "/") from None
+        return page(request, "error.html", status=502, title="Kubernetes error", message=message)
+
+
+def api_message(e: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(e.body or "{}").get("message") or "")[:300]
+    except ValueError:
+        return str(e.body or "")[:300]
+
+
+def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool = False,
+             app: web.Application | None = None) -> web.Application:  # fmt: skip
+    """The console over ``namespace``; ``app``: an application to add to (the service's, with /metrics)."""
+    from .pages import accounts as accounts_page
+    from .pages import configs, events, login, release, server, tree
+
+    app = app or web.Application()
+    app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
+    app[KUBE], app[NAMESPACE], app[SIGNER], app[SECURE] = kube, namespace, signer, secure_cookie
+    app[ENV_KEY] = environment()
+    static = resources.files("k8stars.web") / "static"
+    app.router.add_static("/static/", str(static), append_version=False)
+    for module in (login, tree, server, release, configs, events, accounts_page):
+        module.setup(app)
+    return app
