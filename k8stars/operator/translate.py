@@ -30,6 +30,9 @@ TARSNODE_WORK_DIR = "tarsnode-work-dir"
 TARSNODE_MOUNT = NODE_DIR  # K8SFramework's path, in the init container and the server container
 HOST_TIMEZONE = "host-timezone"
 NODE_SOURCE_DIR = "/opt/k8stars/node"  # files the node image contributes (copied to <work dir>/bin)
+# The agent as the server container sees it: the tarsnode init container copied it into the work dir, and the base
+# images' ENTRYPOINT runs it (k8stars/image/bases.py); probes and hooks call it by this path, the image has no other.
+AGENT = f"{NODE_DIR}/bin/tarscli"
 STORAGE_CLASS = "tars-storage-class"
 LOCAL_VOLUME_LABEL = "tars.io/LocalVolume"  # on a tLocalVolume claim, K8SFramework's: the mount's name
 GRACE_SECONDS = 90
@@ -324,10 +327,8 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
         container["envFrom"] = [dict(e) for e in k8s["envFrom"]]
     if k8s.get("resources"):
         container["resources"] = k8s["resources"]
-    if k8s.get("command"):
+    if k8s.get("command"):  # as K8SFramework: none -> the image's ENTRYPOINT (a base image's: the agent)
         container["command"] = list(k8s["command"])
-    elif tars:
-        container["command"] = ["tarscli", "supervisor"]
     if k8s.get("args"):
         container["args"] = list(k8s["args"])
     cports = _container_ports(ts)
@@ -335,12 +336,12 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
         container["ports"] = cports
     if tars:
         container["readinessProbe"] = {
-            "exec": {"command": ["tarscli", "hzcheck"]},
+            "exec": {"command": [AGENT, "hzcheck"]},
             "periodSeconds": 5,
             "timeoutSeconds": 3,
             "failureThreshold": 1,
         }
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["tarscli", "prestop"]}}}
+        container["lifecycle"] = {"preStop": {"exec": {"command": [AGENT, "prestop"]}}}
     pod_spec: Obj = {
         "containers": [container],
         "volumes": _volumes(ts),
@@ -356,7 +357,7 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
                 "name": "tarsnode",
                 "image": rel.get("nodeImage") or meta.PLACEHOLDER_IMAGE,
                 "imagePullPolicy": k8s.get("imagePullPolicy", "Always"),
-                "command": ["tarscli", "nodeinit"],
+                "command": [f"{NODE_SOURCE_DIR}/tarscli", "nodeinit"],
                 "env": _node_env(ts),
                 "volumeMounts": [{"name": TARSNODE_WORK_DIR, "mountPath": TARSNODE_MOUNT}],
             }

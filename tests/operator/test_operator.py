@@ -83,9 +83,10 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
     (container,) = pod["containers"]
     assert container["name"] == "test-helloserver"
     assert container["image"] == "registry.example.com/tars/test.helloserver:v20260101-1"
-    assert container["command"] == ["tarscli", "supervisor"]
-    assert container["readinessProbe"]["exec"]["command"] == ["tarscli", "hzcheck"]
-    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["tarscli", "prestop"]
+    assert "command" not in container  # K8SFramework's: the image's ENTRYPOINT (a base image's: the agent)
+    agent = "/usr/local/app/tars/tarsnode/bin/tarscli"  # where the tarsnode init container put it
+    assert container["readinessProbe"]["exec"]["command"] == [agent, "hzcheck"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == [agent, "prestop"]
     (doc,) = load_examples("tserver.yaml")
     # exactly the user's, as in K8SFramework (the apiserver adds fieldRef.apiVersion)
     assert [e["name"] for e in container["env"]] == [e["name"] for e in doc["spec"]["k8s"]["env"]]
@@ -97,7 +98,7 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
     assert "ports" not in container  # tars servers expose container ports only for hostPorts
     (init,) = pod["initContainers"]
     assert init["name"] == "tarsnode" and init["image"] == "registry.example.com/tars/tarsnode:v1.4.0"
-    assert init["command"] == ["tarscli", "nodeinit"]
+    assert init["command"] == ["/opt/k8stars/node/tarscli", "nodeinit"]
     assert init["volumeMounts"] == [{"name": "tarsnode-work-dir", "mountPath": "/usr/local/app/tars/tarsnode"}]
     init_env = {e["name"]: e for e in init["env"]}
     assert [n for n in init_env if n[0].isupper() and not n.isupper()] == [
