@@ -3,12 +3,14 @@
 The registry (``k8stars registry`` with its SQLite store), the config service (``k8stars config`` with its SQLite
 store, registered as ``tars.tarsconfig`` so servers' ``config=tars.tarsconfig.ConfigObj`` resolves), the stat service
 (``k8stars stat``, registered as ``tars.tarsstat`` and ``tars.tarsproperty`` so ``stat=`` and ``property=`` resolve;
-its ``/metrics`` on a free port), the notify service (``k8stars notify`` with its SQLite store, registered as
+its ``/metrics`` on a free port; its per-minute history in ``<data>/stat/monitor.db``), the query services
+(``k8stars monitor`` over that history, registered as ``tars.tarsquerystat`` and ``tars.tarsqueryproperty``), the
+notify service (``k8stars notify`` with its SQLite store, registered as
 ``tars.tarsnotify`` so ``notify=tars.tarsnotify.NotifyObj`` resolves), the log service (``k8stars log`` writing
 under ``<data>/log/files``, registered as ``tars.tarslog`` so ``log=tars.tarslog.LogObj`` resolves) and the example
 services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
 for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
-SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the log, notify, stat and
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the log, notify, stat, query and
 config services (they deregister themselves), then the registry.
 """
 
@@ -53,6 +55,9 @@ NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
 LOG_START_TIMEOUT = 20.0
 LOG_STOP_TIMEOUT = 5.0
 LOG_OBJ = "tars.tarslog.LogObj"
+MONITOR_START_TIMEOUT = 20.0
+MONITOR_STOP_TIMEOUT = 5.0
+MONITOR_OBJS = ("tars.tarsquerystat.QueryObj", "tars.tarsqueryproperty.QueryObj")
 
 
 class LocalError(RuntimeError):
@@ -151,6 +156,24 @@ async def _stat_registered(locator: str, child: Child, timeout: float) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def _servants_registered(locator: str, child: Child, servants: tuple[str, ...], what: str,
+                               timeout: float) -> None:  # fmt: skip
+    """Until the registry lists each of ``servants`` as active (``what`` names the service in errors)."""
+    deadline = time.monotonic() + timeout
+    async with Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
+        for servant in servants:
+            while True:
+                if not child.running:
+                    raise LocalError(f"the {what} exited (code {child.returncode})")
+                with contextlib.suppress(TarsError):
+                    if (await query.findObjectById4Any(servant)).activeEp:
+                        break
+                if time.monotonic() > deadline:
+                    raise LocalError(f"the {what} did not register {servant} within {timeout:.0f} s")
+                await asyncio.sleep(0.2)
+
+
 async def _notify_registered(locator: str, child: Child, timeout: float) -> None:
     """Until the registry lists NotifyObj as active, so the services' first reports (and tarscli's) find it."""
     deadline = time.monotonic() + timeout
@@ -219,6 +242,8 @@ class LocalFramework:
         self.config: Child | None = None
         self.stat: Child | None = None
         self.stat_ports: tuple[int, int, int] = (0, 0, 0)  # StatObj, PropertyObj, /metrics: free ones, at start
+        self.monitor: Child | None = None
+        self.monitor_ports: tuple[int, int, int] = (0, 0, 0)  # the two QueryObj, the JSON view: free ones, at start
         self.notify: Child | None = None
         self.notify_port = 0  # a free one, at start
         self.log: Child | None = None
@@ -236,6 +261,7 @@ class LocalFramework:
         await self._start_registry()
         await self._start_config()
         await self._start_stat()
+        await self._start_monitor()
         await self._start_notify()
         await self._start_log()
         root = source_root()
@@ -285,9 +311,21 @@ class LocalFramework:
         stat, prop, http = self.stat_ports
         argv = [sys.executable, "-m", "k8stars", "stat", "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat} -t 60000",
                 "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop} -t 60000", "--http-port", str(http),
-                "--locator", self.locator, "--node-name", "127.0.0.1"]  # fmt: skip
+                "--locator", self.locator, "--node-name", "127.0.0.1", "--history", "sqlite",
+                "--data-dir", str(self.stat_dir)]  # fmt: skip
         self.stat = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "stat.log")
         await _stat_registered(self.locator, self.stat, STAT_START_TIMEOUT)
+
+    async def _start_monitor(self) -> None:
+        """``k8stars monitor`` over the stat service's ``<data>/stat/monitor.db``, registering both QueryObj."""
+        self.monitor_ports = (_free_port(), _free_port(), _free_port())
+        stat, prop, http = self.monitor_ports
+        argv = [sys.executable, "-m", "k8stars", "monitor", "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat} -t 60000",
+                "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop} -t 60000", "--http-port", str(http),
+                "--locator", self.locator, "--node-name", "127.0.0.1", "--store", "sqlite",
+                "--data-dir", str(self.stat_dir)]  # fmt: skip
+        self.monitor = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "monitor.log")
+        await _servants_registered(self.locator, self.monitor, MONITOR_OBJS, "query service", MONITOR_START_TIMEOUT)
 
     @property
     def notify_dir(self) -> Path:
@@ -339,6 +377,9 @@ class LocalFramework:
                  f"  stat      {STAT_OBJS[0]} (port {self.stat_ports[0]}), {STAT_OBJS[1]} (port "
                  f"{self.stat_ports[1]}), metrics http://127.0.0.1:{self.stat_ports[2]}/metrics",
                  f"            log {self.stat_dir / 'stat.log'}",
+                 f"  monitor   {MONITOR_OBJS[0]} (port {self.monitor_ports[0]}), {MONITOR_OBJS[1]} (port "
+                 f"{self.monitor_ports[1]}), JSON http://127.0.0.1:{self.monitor_ports[2]}/api/query/stat",
+                 f"            log {self.stat_dir / 'monitor.log'}",
                  f"  notify    {NOTIFY_OBJ}@tcp -h 127.0.0.1 -p {self.notify_port}  (SQLite store "
                  f"{self.notify_dir / 'notify.db'})",
                  f"            log {self.notify_dir / 'notify.log'}",
@@ -386,6 +427,10 @@ class LocalFramework:
             if self.log is not None and not self.log.running and "log" not in reported:
                 reported.add("log")
                 _say(f"k8stars up: the log service exited ({self.log.returncode}); see {self.log_dir / 'log.log'}")
+            if self.monitor is not None and not self.monitor.running and "monitor" not in reported:
+                reported.add("monitor")
+                _say(f"k8stars up: the query service exited ({self.monitor.returncode}); see "
+                     f"{self.stat_dir / 'monitor.log'}")  # fmt: skip
             if self.stat is not None and not self.stat.running and "stat" not in reported:
                 reported.add("stat")
                 _say(f"k8stars up: the stat service exited ({self.stat.returncode}); see {self.stat_dir / 'stat.log'}")
@@ -411,6 +456,10 @@ class LocalFramework:
             if self.notify.running:
                 os.kill(self.notify.pid, signal.SIGTERM)
             await _stop(self.notify, NOTIFY_STOP_TIMEOUT)
+        if self.monitor is not None:  # before the registry: it deregisters itself there
+            if self.monitor.running:
+                os.kill(self.monitor.pid, signal.SIGTERM)
+            await _stop(self.monitor, MONITOR_STOP_TIMEOUT)
         if self.stat is not None:  # before the registry: it deregisters itself there
             if self.stat.running:
                 os.kill(self.stat.pid, signal.SIGTERM)

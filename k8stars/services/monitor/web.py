@@ -1,5 +1,6 @@
 """The JSON view of the query services, for our console: ``POST /api/query/stat`` and ``/api/query/property`` take
-the fields of a ``MonitorQueryReq`` as JSON (``op`` by name: EQ, GT, GTE, LT, LTE, LIKE) and answer
+the fields of a ``MonitorQueryReq`` as JSON (``op`` by name, EQ, GT, GTE, LT, LTE, LIKE, or by number as
+``k8stars call`` writes it) and answer
 ``{"ret": 0, "msg": "", "result": {"<group>": [<index values>]}}`` (400 with ret -1 when the request is refused)."""
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ def _strings(body: dict[str, Any], name: str) -> list[str]:
     return value
 
 
+def _op(value: object) -> OP:
+    if isinstance(value, str) and value in OP.__members__:
+        return OP[value]
+    if isinstance(value, int) and not isinstance(value, bool) and value in OP._value2member_map_:
+        return OP(value)
+    raise ValueError(f"conditions: op {value!r} is not one of {', '.join(OP.__members__)} (or 0..5)")
+
+
 def request_of(body: object) -> MonitorQueryReq:
     """A MonitorQueryReq from JSON; ValueError names the field that is not one."""
     if not isinstance(body, dict):
@@ -37,11 +46,9 @@ def request_of(body: object) -> MonitorQueryReq:
     if not isinstance(conditions, list):
         raise ValueError("conditions: expected a list")
     for c in conditions:
-        if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("field", "op", "val")):
+        if not isinstance(c, dict) or not all(isinstance(c.get(k), str) for k in ("field", "val")):
             raise ValueError('conditions: expected {"field": ..., "op": "EQ", "val": ...} items')
-        if c["op"] not in OP.__members__:
-            raise ValueError(f"conditions: op {c['op']!r} is not one of {', '.join(OP.__members__)}")
-        req.conditions.append(Condition(c["field"], OP[c["op"]], c["val"]))
+        req.conditions.append(Condition(c["field"], _op(c.get("op")), c["val"]))
     req.indexs, req.groupby = _strings(body, "indexs"), _strings(body, "groupby")
     return req
 
