@@ -169,7 +169,7 @@ async def test_chart_conversion_ca_signs_the_webhook_certificate(tmp_path: Path)
     ] + [
         h["clientConfig"]["caBundle"] for d in docs if d["kind"].endswith("WebhookConfiguration") for h in d["webhooks"]
     ]
-    assert len(bundles) == 5 and {base64.b64decode(b) for b in bundles} == {ca}
+    assert len(bundles) == 6 and {base64.b64decode(b) for b in bundles} == {ca}
 
     (tmp_path / "tls.crt").write_bytes(cert)
     (tmp_path / "tls.key").write_bytes(key)

@@ -8,10 +8,11 @@ from typing import Any
 from k8stars.kube.client import Kube, Obj
 
 from .. import tconfig as lifecycle
-from . import taccount, tconfig, timage, tserver, ttemplate, ttree
+from . import scale, taccount, tconfig, timage, tserver, ttemplate, ttree
 from .context import Context, kind, new_object, operation
 from .lookups import Lookups
 from .owned import OWNED_KINDS, check_owned
+from .types import check_types, type_errors
 
 Mutator = Callable[[Context, Obj], Coroutine[Any, Any, list[Obj]]]
 Validator = Callable[[Context, Obj], Coroutine[Any, Any, list[str]]]
@@ -72,15 +73,22 @@ class Admission:
             refusal = await guard(self.context, request) if guard else None
             return refusal is None, refusal or ""
         validator = VALIDATORS.get(what)
-        errors = await validator(self.context, request) if validator else []
+        errors = type_errors(new_object(request)) if validator else []  # hooks read fields of the schema's types
+        if validator and not errors:
+            errors = await validator(self.context, request)
         if errors:
             name = f"{what} {new_object(request).get('metadata', {}).get('name', '')}".strip()
             return False, f"{name} is invalid: " + "; ".join(errors)
         return True, ""
 
     async def mutate(self, request: Obj) -> list[Obj]:
-        """The JSON patch to apply (empty: none)."""
-        mutator = MUTATORS.get(kind(request))
-        if operation(request) not in ("CREATE", "UPDATE") or mutator is None:
+        """The JSON patch to apply (empty: none); Refused says why the request is refused instead."""
+        if operation(request) not in ("CREATE", "UPDATE"):
             return []
+        if scale.is_tserver_scale(request):
+            return await scale.mutate(self.context, request)
+        mutator = MUTATORS.get(kind(request))
+        if mutator is None:
+            return []
+        check_types(new_object(request))  # Refused: a field of the wrong type, named
         return await mutator(self.context, request)

@@ -10,7 +10,8 @@ from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 WEBHOOK_KINDS = {"tservers": "TServer", "tconfigs": "TConfig", "ttemplates": "TTemplate", "ttrees": "TTree"}
-MUTATED = ["taccounts", "tconfigs", "timages", "tservers", "ttemplates", "ttrees"]
+# tservers/scale: `kubectl scale` and autoscalers get the replica bounds too (the subresource has hooks of its own).
+MUTATED = ["taccounts", "tconfigs", "timages", "tservers", "tservers/scale", "ttemplates", "ttrees"]
 
 
 # As K8SFramework's: requests of v1beta2 come as v1beta2 (its webhook makes a TARS server's v1beta2 readinessGate
@@ -49,12 +50,13 @@ def webhook_configurations(
             entry["namespaceSelector"] = namespace_selector
         return entry
 
-    # Deleting a TTemplate or TConfig still in use is refused too.
     validate = hook("validate", "/validate", sorted(WEBHOOK_KINDS))
-    validate["rules"].append(
-        {"apiGroups": [meta.GROUP], "apiVersions": API_VERSIONS, "operations": ["DELETE"],
-         "resources": ["tconfigs", "ttemplates"], "scope": "Namespaced"}
-    )  # fmt: skip
+
+    # Deleting a TTemplate or TConfig still in use is refused; ignored on failure, so that a stopped operator never
+    # blocks deletion (of a namespace, above all: its controller deletes every object in it).
+    guard = hook("guard", "/validate", ["tconfigs", "ttemplates"])
+    guard["rules"][0]["operations"] = ["DELETE"]
+    guard["failurePolicy"] = "Ignore"
 
     # Objects the operator owns: only it (and Kubernetes' controllers) may change or delete them. Ignore on failure,
     # so that a stopped operator never blocks garbage collection or namespace deletion.
@@ -78,7 +80,7 @@ def webhook_configurations(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": f"{name}-validating"},
-        "webhooks": [validate, protect],
+        "webhooks": [validate, guard, protect],
     }
     return mutating, validating
 

@@ -11,6 +11,10 @@ from .. import tconfig as lifecycle
 from .lookups import Lookups
 
 
+class Refused(Exception):
+    """A request refused with a message for its author (not a failure of the webhook: nothing is logged)."""
+
+
 @dataclass
 class Context:
     """`lookups` (optional) serves the checks that read other objects; `owners` are the usernames of the operator (its

@@ -15,6 +15,7 @@ from k8stars.kube.client import Obj
 
 from ..conversion import convert_object
 from .admission import Admission
+from .context import Refused
 
 log = logging.getLogger("k8stars.operator.webhook")
 
@@ -87,6 +88,8 @@ def make_app(admission: Admission) -> web.Application:
                     allowed, message = await admission.validate(req)
                     return web.json_response(_review(uid, allowed, message))
                 return web.json_response(_review(uid, True, patch=await admission.mutate(req)))
+        except Refused as exc:
+            return web.json_response(_review(uid, False, str(exc)))
         except Exception as exc:
             return web.json_response(_review(uid, False, _failure(req, doing, exc)))
 

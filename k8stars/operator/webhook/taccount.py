@@ -3,10 +3,15 @@ a new bcryptPassword written directly, empties the tokens (K8SFramework's mutati
 
 from __future__ import annotations
 
+import json
+
 from k8stars.kube.accounts import check_password, hash_password
 from k8stars.kube.client import Obj
 
 from .context import Context, new_object, old_object
+from .patch import pointer
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 __all__ = ["check_password", "hash_password", "mutate", "taccount_patch"]
 
@@ -37,5 +42,25 @@ def taccount_patch(obj: Obj, old: Obj | None) -> list[Obj]:
     return ops
 
 
+def last_applied_patch(obj: Obj) -> list[Obj]:
+    """`kubectl apply` keeps what it applied in an annotation, the plain password included: it is taken out there
+    too (the next apply sends it again and gets the same hash, tokens kept), so no plaintext is stored anywhere."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(LAST_APPLIED)
+    if not isinstance(text, str) or "password" not in text:
+        return []
+    path = pointer("metadata", "annotations", LAST_APPLIED)
+    try:
+        applied = json.loads(text)
+        auth = applied["spec"]["authentication"]
+    except (ValueError, KeyError, TypeError):
+        return []  # no authentication in it: nothing secret
+    if not isinstance(auth, dict) or "password" not in auth:
+        return []
+    del auth["password"]
+    return [{"op": "replace", "path": path, "value": json.dumps(applied, separators=(",", ":")) + "\n"}]
+
+
 async def mutate(ctx: Context, request: Obj) -> list[Obj]:
-    return taccount_patch(new_object(request), old_object(request))
+    obj = new_object(request)
+    return taccount_patch(obj, old_object(request)) + last_applied_patch(obj)

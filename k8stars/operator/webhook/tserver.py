@@ -157,7 +157,7 @@ def replica_bounds(obj: Obj) -> tuple[int | None, int | None, list[str]]:
     return low, high, errors
 
 
-def _wanted_replicas(obj: Obj, k8s: Obj, has_release: bool) -> int:
+def wanted_replicas(obj: Obj, k8s: Obj, has_release: bool) -> int:
     """K8SFramework's rule: no release, no pods; else the replicas within the annotations' bounds."""
     if not has_release:
         return 0
@@ -206,7 +206,7 @@ def tserver_patch(obj: Obj, default_node_image: tuple[str, str] | None = None, n
             # two pods of the server on one node would fight for the host port / IPC namespace
             ops.append({"op": "add", "path": "/spec/k8s/notStacked", "value": True})
         release = spec.get("release")
-        replicas = _wanted_replicas(obj, k8s, isinstance(release, dict))
+        replicas = wanted_replicas(obj, k8s, isinstance(release, dict))
         if k8s.get("replicas") != replicas:
             ops.append({"op": "add", "path": "/spec/k8s/replicas", "value": replicas})
     release = spec.get("release")

@@ -7,7 +7,8 @@ from k8stars.kube import meta
 from k8stars.kube.client import Obj
 from k8stars.kube.resources import TSERVER, TTEMPLATE
 
-from .context import Context, namespace, new_object, old_object
+from .context import Context, namespace, new_object, old_object, username
+from .identity import is_system_user
 from .patch import label_patch, pointer
 
 
@@ -48,8 +49,9 @@ async def validate(ctx: Context, request: Obj) -> list[str]:
 
 
 async def deletion_refusal(ctx: Context, request: Obj) -> str | None:
-    """A TTemplate used by a child template or a TServer cannot be deleted."""
-    if ctx.lookups is None:
+    """A TTemplate used by a child template or a TServer cannot be deleted; by anyone but Kubernetes itself
+    (namespace deletion and garbage collection must never be blocked)."""
+    if ctx.lookups is None or is_system_user(username(request)):
         return None
     name = str(request.get("name") or (request.get("oldObject") or {}).get("metadata", {}).get("name", ""))
     users = await _users(ctx, namespace(request), name, live=False)
