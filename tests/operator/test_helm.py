@@ -462,7 +462,7 @@ def test_framework_chart_renders() -> None:
     assert names == ["tars.cpp", "tars.default", "tars.go", "tars.java", "tars.nodejs", "tars.python"]
     assert all(t["spec"]["parent"] == "tars.default" for t in by_kind["TTemplate"])
     services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
-    assert sorted(services) == ["tars-config", "tars-log", "tars-notify", "tars-registry", "tars-stat",
+    assert sorted(services) == ["tars-config", "tars-log", "tars-notify", "tars-query", "tars-registry", "tars-stat",
                                 "tars-tarsimage"]  # fmt: skip
     assert services["tars-notify"]["spec"]["ports"][0]["port"] == 10002  # the notify service (notify.enabled)
     assert services["tars-registry"]["spec"]["ports"][0]["port"] == 17890

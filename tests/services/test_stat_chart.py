@@ -32,7 +32,7 @@ def render(*sets: str) -> dict[str, dict[str, Any]]:
 def test_stat_deployment_and_service() -> None:
     docs = render()
     pod = docs["Deployment"]["spec"]["template"]
-    (container,) = pod["spec"]["containers"]
+    container = pod["spec"]["containers"][0]  # the second: the query services (test_monitor_chart.py)
     assert container["command"] == ["k8stars", "stat"]
     args = container["args"]
     assert "--stat-endpoint=tcp -h 0.0.0.0 -p 10003 -t 60000" in args
