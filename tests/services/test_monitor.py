@@ -20,6 +20,7 @@ from k8stars.tars.protocol.monitorquery import OP, Condition, MonitorQueryProxy,
 from k8stars.tars.protocol.propertyf import PropertyFProxy, StatPropInfo, StatPropMsgBody, StatPropMsgHead
 from k8stars.tars.protocol.statf import StatFProxy, StatMicMsgBody, StatMicMsgHead
 from k8stars.tars.rpc import Communicator
+from k8stars.testing.mariadb import SqlSpec, sql_spec
 
 EP = "tcp -h 127.0.0.1 -p 0 -t 60000"
 INDEXS = ["succ_count", "timeout_count", "exce_count", "total_time"]
@@ -220,3 +221,41 @@ async def test_series_cap_and_retention(history: tuple[HistoryStore, list[float]
     assert await rec.prune() == 1
     assert (await query(monitor, MonitorQueryReq(date="20260302", indexs=["succ_count"]))).result == {}
     assert (await query(monitor, MonitorQueryReq(date="20260304", indexs=["succ_count"]))).result == {"": [13.0]}
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def spec(request: pytest.FixtureRequest, tmp_path: Path) -> SqlSpec:
+    return sql_spec(str(request.param), request, tmp_path)
+
+
+async def test_replicas_share_one_store_and_failed_writes_are_retried(spec: SqlSpec) -> None:
+    """Two stat replicas over one store answer as one would; a write the store refuses is kept and retried."""
+    options = [StatServiceOptions(stat_endpoint=EP, property_endpoint=EP, http_port=-1, history=spec.kind,
+                                  data_dir=str(spec.data_dir), dsn=spec.dsn) for _ in range(2)]  # fmt: skip
+    replicas = [StatService(o) for o in options]
+    where = {"data_dir": str(spec.data_dir), "dsn": spec.dsn}
+    monitor = MonitorService(MonitorServiceOptions(stat_endpoint=EP, property_endpoint=EP, http_port=-1,
+                                                   store=spec.kind, **where))  # type: ignore[arg-type]  # fmt: skip
+    for svc in replicas:
+        await svc.start()
+    await monitor.start()
+    try:
+        for i, svc in enumerate(replicas):
+            await report(svc, {head("Test.Client", "Test.Echo", "echo"): StatMicMsgBody(i + 1, 0, 0, {}, 10, 5, 5)})
+        first = replicas[0].history
+        assert first is not None
+        await first.store.db.close()  # the store goes away under the first replica
+        await first.flush()
+        errors = replicas[0].metrics.registry.get_sample_value("k8stars_stat_history_write_errors_total")
+        assert errors == 1
+        await first.store.db.open()
+        today = minute_of(time.time())[0]
+        req = MonitorQueryReq(date=today, indexs=["succ_count", "total_time"], groupby=["slave_name"])
+    finally:
+        for svc in replicas:
+            await svc.stop()
+    try:
+        rsp = await query(monitor, req)
+        assert rsp.result == {"Test.Echo": [3.0, 20.0]}  # 1 + 2 calls, each replica's rows summed
+    finally:
+        await monitor.stop()
