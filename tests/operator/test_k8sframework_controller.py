@@ -276,11 +276,21 @@ async def test_hand_edits_of_owned_objects_are_undone(kube: Kube, namespace: str
         return sts["metadata"]["generation"], svc["metadata"]["resourceVersion"]
 
     before, writes = await generations(), owned_writes()
+    done = operator.stats.reconciles
     operator.queue.add((namespace, NAME))
     operator.queue.add((namespace, name))
-    await asyncio.sleep(1.0)
+    await until(lambda: _reconciled(operator, done + 2), what="two more reconciles")
     assert owned_writes() == writes
     assert await generations() == before
+
+    # `kubectl rollout restart` is no drift: its annotation on the pod template stays.
+    restart = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}}
+    done = operator.stats.reconciles
+    await user.merge_patch(STATEFULSET, namespace, NAME, restart)
+    await until(lambda: _reconciled(operator, done + 1), what="the edit's reconcile")
+    current = await _get(kube, STATEFULSET, namespace)
+    assert current["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] == "now"
+    assert owned_writes() == writes
 
 
 async def test_edits_the_protecting_webhook_lets_through_are_undone_too(
@@ -309,6 +319,10 @@ async def test_edits_the_protecting_webhook_lets_through_are_undone_too(
             return bool(current["spec"]["template"]["spec"]["containers"][0]["image"] == ts["spec"]["release"]["image"])
 
         await until(restored, timeout=20, what="the image the TServer says")
+
+
+async def _reconciled(operator: Operator, count: int) -> bool:
+    return operator.stats.reconciles >= count and not len(operator.queue)
 
 
 # --- point 10 -----------------------------------------------------------------------------------------------------
