@@ -319,13 +319,11 @@ class KubernetesStore(Store):
         }  # fmt: skip
         if current.get("status") != status or not current.get("lastTransitionTime"):
             condition["lastTransitionTime"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # in a Task of its own: registration calls may start outside one (the TARS server runs handlers eagerly),
-        # and aiohttp's timeouts need a current task
         try:
-            await asyncio.create_task(self.kube.request(
+            await self.kube.request(
                 "PATCH", POD.path(pk[0], pk[1], "status"), body={"status": {"conditions": [condition]}},
                 content_type=_PATCH, query={"fieldManager": FIELD_MANAGER},
-            ))  # fmt: skip
+            )  # fmt: skip
         except ApiException as e:
             if e.status == 404:  # the pod is gone: nothing left to mark
                 return

@@ -12,7 +12,6 @@ row write the same content) and deletes tolerate a Lease that is already gone.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -112,9 +111,7 @@ class LeaseRegistrations:
         beat = row.last_heartbeat or 0.0
         if not changed and beat - self._renewed.get(row.key, float("-inf")) < RENEW_EVERY:
             return
-        # in a Task of its own: registration calls may start outside one (the TARS server runs handlers eagerly),
-        # and aiohttp's timeouts need a current task
-        await asyncio.create_task(self.kube.apply(LEASE, self.namespace, row_to_lease(row, self.namespace)))
+        await self.kube.apply(LEASE, self.namespace, row_to_lease(row, self.namespace))
         self._renewed[row.key] = beat
 
     async def remove(self, key: ServerKey) -> bool:
@@ -122,7 +119,7 @@ class LeaseRegistrations:
         known = self.rows.pop(key, None) is not None
         self._renewed.pop(key, None)
         try:
-            await asyncio.create_task(self.kube.delete(LEASE, self.namespace, lease_name(key)))
+            await self.kube.delete(LEASE, self.namespace, lease_name(key))
         except ApiException as e:
             if e.status != 409:
                 raise

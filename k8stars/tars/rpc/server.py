@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,7 @@ from k8stars.tars.packet import (
     encode_response,
 )
 from k8stars.tars.rpc.current import Current, set_current
-from k8stars.tars.rpc.servant import Dispatcher, Reply, tup_status
+from k8stars.tars.rpc.servant import Dispatcher, Reply, start_call, tup_status
 from k8stars.tars.rpc.stat import StatReporter
 from k8stars.tars.stub import Servant
 from k8stars.tars.untrusted import Throttle, printable
@@ -79,7 +78,7 @@ class Adapter:
         self.endpoint = config.endpoint  # the bound one (port 0 resolved) once started
         self._server: asyncio.AbstractServer | None = None
         self._udp: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._idle_task: asyncio.Task[None] | None = None
         self.accepting = False
         self.stat: StatReporter | None = None  # set by Application when the config names a stat servant
@@ -152,16 +151,12 @@ class Adapter:
             conn.send_reply(req, Reply(errors.TARSSERVEROVERLOAD, desc=f"queue full ({self.config.queue_cap})"))
             return
         self.stats.inflight += 1
-        # Run the call eagerly: most handlers finish without awaiting anything, and then no Task is needed.
-        ctx = contextvars.copy_context()
-        coro = self._run(req, dispatcher, conn, received)
-        try:
-            first = ctx.run(coro.send, None)
-        except StopIteration:
-            return
-        task = asyncio.get_running_loop().create_task(_resume(coro, first), context=ctx)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # each call in a Task of its own (asyncio.timeout and current_task work), started eagerly: most finish in
+        # their first step, and then never touch the loop
+        call = start_call(self._run(req, dispatcher, conn, received), contextvars.copy_context())
+        if call is not None:
+            self._tasks.add(call)
+            call.add_done_callback(self._tasks.discard)
 
     async def _run(
         self, req: RequestPacket, dispatcher: Dispatcher, conn: _ServerConnection | _UdpReply, received: float
@@ -192,35 +187,6 @@ class Adapter:
                 self.stat.record_served(req.sFuncName, req.cPacketType == TARSONEWAY, reply.ret, elapsed_ms)
         finally:
             self.stats.inflight -= 1
-
-
-class _Continue:
-    """Drives a coroutine that was started outside a Task from the point where it first suspended."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
-        self.coro, self.first = coro, first
-
-    def __await__(self) -> Generator[Any, None, None]:
-        coro, pending = self.coro, self.first
-        while True:
-            try:
-                yield pending
-            except BaseException as exc:  # cancellation and the like go to the coroutine
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    pending = coro.send(None)
-                except StopIteration:
-                    return
-
-
-async def _resume(coro: Coroutine[Any, Any, None], first: Any) -> None:
-    await _Continue(coro, first)
 
 
 def _endpoint_fields(ep: Endpoint) -> dict[str, Any]:
