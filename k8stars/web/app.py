@@ -14,7 +14,7 @@ from k8stars.kube.client import ApiException, Kube
 from . import accounts
 from .keys import KUBE, NAMESPACE, SECURE, SIGNER
 from .render import ENV_KEY, environment, page
-from .roles import Forbidden, User
+from .roles import Forbidden, NotFound, User
 from .session import COOKIE, MAX_AGE, Session, Signer
 
 log = logging.getLogger("k8stars.web")
@@ -93,6 +93,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Forbidden as e:
         log.warning("refused %s %s to %s: %s", request.method, request.path, request["user"].username, e)
         return page(request, "error.html", status=403, title="Not allowed", message=str(e))
+    except NotFound as e:
+        return page(request, "error.html", status=404, title="Not found", message=str(e))
     except ApiException as e:
         message = f"Kubernetes refused it: {e.status} {e.reason}"
         if e.status in (400, 403, 409, 422):

@@ -25,6 +25,10 @@ class Forbidden(Exception):
     """An action the user's roles do not allow; the message says which role it needs."""
 
 
+class NotFound(Exception):
+    """Nothing of that name the user may see (a name the user has no role for reads the same: none is disclosed)."""
+
+
 def covers(flag: str, app: str, server: str) -> bool:
     """Whether a grant with ``flag`` holds for ``app``/``server`` (server empty: the app itself)."""
     flag = flag.strip()

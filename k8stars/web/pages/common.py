@@ -10,7 +10,7 @@ from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TSERVER
 
 from ..keys import KUBE, NAMESPACE
-from ..roles import User
+from ..roles import NotFound, User
 
 
 def kube_of(request: web.Request) -> tuple[Kube, str]:
@@ -34,7 +34,7 @@ async def server_of(request: web.Request, action: str) -> tuple[Obj, str, str]:
     tserver = await kube.get(TSERVER, ns, request.match_info["name"])
     user = user_of(request)
     if tserver is None or not user.can("view", *names(tserver)):
-        raise web.HTTPNotFound(text=f"no server {request.match_info['name']}")
+        raise NotFound(f"no server {request.match_info['name']}")
     app, server = names(tserver)
     user.need(action, app, server)
     return tserver, app, server

@@ -18,7 +18,7 @@ from k8stars.kube.resources import TCONFIG, TSERVER
 from k8stars.kube.tconfigs import ACTIVATED_AT
 
 from ..render import page
-from ..roles import User
+from ..roles import NotFound, User
 from .common import back, form, kube_of, names, user_of
 
 CONFIG_NAME = re.compile(r"^([0-9A-Za-z][-._0-9A-Za-z]*)?[0-9A-Za-z]$")
@@ -70,13 +70,13 @@ async def scope(request: web.Request, action: str) -> tuple[str, str, str]:
     if "name" in request.match_info:
         ts = await kube.get(TSERVER, ns, request.match_info["name"])
         if ts is None or not user.can("view", *names(ts)):
-            raise web.HTTPNotFound(text="no such server")
+            raise NotFound("no such server")
         app, server = names(ts)
         url = f"/servers/{ts['metadata']['name']}/configs"
     else:
         app, server = request.match_info["app"], ""
         if not user.can("view", app):
-            raise web.HTTPNotFound(text="no such app")
+            raise NotFound("no such app")
         url = f"/apps/{app}/configs"
     user.need(action, app, server)
     return app, server, url
@@ -112,7 +112,14 @@ async def new_version(request: web.Request) -> web.StreamResponse:
     if error:
         raise back(request, "error", error, url)
     version = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(2)
-    labels = {meta.SERVER_APP: app, meta.SERVER_NAME: server, meta.CONFIG_NAME: config_name, meta.POD_SEQ: pod_seq}
+    labels = {
+        meta.SERVER_APP: app,
+        meta.SERVER_NAME: server,
+        meta.CONFIG_NAME: config_name,
+        meta.POD_SEQ: pod_seq,
+        meta.CONFIG_VERSION: version,
+        meta.ACTIVATED: "true",
+    }
     body: Obj = {
         "apiVersion": TCONFIG.api_version, "kind": "TConfig",
         "metadata": {"name": object_name(app, server, config_name, pod_seq, version), "labels": labels},
@@ -133,7 +140,7 @@ async def activate(request: web.Request) -> web.StreamResponse:
     if tc is None or tc.get("app") != app or str(tc.get("server") or "") != server:
         raise back(request, "error", "no such config version here", url)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    patch = {"activated": True, "metadata": {"annotations": {ACTIVATED_AT: stamp}}}
+    patch = {"activated": True, "metadata": {"annotations": {ACTIVATED_AT: stamp}, "labels": {meta.ACTIVATED: "true"}}}
     await kube.merge_patch(TCONFIG, ns, tc["metadata"]["name"], patch)
     raise back(request, "ok", f"{tc.get('configName')} version {tc.get('version')} activated", url)
 
