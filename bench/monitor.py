@@ -56,7 +56,7 @@ async def ingest(tmp: Path, args: argparse.Namespace) -> list[tuple[str, str, st
     stat_port, prop_port = free_port(), free_port()
     argv = [*pin(0), sys.executable, "-m", "k8stars", "stat", "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat_port}",
             "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop_port}", "--http-port", "-1", "--history", "sqlite",
-            "--data-dir", str(tmp / "ingest"), "--history-flush", str(FLUSH), "--log-level", "WARNING"]  # fmt: skip
+            "--data-dir", str(tmp / "ingest"), "--history-flush", str(FLUSH), "--log-level", "WARN"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT)
     try:
         wait_port(stat_port, proc)
@@ -120,7 +120,7 @@ async def query(tmp: Path, args: argparse.Namespace) -> list[tuple[str, str, str
     stat_port, prop_port = free_port(), free_port()
     argv = [*pin(0), sys.executable, "-m", "k8stars", "monitor", "--stat-endpoint", f"tcp -h 127.0.0.1 -p {stat_port}",
             "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop_port}", "--http-port", "-1", "--data-dir", str(data),
-            "--log-level", "WARNING"]  # fmt: skip
+            "--log-level", "WARN"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT)
     times: list[float] = []
     try:
