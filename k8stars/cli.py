@@ -15,6 +15,7 @@ from k8stars import __version__
 from k8stars.image.cli import image as image_group
 from k8stars.service.commands import (
     WHERE_REGISTERED,
+    admin_option,
     endpoint_option,
     fail,
     host_option,
@@ -147,6 +148,10 @@ async def _call(
                               "--host, or this machine's IP when --host is a wildcard).")  # fmt: skip
 @kubeconfig_option("--store kubernetes: kubeconfig file (default: ~/.kube/config, else in-cluster).")
 @namespace_option("K8STARS_REGISTRY_NAMESPACE", "--store kubernetes: watch one namespace only (default: all).")
+@click.option("--trusted-peers", envvar="K8STARS_REGISTRY_TRUSTED_PEERS", default="127.0.0.0/8,::1/128",
+              show_default=True, help="Addresses or CIDRs that may register, heartbeat and deregister any node; "
+              "others only the node they call from. none: nobody.")  # fmt: skip
+@admin_option()
 @log_level_option()
 def registry(**options: Any) -> None:
     """Run the TARS naming service: QueryF lookups plus K8STARS's register/keepAlive/prestop calls."""
@@ -312,7 +317,7 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
 @endpoint_option("K8STARS_STAT_ENDPOINT", "tcp -h 127.0.0.1 -p 10003 -t 60000", "tars.tarsstat.StatObj",
                  name="--stat-endpoint")  # fmt: skip
 @endpoint_option("K8STARS_PROPERTY_ENDPOINT", "tcp -h 127.0.0.1 -p 10004 -t 60000", "tars.tarsproperty.PropertyObj",
-                 name="--property-endpoint", admin=False)  # fmt: skip
+                 name="--property-endpoint")  # fmt: skip
 @host_option("K8STARS_STAT_HTTP_HOST", name="--http-host", what="of /metrics and /healthz")
 @port_option("K8STARS_STAT_HTTP_PORT", 9326, "Port of /metrics (Prometheus) and /healthz; 0: a free one, -1: none.",
              name="--http-port")  # fmt: skip
@@ -338,6 +343,7 @@ def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_
                    "counted.")  # fmt: skip
 @click.option("--history-flush", envvar="K8STARS_STAT_HISTORY_FLUSH", type=float, default=5.0, show_default=True,
               help="Seconds between writes of the current minute's history.")  # fmt: skip
+@admin_option()
 @log_level_option()
 def stat(**options: Any) -> None:
     """Run the TARS stat and property services (StatF, PropertyF), exposing the reports as Prometheus metrics and
@@ -353,7 +359,7 @@ def stat(**options: Any) -> None:
 @endpoint_option("K8STARS_QUERYSTAT_ENDPOINT", "tcp -h 127.0.0.1 -p 18393 -t 60000", "tars.tarsquerystat.QueryObj",
                  name="--stat-endpoint")  # fmt: skip
 @endpoint_option("K8STARS_QUERYPROPERTY_ENDPOINT", "tcp -h 127.0.0.1 -p 18693 -t 60000",
-                 "tars.tarsqueryproperty.QueryObj", name="--property-endpoint", admin=False)  # fmt: skip
+                 "tars.tarsqueryproperty.QueryObj", name="--property-endpoint")  # fmt: skip
 @host_option("K8STARS_MONITOR_HTTP_HOST", name="--http-host", what="of the JSON view, /metrics and /healthz")
 @port_option("K8STARS_MONITOR_HTTP_PORT", 9327, "Port of the JSON view (/api/query/stat, /api/query/property), "
              "/metrics and /healthz; 0: a free one, -1: none.", name="--http-port")  # fmt: skip
@@ -365,6 +371,7 @@ def stat(**options: Any) -> None:
               help="Directory of monitor.db (default ~/.local/share/k8stars).")  # fmt: skip
 @click.option("--dsn", envvar="K8STARS_MONITOR_DSN", default=None,
               help="mysql://user:pass@host:port/db_tars for --store mysql.")  # fmt: skip
+@admin_option()
 @log_level_option()
 def monitor(**options: Any) -> None:
     """Run the monitoring query services (tarsquerystat, tarsqueryproperty: MonitorQuery) over the stat history."""
@@ -449,6 +456,7 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
 @click.option("--log-type", envvar="K8STARS_LOG_TYPES", multiple=True, metavar="APP.SERVER.FILE=TYPE",
               help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable; env: "
                    "space-separated).")  # fmt: skip
+@admin_option()
 @log_level_option()
 def log_service(**options: Any) -> None:
     """Run the TARS remote log service (LogF): servers' log= records as files named as TarsFramework names them."""

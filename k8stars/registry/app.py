@@ -1,8 +1,10 @@
 """``k8stars registry``: the naming service as a process.
 
-Listeners: ``--port`` serves ``tars.tarsregistry.QueryObj``; ``tars.tarsregistry.Registry`` and ``AdminObj`` (the
-``clean`` command and the usual ``tars.*`` admin commands) share it, or move together to ``--registry-port`` so
-the writing and admin side can be kept off the network clients use. ``--http-port`` serves /metrics and /http_sd.
+Listeners: ``--port`` serves ``tars.tarsregistry.QueryObj``; ``tars.tarsregistry.Registry`` shares it, or moves to
+``--registry-port`` so the writing side can be kept off the network clients use; ``AdminObj`` (the ``clean``
+command and the usual ``tars.*`` admin commands) is on the loopback ``--admin-endpoint`` only. Registry writes are
+accepted for the caller's own node, or from ``--trusted-peers`` (callers.py). ``--http-port`` serves /metrics and
+/http_sd.
 
 The registry registers itself (application ``tars``, server ``tarsregistry``, node ``--node-name``) through the same
 code path as every server, heartbeats, and deregisters when it stops, so QueryObj and Registry resolve by name and
@@ -21,6 +23,7 @@ from typing import ClassVar
 
 from k8stars import __version__
 from k8stars.paths import data_home
+from k8stars.registry.callers import DEFAULT_TRUSTED, CallerPolicy, parse_networks
 from k8stars.registry.http import http_app
 from k8stars.registry.metrics import RegistryMetrics
 from k8stars.registry.model import (
@@ -78,6 +81,7 @@ class RegistryConfig(ServiceOptions):
     retention: float = 3600.0
     http_port: int = 9325  # 0: no HTTP listener
     poll_interval: float = 0.25
+    trusted_peers: str = DEFAULT_TRUSTED  # may write for any node; others only for their own address
 
     error: ClassVar[type[ServiceError]] = ConfigError
 
@@ -91,6 +95,14 @@ class RegistryConfig(ServiceOptions):
             self.check_port(opt, port)
         if self.registry_port is not None and self.registry_port == self.port and self.port != 0:
             raise ConfigError("--registry-port must differ from --port (leave it out to share the listener)")
+        self.trusted()
+        self.parsed_admin_endpoint()
+
+    def trusted(self) -> CallerPolicy:
+        try:
+            return CallerPolicy(parse_networks(self.trusted_peers))
+        except ValueError as e:
+            raise ConfigError(f"--trusted-peers: {e}") from None
 
     @property
     def advertised(self) -> str:
@@ -161,15 +173,16 @@ class RegistryServer(TarsService[RegistryConfig]):
         parts.push_async_callback(self.service.stop)
         query = QueryServant(self.service.lookup, self.metrics.lookups)
         self.query_adapter.add_servant(QUERY_OBJ, query, QueryDispatcher(query))
-        self.registry_adapter.add_servant(REGISTRY_OBJ, RegistryServant(self.service))
+        self.registry_adapter.add_servant(REGISTRY_OBJ, RegistryServant(self.service, self.options.trusted()))
         self.app.register_admin_command("clean", lambda _cmd, params: self.service.clean(params), CLEAN_HELP)
-        await self.start_tars(parts, self.registry_adapter)
+        await self.start_tars(parts)
         if self.options.http_port:
             self.http_port = await serve_http(parts, http_app(self.service), self.options.host, self.options.http_port)
         await self._register_self(parts)
 
     def describe(self) -> str:
-        return (f"QueryObj on {self.query_endpoint}, Registry and AdminObj on {self.registry_endpoint}, store "
+        return (f"QueryObj on {self.query_endpoint}, Registry on {self.registry_endpoint}, AdminObj on "
+                f"{self.admin_endpoint}, store "
                 f"{self.store.kind}" + (f", http on :{self.http_port}" if self.http_port else ""))  # fmt: skip
 
     async def _register_self(self, parts: AsyncExitStack) -> None:

@@ -77,10 +77,15 @@ def port_option(env: str, default: int | None, what: str, *, name: str = "--port
     return click.option(name, envvar=env, type=int, default=default, show_default=default is not None, help=what)
 
 
-def endpoint_option(env: str, default: str, servant: str, *, name: str = "--endpoint", admin: bool = True
-                    ) -> Decorator:  # fmt: skip
-    also = " (and AdminObj)" if admin else ""
-    return click.option(name, envvar=env, default=default, show_default=True, help=f"Endpoint of {servant}{also}.")
+def endpoint_option(env: str, default: str, servant: str, *, name: str = "--endpoint") -> Decorator:
+    return click.option(name, envvar=env, default=default, show_default=True, help=f"Endpoint of {servant}.")
+
+
+def admin_option() -> Decorator:
+    """``--admin-endpoint``: AdminObj's (shutdown, the tars.* commands), on a loopback address only."""
+    return click.option("--admin-endpoint", envvar="K8STARS_ADMIN_ENDPOINT", default="tcp -h 127.0.0.1 -p 0",
+                        show_default=True, help="Endpoint of AdminObj (shutdown, tars.* commands): loopback only; "
+                        "port 0: any free one, logged at start-up.")  # fmt: skip
 
 
 def locator_option(servers: str) -> Decorator:
@@ -129,6 +134,7 @@ def store_service_options(service: str, servant: str, endpoint: str, namespace_h
     obj = servant.rsplit(".", 1)[-1]
     return options(
         endpoint_option(f"K8STARS_{service.upper()}_ENDPOINT", endpoint, servant),
+        admin_option(),
         locator_option(servant.rsplit(".", 1)[0]),
         node_name_option(service, f"Address registered for {obj} {WHERE_REGISTERED}."),
         namespace_option([f"K8STARS_{service.upper()}_NAMESPACE", "POD_NAMESPACE"], namespace_help),

@@ -3,6 +3,7 @@ message), the log level, the address a service is reached at, the registry it re
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -10,6 +11,18 @@ from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint
 
 STORES = ("kubernetes", "sqlite", "mysql")
+# AdminObj (shutdown, tars.* commands) on loopback only, as TARS puts it on the `local` adapter: whoever reaches a
+# service's public port must not be able to stop it. Port 0: any free one (logged at start-up).
+ADMIN_ENDPOINT = "tcp -h 127.0.0.1 -p 0"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceError(ValueError):
@@ -22,6 +35,7 @@ class ServiceOptions:
 
     node_name: str = ""
     log_level: str = "INFO"
+    admin_endpoint: str = ADMIN_ENDPOINT  # TARS services: AdminObj's, loopback only
 
     error: ClassVar[type[ServiceError]] = ServiceError
 
@@ -44,6 +58,13 @@ class ServiceOptions:
             raise self.error(f"{option}: {e}") from None
         if tcp and ep.protocol != "tcp":
             raise self.error(f"{option}: {text!r} must be a tcp endpoint")
+        return ep
+
+    def parsed_admin_endpoint(self) -> Endpoint:
+        ep = self.parse_endpoint("--admin-endpoint", self.admin_endpoint, tcp=True)
+        if not is_loopback(ep.host):
+            raise self.error(f"--admin-endpoint {self.admin_endpoint!r}: AdminObj may stop the service, so it listens "
+                             "on a loopback address only (e.g. tcp -h 127.0.0.1 -p 19385)")  # fmt: skip
         return ep
 
     def check_port(self, option: str, port: int | None, *, lowest: int = 0) -> None:

@@ -1,5 +1,8 @@
 """The TARS side of a service: one Application (its adapters, AdminObj with the ``tars.*`` commands) whose
-AdminObj.shutdown stops the service, and the registration of its servants with the registry."""
+AdminObj.shutdown stops the service, and the registration of its servants with the registry.
+
+AdminObj listens on the loopback ``--admin-endpoint`` only (TARS's ``local`` adapter), never on a public port:
+whoever reaches a service's servants must not be able to stop it (issue 16, item 2)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from k8stars.service.lifecycle import OptionsT, Service
 from k8stars.service.registration import APPLICATION, Registrations, node_address
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig, Application
-from k8stars.tars.rpc.application import AdminServant, ServerSettings
+from k8stars.tars.rpc.application import ServerSettings
 from k8stars.tars.rpc.server import Adapter
 
 log = logging.getLogger("k8stars.services")
 
-ADMIN_OBJ = "AdminObj"
+ADMIN_OBJ = "AdminObj"  # served by the Application on ServerSettings.local
 MAX_CONNS = 100000  # a framework service is called by every server
 
 
@@ -27,7 +30,7 @@ def tars_adapter(servant: str, endpoint: Endpoint, max_conns: int = MAX_CONNS) -
 class TarsService(Service[OptionsT]):
     """A service of TARS servants, server ``tars.<server>``. A subclass lists its adapters (:meth:`adapters`, from
     the checked options), adds its servants to them in ``open`` and calls :meth:`start_tars`, then
-    :meth:`register`."""
+    :meth:`register`. AdminObj is on ``options.admin_endpoint`` (loopback)."""
 
     server = ""
 
@@ -41,16 +44,21 @@ class TarsService(Service[OptionsT]):
 
     def server_settings(self) -> ServerSettings:
         return ServerSettings(app=APPLICATION, server=self.server, log_level=self.options.log_level,
-                              adapters=self.adapters())  # fmt: skip
+                              local=str(self.options.parsed_admin_endpoint()), adapters=self.adapters())  # fmt: skip
 
     def adapter(self, servant: str) -> Adapter:
         return self.app.server.adapters[servant + "Adapter"]
 
-    async def start_tars(self, parts: AsyncExitStack, admin: Adapter | None = None) -> None:
-        """Listen, with AdminObj on ``admin`` (default: the first adapter), until ``parts`` close."""
-        (admin or next(iter(self.app.server.adapters.values()))).add_servant(ADMIN_OBJ, AdminServant(self.app))
+    @property
+    def admin_endpoint(self) -> Endpoint:
+        """Where AdminObj listens (its port once started)."""
+        return self.app.adapter_endpoint(ADMIN_OBJ)
+
+    async def start_tars(self, parts: AsyncExitStack) -> None:
+        """Listen until ``parts`` close."""
         parts.push_async_callback(self.app.stop)  # before start: a second adapter failing closes the first
         await self.app.start()
+        log.info("AdminObj on %s (loopback only)", self.admin_endpoint)
 
     def register(self, parts: AsyncExitStack, locator: str, *servers: tuple[str, str]) -> None:
         """With a locator, each (server, servant) registered with the registry until ``parts`` close (deregistered

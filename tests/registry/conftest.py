@@ -93,7 +93,7 @@ class Client:
         self.registry = comm.string_to_proxy(
             tarsregistryProxy, f"tars.tarsregistry.Registry@{server.registry_endpoint}"
         )
-        self.admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@{server.registry_endpoint}")
+        self.admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@{server.admin_endpoint}")
 
     async def start(self, node: str, app: str, server: str, *objs: tuple[str, int], **extra: Any) -> None:
         adapters = [AdapterConf(f"{app}.{server}.{obj}", f"tcp -h {node} -p {port} -t 30000") for obj, port in objs]

@@ -226,16 +226,17 @@ def k8stars(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_the_process_writes_echoes_and_counts(tmp_path: Path) -> None:
-    port = free_port()
+    port, admin = free_port(), free_port()
     argv = [sys.executable, "-m", "k8stars", "log", "--log-dir", str(tmp_path), "--stdout",
-            "--endpoint", f"tcp -h 127.0.0.1 -p {port}"]  # fmt: skip
+            "--endpoint", f"tcp -h 127.0.0.1 -p {port}",
+            "--admin-endpoint", f"tcp -h 127.0.0.1 -p {admin}"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         await asyncio.to_thread(wait_port, port, proc)
         args = '{"app": "Test", "server": "Hello", "file": "", "format": "%Y%m%d", "buffer": ["from the shell\\n"]}'
         r = k8stars("call", f"{LOG_OBJ}@tcp -h 127.0.0.1 -p {port}", "logger", args)
         assert r.returncode == 0, r
-        r = k8stars("call", f"AdminObj@tcp -h 127.0.0.1 -p {port}", "notify", '{"command": "tars.logstat"}')
+        r = k8stars("call", f"AdminObj@tcp -h 127.0.0.1 -p {admin}", "notify", '{"command": "tars.logstat"}')
         assert "received 1," in r.stdout, r
     finally:
         stop_process(proc)

@@ -205,8 +205,9 @@ async def test_reports_land_in_t_server_notifys(spec: SqlSpec, service: NotifySe
 
 
 async def test_the_process_answers_k8stars_call_and_counts(spec: SqlSpec, tmp_path: Path) -> None:
-    port = free_port()
-    argv = [sys.executable, "-m", "k8stars", "notify", *spec.options(), "--endpoint", f"tcp -h 127.0.0.1 -p {port}"]
+    port, admin = free_port(), free_port()
+    argv = [sys.executable, "-m", "k8stars", "notify", *spec.options(), "--endpoint", f"tcp -h 127.0.0.1 -p {port}",
+            "--admin-endpoint", f"tcp -h 127.0.0.1 -p {admin}"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await asyncio.to_thread(wait_port, port, proc)
@@ -215,7 +216,7 @@ async def test_the_process_answers_k8stars_call_and_counts(spec: SqlSpec, tmp_pa
         assert r.returncode == 0, r
 
         async def stat() -> str | None:
-            r = k8stars("call", f"AdminObj@tcp -h 127.0.0.1 -p {port}", "notify", '{"command": "tars.notifystat"}')
+            r = k8stars("call", f"AdminObj@tcp -h 127.0.0.1 -p {admin}", "notify", '{"command": "tars.notifystat"}')
             return r.stdout if "stored 1," in r.stdout else None
 
         assert "received 1, stored 1, dropped 0, failed 0" in await eventually(stat, timeout=10, what="stored 1")

@@ -72,7 +72,7 @@ async def test_reports_through_rpc_appear_in_metrics(service: StatService) -> No
         props = comm.string_to_proxy(PropertyFProxy, f"{PROPERTY_OBJ}@tcp -h 127.0.0.1 -p {prop_ep.port}")
         report = StatPropMsgBody([StatPropInfo("Sum", "12"), StatPropInfo("Max", "7"), StatPropInfo("Avg", "x")])
         assert await props.reportPropMsg({prop: report}) == 0  # the bad Avg is refused, the rest kept
-        admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@tcp -h 127.0.0.1 -p {stat_ep.port}")
+        admin = comm.string_to_proxy(AdminFProxy, f"AdminObj@{service.admin_endpoint}")
         assert "tars.viewstatus" in await admin.notify("tars.help")
     s = await scrape(service.http_port)
     labels = {"caller": "Test.Client", "callee": "Test.HelloServer", "function": "sayHello", "source": "client",

@@ -89,7 +89,7 @@ class MonitorService(TarsService[MonitorServiceOptions]):
         parts.push_async_callback(self.store.close)
         self.adapter(QUERYSTAT_OBJ).add_servant(QUERYSTAT_OBJ, QueryImp(self.store, STAT))
         self.adapter(QUERYPROPERTY_OBJ).add_servant(QUERYPROPERTY_OBJ, QueryImp(self.store, PROPERTY))
-        await self.start_tars(parts, self.adapter(QUERYSTAT_OBJ))
+        await self.start_tars(parts)
         if self.options.http_port >= 0:
             app = metrics_app(self.registry, lambda: f"store={self.store.where}")
             add_routes(app, self.store)

@@ -126,7 +126,7 @@ class StatService(TarsService[StatServiceOptions]):
             parts.push_async_callback(self.history.close)  # after the listeners close: the last reports are written
         self.adapter(STAT_OBJ).add_servant(STAT_OBJ, StatImp(self.metrics, self.history))
         self.adapter(PROPERTY_OBJ).add_servant(PROPERTY_OBJ, PropertyImp(self.metrics, self.history))
-        await self.start_tars(parts, self.adapter(STAT_OBJ))
+        await self.start_tars(parts)
         if self.options.http_port >= 0:
             app = metrics_app(self.metrics.registry, lambda: f"series={self.metrics.series_count}")
             self.http_port = await serve_http(parts, app, self.options.http_host, self.options.http_port)
