@@ -1,7 +1,8 @@
 """Real reporters, real processes: a TarsGo v1.4.6 server and client and a @tars/rpc server find
 tars.tarsstat.StatObj / tars.tarsproperty.PropertyObj through the registry and report; `k8stars monitor`, found as
 tars.tarsquerystat.QueryObj / tars.tarsqueryproperty.QueryObj through the same registry, answers `k8stars call`
-with the numbers reported, the JSON view with the same ones, and so again after the stat service restarts."""
+and a TarsGo MonitorQuery client (tars2go's stubs of K8SFramework's IDL, tests/services/go_monitor) with the numbers
+reported, the JSON view with the same ones, and so again after the stat service restarts."""
 
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ import aiohttp
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.rpc import Communicator, ServantProxy
 from k8stars.tars.rpc.dynamic import find_interface
-from k8stars.testing.peers import GO_SRC, peer_command
+from k8stars.testing.peers import GO_SRC, go_program, peer_command
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IDL = ROOT / "k8stars" / "tars" / "protocol" / "MonitorQuery.tars"
+GO_MONITOR = Path(__file__).resolve().parent / "go_monitor"
 SERVICES = ("tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj", "tars.tarsquerystat.QueryObj",
             "tars.tarsqueryproperty.QueryObj")  # fmt: skip
 
@@ -109,6 +111,18 @@ def k8stars_call(locator: str, servant: str, req: dict[str, Any]) -> dict[str, A
     return out
 
 
+def go_query(locator: str, servant: str, req: dict[str, Any]) -> dict[str, Any]:
+    """The same query from TarsGo: tests/services/go_monitor built once per source hash (TarsGo v1.4.6)."""
+    argv = [str(go_program(GO_MONITOR, "monitorpeer")), "--locator", locator, "--servant", servant, "--date",
+            req["date"], "--indexs", ",".join(req["indexs"]), "--groupby", ",".join(req["groupby"])]  # fmt: skip
+    for c in req["conditions"]:
+        argv += ["--cond", f"{c['field']}:{c['op']}:{c['val']}"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
+
+
 async def _registered(locator: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     async with Communicator() as comm:
@@ -184,6 +198,8 @@ async def test_real_reporters_through_the_registry_and_queries_by_name(tmp_path:
             assert time.monotonic() < deadline, got
             await asyncio.sleep(1.0)
         assert got["ret"] == 0 and got["rsp"]["ret"] == 0
+        from_go = await asyncio.to_thread(go_query, locator, "tars.tarsquerystat.QueryObj", by_caller)
+        assert from_go == {"ret": 0, "rsp_ret": 0, "msg": "", "result": want}
         prop_req = {
             "date": today,
             "tflag1": "",
@@ -195,6 +211,8 @@ async def test_real_reporters_through_the_registry_and_queries_by_name(tmp_path:
         props = await asyncio.to_thread(k8stars_call, locator, "tars.tarsqueryproperty.QueryObj", prop_req)
         assert props["rsp"]["result"]["echo_len,Sum"] == [1.0 + 5 + 20 + 7], props  # "from go" is 7 long
         assert props["rsp"]["result"]["echo_len,Count"] == [4.0], props
+        go_props = await asyncio.to_thread(go_query, locator, "tars.tarsqueryproperty.QueryObj", prop_req)
+        assert go_props["result"] == props["rsp"]["result"]
 
         async with aiohttp.ClientSession() as http:
             async with http.post(f"http://127.0.0.1:{http_port}/api/query/stat", json=by_caller) as r:
