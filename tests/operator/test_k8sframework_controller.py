@@ -166,7 +166,9 @@ async def test_claim_template_change_rebuilds_the_statefulset_keeping_pods(
 
     await until(grown, timeout=30, what="the StatefulSet with the 2Gi claim")
     settled = await _get(kube, STATEFULSET, namespace)
-    await asyncio.sleep(1.5)
+    done = operator.stats.reconciles
+    operator.queue.add((namespace, NAME))
+    await until(lambda: _reconciled(operator, done + 1), what="one more reconcile")
     assert (await _get(kube, STATEFULSET, namespace))["metadata"]["uid"] == settled["metadata"]["uid"]
 
     # The StatefulSet made the claims of its pods. Dropping the tLocalVolume mount rebuilds it again and, as in
@@ -182,8 +184,14 @@ async def test_claim_template_change_rebuilds_the_statefulset_keeping_pods(
         return local is None or bool(local["metadata"].get("deletionTimestamp"))
 
     await until(local_claims_gone, timeout=30, what="the dropped tLocalVolume's PVC deleted")
-    rebuilt_again = await _get(kube, STATEFULSET, namespace)
-    assert [c["metadata"]["name"] for c in rebuilt_again["spec"]["volumeClaimTemplates"]] == ["data"]
+
+    async def data_only() -> bool:
+        sts = await kube.get(STATEFULSET, namespace, NAME)
+        return [c["metadata"]["name"] for c in (sts or {}).get("spec", {}).get("volumeClaimTemplates") or []] == [
+            "data"
+        ]
+
+    await until(data_only, timeout=30, what="the StatefulSet with the data claim only")
 
 
 async def test_a_v1beta2_clients_new_claim_rebuilds_too(
@@ -353,7 +361,8 @@ async def test_record_limits_come_from_the_framework_config(kube: Kube, namespac
 
     async def trimmed() -> bool:
         rec = await _get(kube, resource_of("TExitedRecord"), namespace)
-        return len(rec["pods"]) == 10 and rec["pods"][-1]["uid"] == pod["metadata"]["uid"]
+        uids = [p["uid"] for p in rec["pods"]]
+        return len(uids) == 10 and pod["metadata"]["uid"] in uids and "u0" not in uids  # the oldest went
 
     await until(trimmed, timeout=30, what="TExitedRecord trimmed to recordLimit.texitedPod")
     release = {**ts["spec"]["release"], "id": "v20260102-1", "image": "registry.example.com/tars/x:v2"}
