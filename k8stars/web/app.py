@@ -12,7 +12,7 @@ from aiohttp import web
 from k8stars.kube.client import ApiException, Kube
 
 from . import accounts
-from .keys import KUBE, NAMESPACE, SECURE, SIGNER
+from .keys import ACCOUNT, KUBE, NAMESPACE, SECURE, SESSION, SIGNER, USER
 from .render import ENV_KEY, environment, page
 from .roles import Forbidden, NotFound, User
 from .session import COOKIE, MAX_AGE, Session, Signer
@@ -33,7 +33,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Every visitor has a signed session (anonymous before login): it carries the CSRF token of the login form."""
     signer = request.app[SIGNER]
     session = signer.load(request.cookies.get(COOKIE)) or Session()
-    request["session"] = session
+    request[SESSION] = session
     try:
         response = await handler(request)
     except web.HTTPException as e:  # redirects carry the cookie too (flash messages, login)
@@ -55,7 +55,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         form = await request.post()
         given = str(form.get("_csrf") or request.headers.get("X-CSRF-Token") or "")
-        if not given or not hmac.compare_digest(given, request["session"].csrf):
+        if not given or not hmac.compare_digest(given, request[SESSION].csrf):
             log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
             raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again")
     return await handler(request)
@@ -67,7 +67,7 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     password ends other sessions); roles are read fresh on every request, so a revoked role takes effect at once."""
     if public(request.path):
         return await handler(request)
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     account = None
     if session.user:
         account = await accounts.find(request.app[KUBE], request.app[NAMESPACE], session.user)
@@ -78,8 +78,8 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
         if request.method != "GET":
             raise web.HTTPForbidden(text="not logged in")
         raise web.HTTPFound("/login")
-    request["user"] = User.of(account)
-    request["account"] = account
+    request[USER] = User.of(account)
+    request[ACCOUNT] = account
     if not accounts.activated(account) and request.path not in UNACTIVATED:
         raise web.HTTPFound("/password")
     return await handler(request)
@@ -91,7 +91,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except Forbidden as e:
-        log.warning("refused %s %s to %s: %s", request.method, request.path, request["user"].username, e)
+        log.warning("refused %s %s to %s: %s", request.method, request.path, request[USER].username, e)
         return page(request, "error.html", status=403, title="Not allowed", message=str(e))
     except NotFound as e:
         return page(request, "error.html", status=404, title="Not found", message=str(e))
@@ -100,7 +100,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status in (400, 403, 409, 422):
             message += ": " + api_message(e)
         if request.method == "POST":
-            request["session"].say("error", message)
+            request[SESSION].say("error", message)
             raise web.HTTPSeeOther(request.headers.get("Referer") or "/") from None
         return page(request, "error.html", status=502, title="Kubernetes error", message=message)
 

@@ -8,6 +8,8 @@ import jinja2
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from aiohttp import web
 
+from .keys import SESSION, USER
+
 ENV_KEY = web.AppKey("jinja", jinja2.Environment)
 
 
@@ -33,10 +35,10 @@ def to_yaml(obj: Any) -> str:
 
 def page(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
     """Render ``template`` with the request's user, CSRF token and flash message."""
-    session = request["session"]
+    session = request[SESSION]
     text = (
         request.app[ENV_KEY]
         .get_template(template)
-        .render(user=request.get("user"), csrf=session.csrf, flash=session.take_flash(), path=request.path, **values)
+        .render(user=request.get(USER), csrf=session.csrf, flash=session.take_flash(), path=request.path, **values)
     )
     return web.Response(text=text, content_type="text/html", status=status)

@@ -9,7 +9,7 @@ from aiohttp import web
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TSERVER
 
-from ..keys import KUBE, NAMESPACE
+from ..keys import KUBE, NAMESPACE, SESSION, USER
 from ..roles import NotFound, User
 
 
@@ -18,7 +18,7 @@ def kube_of(request: web.Request) -> tuple[Kube, str]:
 
 
 def user_of(request: web.Request) -> User:
-    user: User = request["user"]
+    user: User = request[USER]
     return user
 
 
@@ -47,7 +47,7 @@ async def form(request: web.Request) -> dict[str, str]:
 
 def back(request: web.Request, kind: str, text: str, to: str) -> web.HTTPSeeOther:
     """Redirect after a POST, with a message for the next page."""
-    request["session"].say(kind, text)
+    request[SESSION].say(kind, text)
     return web.HTTPSeeOther(to)
 
 

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from .. import accounts
-from ..keys import SIGNER
+from ..keys import ACCOUNT, SESSION, SIGNER
 from ..render import page
 from .common import back, form, kube_of
 
@@ -27,24 +27,24 @@ async def login(request: web.Request) -> web.StreamResponse:
     if account is None:
         log.info("login refused for %r", username[:32])
         return page(request, "login.html", status=401, title="Log in", error="wrong user name or password")
-    request["session"].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(account)))
+    request[SESSION].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(account)))
     raise web.HTTPSeeOther("/" if accounts.activated(account) else "/password")
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    request["session"].login("", "")
+    request[SESSION].login("", "")
     raise web.HTTPSeeOther("/login")
 
 
 async def password_form(request: web.Request) -> web.Response:
-    return page(request, "password.html", title="Choose a password", first=not accounts.activated(request["account"]))
+    return page(request, "password.html", title="Choose a password", first=not accounts.activated(request[ACCOUNT]))
 
 
 async def set_password(request: web.Request) -> web.StreamResponse:
     """The owner's new password; the current one is asked again (a stolen session cannot lock its owner out)."""
     values = await form(request)
     kube, ns = kube_of(request)
-    account = request["account"]
+    account = request[ACCOUNT]
     username = account["spec"]["username"]
     new = values.get("new", "")
     error = accounts.valid_password(new)
@@ -58,7 +58,7 @@ async def set_password(request: web.Request) -> web.StreamResponse:
         first = not accounts.activated(account)
         return page(request, "password.html", status=400, title="Choose a password", first=first, error=error)
     updated = await accounts.set_password(kube, ns, account, new, activate=True)
-    request["session"].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(updated)))
+    request[SESSION].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(updated)))
     raise back(request, "ok", "password changed", "/")
 
 
