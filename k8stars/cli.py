@@ -31,6 +31,7 @@ from k8stars.service.commands import (
     store_service_options,
 )
 from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
+from k8stars.web.cli import web as web_command
 
 T = TypeVar("T")
 
@@ -561,3 +562,4 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
 
 
 main.add_command(image_group)
+main.add_command(web_command)
