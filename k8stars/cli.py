@@ -381,6 +381,29 @@ def monitor(**options: Any) -> None:
     serve_command(MonitorService, MonitorServiceOptions, options)
 
 
+# --- kevent: Kubernetes Events of a namespace's TARS servers kept in the monitoring store; the implementation lives
+# in k8stars.services.kevent
+@main.command("kevent")
+@namespace_option(["K8STARS_KEVENT_NAMESPACE", "POD_NAMESPACE"], "The namespace whose Events are kept.")
+@kubeconfig_option()
+@host_option("K8STARS_KEVENT_HOST", what="of /api/events, /metrics and /healthz")
+@port_option("K8STARS_KEVENT_PORT", 9328, "Port of /api/events?server=App.Server|pod=NAME, /metrics and /healthz.")
+@click.option("--store", envvar="K8STARS_KEVENT_STORE", type=click.Choice(["sqlite", "mysql"]), default="sqlite",
+              show_default=True, help="The monitoring store (the stat history's).")  # fmt: skip
+@click.option("--data-dir", envvar="K8STARS_DATA_DIR", type=click.Path(file_okay=False), default=None,
+              help="Directory of monitor.db (default ~/.local/share/k8stars).")  # fmt: skip
+@click.option("--dsn", envvar="K8STARS_MONITOR_DSN", default=None,
+              help="mysql://user:pass@host:port/db_tars for --store mysql.")  # fmt: skip
+@click.option("--days", envvar="K8STARS_KEVENT_DAYS", type=int, default=7, show_default=True,
+              help="Days an Event is kept after it was last seen.")  # fmt: skip
+@log_level_option()
+def kevent(**options: Any) -> None:
+    """Keep the Kubernetes Events of a namespace's TARS pods and TServers beyond the apiserver's hour."""
+    from k8stars.services.kevent.app import KeventService, KeventServiceOptions
+
+    serve_command(KeventService, KeventServiceOptions, options)
+
+
 # --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the
 # implementation lives in k8stars.services.notify. `k8stars notify [options]` serves; `list` reads the SQL store.
 _notify_store_options = store_options("notify", "notify.db", "notifications go")
