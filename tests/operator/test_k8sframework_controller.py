@@ -47,21 +47,39 @@ def alice(kube: Kube) -> Kube:
     return Kube(kube.api, "alice", headers={"Impersonate-User": "alice", "Impersonate-Group": "system:masters"})
 
 
-@pytest.fixture
-async def operator(kube: Kube, namespace: str) -> AsyncIterator[Operator]:
-    """The operator as the ServiceAccount `k8stars-operator` of the namespace with the chart's rules only."""
+async def operator_account(kube: Kube, namespace: str) -> str:
+    """The ServiceAccount `k8stars-operator` of the namespace, with the chart's rules (and leases, for election)."""
     await kube.create(ACCOUNT, namespace, {"metadata": {"name": "k8stars-operator"}})
-    role = {"metadata": {"name": "k8stars-operator"}, "rules": chart_operator_rules()}
+    leases = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    role = {"metadata": {"name": "k8stars-operator"}, "rules": [*chart_operator_rules(), leases]}
     await kube.create(ROLE, namespace, role)
     subject = {"kind": "ServiceAccount", "name": "k8stars-operator", "namespace": namespace}
     ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "k8stars-operator"}
     binding = {"metadata": {"name": "k8stars-operator"}, "subjects": [subject], "roleRef": ref}
     await kube.create(ROLE_BINDING, namespace, binding)
+    return f"system:serviceaccount:{namespace}:k8stars-operator"
+
+
+async def account_kubeconfig(cluster: Cluster, kube: Kube, namespace: str, path: Path) -> Path:
+    """A kubeconfig with a token of the operator's ServiceAccount (TokenRequest): a process runs as that account."""
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    token = await kube.request("POST", ACCOUNT.path(namespace, "k8stars-operator", "token"), body=request)
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["users"]:
+        entry["user"] = {"token": token["status"]["token"]}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+async def operator(kube: Kube, namespace: str) -> AsyncIterator[Operator]:
+    """The operator as the ServiceAccount `k8stars-operator` of the namespace with the chart's rules only."""
+    account = await operator_account(kube, namespace)
     label = f"tars.io/node.{namespace}"
     nodes = [n["metadata"]["name"] for n in (await kube.list(NODE))["items"]]
     for node in nodes:
         await kube.merge_patch(NODE, None, node, {"metadata": {"labels": {label: "true"}}})
-    identity = {"Impersonate-User": f"system:serviceaccount:{namespace}:k8stars-operator"}
+    identity = {"Impersonate-User": account}
     op = Operator(Kube(kube.api, headers=identity), namespace=namespace, workers=2, resync=3600)
     task = asyncio.create_task(op.run())
     try:
@@ -444,16 +462,19 @@ def _micro(stamp: str) -> datetime:
 
 
 async def test_a_paused_leader_stops_before_another_takes_over(
-    k8s_cluster: Cluster, kube: Kube, namespace: str
+    k8s_cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
-    """Two `k8stars operator --leader-elect` processes. SIGSTOP the leader: the other takes over no sooner than the
-    lease duration after the leader's last renewal; SIGCONT the first: past its renew deadline, it writes nothing
-    (its log has no apply, the objects are the new leader's) and exits with status 1."""
+    """Two `k8stars operator --leader-elect` processes, as the operator's ServiceAccount (a token in their
+    kubeconfig). SIGSTOP the leader: the other takes over no sooner than the lease duration after the leader's last
+    renewal; SIGCONT the first: past its renew deadline, it writes nothing (its log has no apply) and exits with
+    status 1."""
     import os
     import signal
     import sys
 
-    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    await operator_account(kube, namespace)
+    kubeconfig = await account_kubeconfig(k8s_cluster, kube, namespace, tmp_path / "kubeconfig")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     args = ["-m", "k8stars", "operator", "--namespace", namespace, "--workers", "2", "--no-install-crds",
             "--leader-elect", "--leader-election-namespace", namespace, "--lease-duration", "4"]  # fmt: skip
     procs: list[asyncio.subprocess.Process] = []
