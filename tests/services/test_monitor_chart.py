@@ -1,6 +1,7 @@
-"""The k8stars-framework chart's history and query services (`helm template`): the stat container keeps the history,
-the `query` container of the same pod serves it on K8SFramework's ports, registered through the registry; SQLite
-on a volume both mount, MySQL through a Secret; the values that cannot work are refused."""
+"""The k8stars-framework chart's history, query services and kevent (`helm template`): the stat container keeps the
+history, the `query` container of the same pod serves it on K8SFramework's ports, registered through the registry,
+the `kevent` container (the only one with a token: read Events, pods, TServers) keeps Events; SQLite on a volume
+they mount, MySQL through a Secret; the values that cannot work are refused."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def render(*sets: str) -> dict[tuple[str, str], dict[str, Any]]:
 def test_query_container_shares_the_sqlite_history() -> None:
     docs = render()
     pod = docs[("Deployment", "tars-stat")]["spec"]["template"]["spec"]
-    stat, query = pod["containers"]
+    stat, query, kevent = pod["containers"]
     assert "--history=sqlite" in stat["args"] and "--data-dir=/var/lib/k8stars" in stat["args"]
     assert "--history-days=7" in stat["args"] and "--history-series=20000" in stat["args"]
     assert query["command"] == ["k8stars", "monitor"]
@@ -32,8 +33,21 @@ def test_query_container_shares_the_sqlite_history() -> None:
     assert "--locator=tars.tarsregistry.QueryObj@tcp -h tars-registry.tars.svc.cluster.local -p 17890" in query["args"]
     assert "--store=sqlite" in query["args"] and query["env"][0]["name"] == "POD_IP"
     assert stat["volumeMounts"] == query["volumeMounts"] == [{"name": "history", "mountPath": "/var/lib/k8stars"}]
-    assert pod["volumes"] == [{"name": "history", "emptyDir": {}}]
-    assert pod["automountServiceAccountToken"] is False  # least privilege: neither reads the Kubernetes API
+    assert {"name": "history", "emptyDir": {}} in pod["volumes"]
+    # least privilege: only kevent reads the Kubernetes API, and only its container has the token
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == "tars-kevent"
+    assert kevent["command"] == ["k8stars", "kevent"] and "--namespace=tars" in kevent["args"]
+    assert "--store=sqlite" in kevent["args"] and "--days=7" in kevent["args"]
+    token = {"name": "kevent-token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}
+    assert token in kevent["volumeMounts"] and all(token not in c["volumeMounts"] for c in (stat, query))
+    (projected,) = [v["projected"] for v in pod["volumes"] if v["name"] == "kevent-token"]
+    assert projected["sources"][0]["serviceAccountToken"]["path"] == "token"
+    rules = docs[("Role", "tars-kevent")]["rules"]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["events", "pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["k8s.tars.io"], "resources": ["tservers"], "verbs": ["get", "list", "watch"]},
+    ]
+    assert docs[("RoleBinding", "tars-kevent")]["subjects"][0]["name"] == "tars-kevent"
     ports = {p["name"]: p["port"] for p in docs[("Service", "tars-query")]["spec"]["ports"]}
     assert ports == {"querystat": 18393, "queryproperty": 18693, "http": 9327}
 
@@ -42,7 +56,8 @@ def test_pvc_mysql_and_none() -> None:
     docs = render("stat.history.pvc.enabled=true")
     deploy = docs[("Deployment", "tars-stat")]["spec"]
     assert deploy["strategy"] == {"type": "Recreate"}
-    assert deploy["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "tars-stat-history"}
+    (history,) = [v for v in deploy["template"]["spec"]["volumes"] if v["name"] == "history"]
+    assert history["persistentVolumeClaim"] == {"claimName": "tars-stat-history"}
     assert ("PersistentVolumeClaim", "tars-stat-history") in docs
 
     docs = render("stat.history.store=mysql", "stat.history.dsn=mysql://u:p@db:3306/db_tars", "stat.replicas=2")
@@ -51,12 +66,13 @@ def test_pvc_mysql_and_none() -> None:
         dsn = [e for e in c["env"] if e["name"] == "K8STARS_MONITOR_DSN"]
         assert dsn == [{"name": "K8STARS_MONITOR_DSN",
                         "valueFrom": {"secretKeyRef": {"name": "tars-monitor-dsn", "key": "dsn"}}}]  # fmt: skip
-        assert "volumeMounts" not in c
+        assert all(m["name"] != "history" for m in c.get("volumeMounts", []))
     assert docs[("Secret", "tars-monitor-dsn")]["stringData"] == {"dsn": "mysql://u:p@db:3306/db_tars"}
 
     docs = render("stat.history.store=none")
     (stat,) = docs[("Deployment", "tars-stat")]["spec"]["template"]["spec"]["containers"]
     assert "--history=none" in stat["args"] and ("Service", "tars-query") not in docs
+    assert ("Role", "tars-kevent") not in docs
 
 
 @pytest.mark.parametrize(
