@@ -102,9 +102,11 @@ class History:
                               registry=registry)  # fmt: skip
 
     # --- folding --------------------------------------------------------------------------------------------------
-    def _series(self, table: Table, dims: tuple[object, ...], kind: str) -> _Series | None:
-        minutes = self.pending[table]
-        data = minutes.setdefault(minute_of(self.clock()), _MinuteData())
+    def _minute(self, table: Table) -> _MinuteData:
+        """The current minute's series of ``table`` (once per report: the clock is read once)."""
+        return self.pending[table].setdefault(minute_of(self.clock()), _MinuteData())
+
+    def _series(self, data: _MinuteData, table: Table, dims: tuple[object, ...], kind: str) -> _Series | None:
         s = data.series.get(dims)
         if s is None:
             if len(data.series) >= self.options.max_series:
@@ -115,6 +117,7 @@ class History:
         return s
 
     def add_calls(self, msg: dict[StatMicMsgHead, StatMicMsgBody], from_client: bool, peer: str) -> None:
+        data = self._minute(STAT)
         for head, body in msg.items():
             if head.slaveName in FRAMEWORK_CALLEES or not (body.count or body.timeoutCount or body.execCount):
                 continue
@@ -132,12 +135,13 @@ class History:
                 slave_ip = peer or slave_ip
             dims = (_cut(master), _cut(slave), _cut(head.interfaceName), _cut(master_ip), _cut(slave_ip),
                     head.slavePort, head.returnValue, _cut(version or head.tarsVersion))  # fmt: skip
-            s = self._series(STAT, dims, "stat")
+            s = self._series(data, STAT, dims, "stat")
             if s is not None:
                 for i, n in enumerate((body.count, body.timeoutCount, body.execCount, body.totalRspTime)):
                     s.values[i] += n
 
     def add_properties(self, msg: dict[StatPropMsgHead, StatPropMsgBody]) -> None:
+        data = self._minute(PROPERTY)
         for head, body in msg.items():
             base = (_cut(head.moduleName), _cut(head.ip), _cut(head.propertyName), _cut(head.setName),
                     _cut(head.setArea), _cut(head.setID))  # fmt: skip
@@ -146,7 +150,7 @@ class History:
                     number = _policy_value(info.policy, info.value)
                 except ReportError:
                     continue  # StatMetrics counts and logs it
-                s = self._series(PROPERTY, (*base, _cut(info.policy)), "property")
+                s = self._series(data, PROPERTY, (*base, _cut(info.policy)), "property")
                 if s is not None:
                     _fold_policy(s, info.policy, number)
 
