@@ -43,15 +43,18 @@ class Admission:
     """Answers AdmissionReviews; `kube` (optional) is used for checks that read other objects (through caches that
     `start()` starts); `owners` are the usernames that may do what users may not (the operator's ServiceAccount):
     deactivate TConfigs, change their framework labels, change the StatefulSets/DaemonSets/Services the operator
-    owns; `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation."""
+    owns; `tconfig_guard`: seconds an activated TConfig cannot be deleted after its activation; `namespace`: the
+    one namespace the operator serves (its caches watch only that one), None for all."""
 
     def __init__(
         self,
         kube: Kube | None = None,
         owners: set[str] | None = None,
         tconfig_guard: float = lifecycle.DEFAULT_GUARD_SECONDS,
+        namespace: str | None = None,
     ) -> None:
-        self.context = Context(Lookups(kube) if kube is not None else None, owners or set(), tconfig_guard)
+        lookups = Lookups(kube, namespace) if kube is not None else None
+        self.context = Context(lookups, owners or set(), tconfig_guard)
 
     def start(self) -> None:
         """Start filling the caches (lookups go to the API until they have synced)."""

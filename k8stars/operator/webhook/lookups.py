@@ -42,11 +42,12 @@ def matches(labels: dict[str, str], selector: str) -> bool:
 
 
 class Lookups:
-    """Watch caches of RESOURCES in every namespace; `start()` them, `stop()` them when done."""
+    """Watch caches of RESOURCES in `namespace` (None: every namespace; a one-namespace operator may read no
+    other); `start()` them, `stop()` them when done."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, namespace: str | None = None) -> None:
         self.kube = kube
-        self.caches = {res.plural: WatchCache(kube, res, on_change=_slim if res is TCONFIG else None)
+        self.caches = {res.plural: WatchCache(kube, res, namespace, on_change=_slim if res is TCONFIG else None)
                        for res in RESOURCES}  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -12,6 +12,7 @@ from k8stars.kube.client import Obj
 from k8stars.kube.resources import TFRAMEWORKCONFIG, TTEMPLATE
 
 from .. import tconfig as lifecycle
+from . import privileges
 from .context import Context, namespace, new_object, old_object
 from .patch import label_patch
 
@@ -260,4 +261,4 @@ async def validate(ctx: Context, request: Obj) -> list[str]:
     errors += replica_bounds(obj)[2]
     errors += node_image_missing(obj)
     errors += await template_exists(ctx, namespace(request), obj)
-    return errors
+    return errors + await privileges.refusals(ctx, request)

@@ -44,3 +44,18 @@ certificate during a rollout stay trusted by the apiserver.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The webhooks' namespaceSelector: webhook.namespaceSelector, else (a one-namespace operator) that namespace only: its
+webhooks must not judge objects of namespaces it may not read.
+*/}}
+{{- define "k8stars.webhookNamespaces" -}}
+{{- $selector := .Values.webhook.namespaceSelector -}}
+{{- if and (not $selector) .Values.operator.namespace -}}
+{{- $selector = dict "matchLabels" (dict "kubernetes.io/metadata.name" .Values.operator.namespace) -}}
+{{- end -}}
+{{- with $selector }}
+namespaceSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
