@@ -19,7 +19,7 @@ from operator_helpers import OperatorRunner, free_port, load_examples, until
 
 from examples.hello.gen.hello import HelloProxy
 from k8stars.kube.client import Kube, Obj, Resource
-from k8stars.kube.resources import CONFIGMAP, POD, TSERVER
+from k8stars.kube.resources import CONFIGMAP, POD, STATEFULSET, TSERVER
 from k8stars.registry.model import AdapterSpec, registration
 from k8stars.registry.store.kubernetes import KubernetesStore
 from k8stars.registry.store.leases import LEASE
@@ -340,24 +340,38 @@ FAST = {"TARS_CHECK_INTERVAL": "1s", "TARS_REPORT_INTERVAL": "2s", "TARS_PRESTOP
 async def test_tarscli_in_an_operator_pod_makes_it_ready(
     kube: Kube, namespace: str, operator: OperatorRunner, registry: Registry, tmp_path: Path
 ) -> None:
-    """A real `tarscli supervisor` as the pod's agent (on the pod's 127.64.x IP, with the operator's meta file at
-    TARS_SERVER_META): the server comes up on the TServer's port, the registry sets tars.io/active, the pod turns
-    Ready, clients find and call it by name; prestop takes it out again."""
+    """A real `tarscli supervisor` as the pod's agent, as in the pod: the tarsnode init container (`tarscli nodeinit`
+    with the env the operator rendered, resolved as the kubelet does) fills the work dir, and the server container's
+    agent gets nothing but the work dir and a locator — its pod IP (127.64.x), namespace and the TServer's meta come
+    from there. The server comes up on the TServer's port, the registry sets tars.io/active, the pod turns Ready,
+    clients find and call it by name; prestop takes it out again."""
     (pod,) = await _tserver_with_pods(kube, namespace, 1, only_hello=True)
     ip, name = pod["status"]["podIP"], pod["metadata"]["name"]
     configmap = await kube.get(CONFIGMAP, namespace, "test-helloserver-server-meta")
-    assert configmap is not None
-    meta = tmp_path / "tarsnode" / "meta" / "_server_meta.yaml"
-    meta.parent.mkdir(parents=True)
-    meta.write_text(configmap["data"]["_server_meta.yaml"])
-    tars_path = tmp_path / "tars"  # no bin/_server_meta.yaml: everything comes from TARS_SERVER_META
+    sts = await kube.get(STATEFULSET, namespace, "test-helloserver")
+    assert configmap is not None and sts is not None
+    init_env: dict[str, str] = {}
+    for var in sts["spec"]["template"]["spec"]["initContainers"][0]["env"]:  # what the kubelet gives tarsnode
+        source = var.get("valueFrom") or {}
+        if "fieldRef" in source:
+            field = source["fieldRef"]["fieldPath"]
+            init_env[var["name"]] = pod["status"]["podIP"] if field == "status.podIP" else pod["metadata"][field[9:]]
+        elif "configMapKeyRef" in source:
+            init_env[var["name"]] = configmap["data"].get(source["configMapKeyRef"]["key"], "")
+        else:
+            init_env[var["name"]] = var["value"]
+    work = tmp_path / "tarsnode"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TARS", "POD_"))}
+    nodeinit = subprocess.run([sys.executable, "-m", "k8stars.tarscli", "nodeinit"], capture_output=True, text=True,
+                              env={**clean, **init_env, "TARS_NODE_DIR": str(work)}, timeout=60)  # fmt: skip
+    assert nodeinit.returncode == 0, nodeinit.stderr
+    tars_path = tmp_path / "tars"  # no bin/_server_meta.yaml: everything comes from the work dir
     (tars_path / "bin").mkdir(parents=True)
     start = tars_path / "bin" / "start.sh"
     start.write_text(f'#!/bin/sh\ncd "{ROOT}" && exec "{sys.executable}" -m examples.hello.server\n')
     start.chmod(0o755)
-    env = {**os.environ, **FAST, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "TARS_PATH": str(tars_path), "POD_IP": ip, "TARS_SERVER_META": str(meta), "TARS_LOCATOR": registry.locator,
-           "TARS_NAMESPACE": namespace}  # fmt: skip
+    env = {**clean, **FAST, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "TARS_PATH": str(tars_path), "TARS_NODE_DIR": str(work), "TARS_LOCATOR": registry.locator}  # fmt: skip
     out = open(tmp_path / "supervisor.out", "wb")
     agent = subprocess.Popen([sys.executable, "-m", "k8stars.tarscli", "supervisor"], env=env, stdout=out,
                              stderr=subprocess.STDOUT, cwd=tars_path)  # fmt: skip
@@ -379,7 +393,7 @@ async def test_tarscli_in_an_operator_pod_makes_it_ready(
         except AssertionError as e:
             raise AssertionError(f"{e}\n{log()}") from None
 
-        async def listed() -> bool:  # on the TServer's port: the meta file came from TARS_SERVER_META
+        async def listed() -> bool:  # on the TServer's port and the pod's IP: both came from the work dir
             res = await registry.query.findObjectById4Any(SERVANT)
             return [(e.host, e.port) for e in res.activeEp] == [(ip, 10000)]
 
