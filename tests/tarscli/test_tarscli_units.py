@@ -288,3 +288,26 @@ async def test_heartbeats_wake_the_checker() -> None:
     waiter = asyncio.ensure_future(beats.changed.wait())
     beats.beat(NodeServerInfo("A", "B", 1, "x"))
     await asyncio.wait_for(waiter, 1)
+
+
+def test_the_work_dir_seeds_the_agents_variables(tmp_path: Path) -> None:
+    """What the tarsnode init container wrote becomes the default of each variable the agent reads; a variable that
+    is set (the user's spec.k8s.env) wins; K8SFramework's sourceable `Key=value` form, quotes and `export` read."""
+    from k8stars.tarscli.podfiles import read_environment, seed, write
+
+    init = {"Namespace": "shop", "PodName": "shop-cart-0", "PodIP": "127.0.0.7", "ServerApp": "Shop",
+            "ServerName": "Cart", "TARS_TERMINATION_GRACE_PERIOD": "90s", "K8STARS_SERVER_META": "application: Shop\n",
+            "Unrelated": "not written"}  # fmt: skip
+    assert write(tmp_path, init) == ["util/environment", "conf/_server_meta.yaml"]
+    assert "Unrelated" not in (tmp_path / "util" / "environment").read_text()
+    env = {"TARS_NODE_DIR": str(tmp_path), "POD_NAME": "mine"}
+    seed(env)
+    assert env == {
+        "TARS_NODE_DIR": str(tmp_path), "POD_NAME": "mine", "POD_IP": "127.0.0.7", "TARS_NAMESPACE": "shop",
+        "TARS_TERMINATION_GRACE_PERIOD": "90s", "TARS_SERVER_META": str(tmp_path / "conf" / "_server_meta.yaml"),
+    }  # fmt: skip
+    (tmp_path / "util" / "environment").write_text("export PodIP='127.0.0.8'  # quoted\n# a comment\nbad 'line\n")
+    assert read_environment(tmp_path / "util" / "environment") == {"PodIP": "127.0.0.8"}
+    empty: dict[str, str] = {"TARS_NODE_DIR": str(tmp_path / "absent")}
+    seed(empty)
+    assert empty == {"TARS_NODE_DIR": str(tmp_path / "absent")}  # outside a pod: nothing
