@@ -463,7 +463,7 @@ def test_framework_chart_renders() -> None:
     assert all(t["spec"]["parent"] == "tars.default" for t in by_kind["TTemplate"])
     services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
     assert sorted(services) == ["tars-config", "tars-log", "tars-notify", "tars-query", "tars-registry", "tars-stat",
-                                "tars-tarsimage"]  # fmt: skip
+                                "tars-tarsimage", "tars-web"]  # fmt: skip
     assert services["tars-notify"]["spec"]["ports"][0]["port"] == 10002  # the notify service (notify.enabled)
     assert services["tars-registry"]["spec"]["ports"][0]["port"] == 17890
     assert services["tars-config"]["spec"]["ports"][0]["port"] == 10001  # the config service (config.enabled)
