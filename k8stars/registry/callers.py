@@ -5,6 +5,7 @@ deregister every server (issue 16, item 2)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -31,6 +32,7 @@ def parse_networks(text: str) -> list[Network]:
     return networks
 
 
+@functools.lru_cache(maxsize=4096)  # every call checks its peer: parsing it each time cost keepAlive a fifth of its CPU
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
