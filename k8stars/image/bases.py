@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -41,7 +43,7 @@ from .layer import Layer, LayerBuilder
 from .oci import DEFAULT_PATH, ConfigChanges, push_image
 from .reference import ImageRef
 from .registry import RegistryClient
-from .rootfs import _member_name, busybox_layer, cache_dir, rootfs_layer
+from .rootfs import _member_name, busybox_layer, rootfs_layer
 from .timage import now_rfc3339
 
 NODE_SOURCE = "/opt/k8stars/node"  # in the node image; the operator's TARS_SYNC_DIRECTORY
@@ -114,13 +116,39 @@ def _reader(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], IO[by
     return open_member
 
 
+def _layer_dir() -> Path:
+    return cache_root() / "base-layers"
+
+
+def _memo(key: str, build: Callable[[], Layer]) -> Layer:
+    """A layer built once per ``key`` (a hash of its inputs): gzip of a Debian root file system takes seconds."""
+    index = _layer_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        meta = json.loads(index.read_text())
+        path = _layer_dir() / f"{meta['digest'].partition(':')[2]}.tar.gz"
+        if path.stat().st_size == meta["size"]:
+            return Layer(digest=meta["digest"], size=meta["size"], path=path, diff_id=meta["diff_id"])
+    layer = build()
+    index.write_text(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id}))
+    return layer
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def glibc_layer() -> Layer:
     """Debian's libc6 and zlib1g (the host's versions: the agent was built against them) as one layer."""
+    debs = [debian_package(name) for name in GLIBC_DEBS]
+    return _memo("glibc:" + ":".join(d.name for d in debs), lambda: _glibc_layer(debs))
+
+
+def _glibc_layer(debs: list[Path]) -> Layer:
     b = LayerBuilder()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        for name in GLIBC_DEBS:
-            deb = debian_package(name)
-            data = Path(tmp) / f"{name}.tar"
+        for deb in debs:
+            data = Path(tmp) / f"{deb.name}.tar"
             with open(data, "wb") as out:
                 subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=out, check=True)
             tar = stack.enter_context(tarfile.open(data))
@@ -136,23 +164,27 @@ def glibc_layer() -> Layer:
                     b.add_file(name_, opener=_reader(tar, m), size=m.size, mode=m.mode, mtime=int(m.mtime))
         if "lib64/ld-linux-x86-64.so.2" not in b.entries:
             b.add_symlink("lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-        return b.write(cache_dir() / "layers")
+        return b.write(_layer_dir())
 
 
 def agent_layer() -> Layer:
     """The agent's directory at /opt/k8stars/node (``tarscli`` + ``_internal/``)."""
     root = agent_bundle()
+    return _memo(f"agent:{root.name}", lambda: _tree_layer(root, NODE_SOURCE.lstrip("/")))
+
+
+def _tree_layer(root: Path, prefix: str) -> Layer:
+    """The files under ``root`` at ``prefix`` in the image, modes 0755/0644 by their execute bit."""
     b = LayerBuilder()
-    prefix = NODE_SOURCE.lstrip("/")
     for path in sorted(root.rglob("*")):
-        rel = f"{prefix}/{path.relative_to(root)}"
+        rel = f"{prefix}/{path.relative_to(root)}" if prefix else str(path.relative_to(root))
         if path.is_symlink():
             b.add_symlink(rel, str(path.readlink()))
         elif path.is_dir():
             b.add_dir(rel)
         else:
             b.add_file(rel, source=path, mode=0o755 if path.stat().st_mode & 0o111 else 0o644)
-    return b.write(cache_dir() / "layers")
+    return b.write(_layer_dir())
 
 
 def debian_rootfs(suite: str, dest: Path, includes: tuple[str, ...] = (), mirror: str | None = None) -> None:
@@ -179,7 +211,7 @@ def debian_layer(includes: tuple[str, ...]) -> Layer:
         tmp = tar.with_suffix(".tmp")
         debian_rootfs(suite, tmp, includes)
         tmp.rename(tar)
-    return rootfs_layer(tar, cache_dir() / "layers")
+    return _memo(f"debian:{_stamp(tar)}", lambda: rootfs_layer(tar, _layer_dir()))
 
 
 def _suite() -> str:
@@ -190,24 +222,25 @@ def _suite() -> str:
 
 
 def python_runtime_layer() -> Layer:
-    """k8stars (its TARS runtime) and the libraries it needs, for Debian's python3, in /usr/local/lib/python3/
-    dist-packages (on Debian's sys.path)."""
-    root = Path(__file__).resolve().parents[2]
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "usr/local/lib/python3/dist-packages"
+    """k8stars (its TARS runtime) and the libraries it needs, for Debian's python3, in /usr/local/lib/python3.X/
+    dist-packages (on Debian's sys.path); installed once per hash of the sources and the requirements."""
+    package = Path(__file__).resolve().parents[1]
+    sources = sorted(p for p in package.rglob("*") if p.suffix in (".py", ".tars") and "__pycache__" not in p.parts)
+    h = hashlib.sha256(f"{sys.version}\0{PYTHON_DEPS}\0site\0".encode())
+    for f in sources:
+        h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes() + b"\0")
+    key = h.hexdigest()[:16]
+    return _memo(f"python-runtime:{key}", lambda: _python_runtime(package, key))
+
+
+def _python_runtime(package: Path, key: str) -> Layer:
+    with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
+        # Debian's python3 is the host's minor version (bookworm: 3.11), as the compiled wheels must be
+        target = Path(tmp) / f"usr/local/lib/python3.{sys.version_info.minor}/dist-packages"
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
               "--target", str(target), *PYTHON_DEPS], timeout=600)  # fmt: skip
-        shutil.copytree(root / "k8stars", target / "k8stars", ignore=shutil.ignore_patterns("__pycache__"))
-        b = LayerBuilder()
-        for path in sorted(Path(tmp).rglob("*")):
-            rel = str(path.relative_to(tmp))
-            if path.is_symlink():
-                b.add_symlink(rel, str(path.readlink()))
-            elif path.is_dir():
-                b.add_dir(rel)
-            else:
-                b.add_file(rel, source=path, mode=0o755 if path.stat().st_mode & 0o111 else 0o644)
-        return b.write(cache_dir() / "layers")
+        shutil.copytree(package, target / "k8stars", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return _tree_layer(Path(tmp), "")
 
 
 def _layers(kind: str) -> tuple[list[Layer], ConfigChanges]:

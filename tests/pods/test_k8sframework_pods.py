@@ -8,6 +8,7 @@ through the registry. Root only (skipped with the reason otherwise); `-m "not re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 import uuid
@@ -36,6 +37,33 @@ SELECTOR = "tars.io/ServerApp=Test,tars.io/ServerName=EchoServer"
 # The package's program is named like the server (K8SFramework starts bin/<ServerName> --config=<conf>); our TarsGo
 # test peer serves with a sub-command, so the package holds it beside a two-line launcher.
 LAUNCHER = b'#!/bin/sh\nexec /usr/local/server/bin/tarspeer echo-server "$@"\n'
+ECHO = load_runtime([peers.GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
+# A k8stars server as a Python user writes one (started as `python3 bin/EchoServer.py --config=<conf>`).
+PYTHON_SERVER = b"""import asyncio, sys
+from pathlib import Path
+
+from k8stars.tars.idl.compiler import load_runtime
+from k8stars.tars.rpc import Application, Servant
+
+ECHO = load_runtime([Path(__file__).with_name("echo.tars")]).interfaces()["Test::Echo"]
+
+
+class EchoImp(Servant):
+    __tars_interface__ = ECHO
+
+    async def echo(self, s):
+        return 0, f"python says {s}"
+
+
+async def main():
+    config = next(a.partition("=")[2] for a in sys.argv if a.startswith("--config="))
+    app = Application.from_config(config)
+    app.add_servant(EchoImp(), f"{app.name}.EchoObj")
+    await app.run()
+
+
+asyncio.run(main())
+"""
 
 
 @pytest.fixture
@@ -122,62 +150,99 @@ async def _why(kube: Kube, namespace: str) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.usefixtures("k8s_real_cluster")
-async def test_tarsgo_release_served_by_name_scaled_and_deleted(real: tuple[Kube, str], k8s_real_cluster: Cluster,
-                                                        tmp_path: Path) -> None:  # fmt: skip
+@contextlib.asynccontextmanager
+async def deployed(real: tuple[Kube, str], cluster: Cluster, tmp_path: Path, base: str, server_type: str,
+                   files: dict[str, bytes | Path]) -> AsyncIterator[tuple[Host, Obj]]:  # fmt: skip
+    """The framework images and the ``base`` kind's image built and registered, the package ``files`` released on it
+    (`k8stars image build`), the operator and the registry on the host, and the TServer's one pod Ready."""
     kube, namespace = real
-    cluster = k8s_real_cluster
     assert cluster.real_node is not None
-    built = await asyncio.to_thread(images, cluster, namespace, "node", "cpp")
-    cppbase = await kube.get(TIMAGE, namespace, "cppbase")
-    assert cppbase is not None and cppbase["imageType"] == "base"
-    assert cppbase["metadata"]["labels"] == {"tars.io/ImageType": "base", "tars.io/Supported.cpp": "cpp",
-                                             "tars.io/Supported.go": "go"}  # fmt: skip
-    assert cppbase["releases"][0]["image"] == built["cpp"]
-    node = await kube.get(TIMAGE, namespace, "node")
-    assert node is not None and node["imageType"] == "node" and node["releases"][0]["image"] == built["node"]
-
-    binary = await asyncio.to_thread(peers.go_binary)
+    built = await asyncio.to_thread(images, cluster, namespace, "node", base)
     package = tmp_path / "EchoServer.tgz"
-    package.write_bytes(tgz({"EchoServer/EchoServer": LAUNCHER, "EchoServer/tarspeer": binary}))
-    image = await asyncio.to_thread(build_release, cluster, package, built["cpp"], "go",
-                                    f"{cluster.real_node.registry}/test/test.echoserver:v1")  # fmt: skip
+    package.write_bytes(tgz(files))
+    image = await asyncio.to_thread(build_release, cluster, package, built[base], server_type,
+                                    f"{cluster.real_node.registry}/test/test.echoserver:{server_type}")  # fmt: skip
     for doc in load("ttemplate.yaml"):
         await kube.create(TTEMPLATE, namespace, doc)
-
     async with framework_on_host(cluster, namespace, tmp_path / "logs") as host:
         await kube.create(TSERVER, namespace, tserver(image, built["node"], host))
         (pod,) = await _ready(kube, namespace, 1, tmp_path)
-        container = pod["spec"]["containers"][0]
-        assert "command" not in container  # the base image's ENTRYPOINT: the agent from the work dir
-        echo = load_runtime([peers.GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
+        yield host, pod
+
+
+async def _listed(query: QueryFProxy, hosts: set[str]) -> bool:
+    """The registry hands out exactly ``hosts`` (it follows the pods' readiness within a second)."""
+    return {e.host for e in await query.findObjectById(SERVANT)} == hosts
+
+
+async def test_tarsgo_release_served_by_name_scaled_and_deleted(real: tuple[Kube, str], k8s_real_cluster: Cluster,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    kube, namespace = real
+    binary = await asyncio.to_thread(peers.go_binary)
+    files: dict[str, bytes | Path] = {"EchoServer/EchoServer": LAUNCHER, "EchoServer/tarspeer": binary}
+    async with deployed(real, k8s_real_cluster, tmp_path, "cpp", "go", files) as (host, pod):
+        cppbase = await kube.get(TIMAGE, namespace, "cppbase")
+        assert cppbase is not None and cppbase["imageType"] == "base" and cppbase["supportedType"] == ["cpp", "go"]
+        assert cppbase["metadata"]["labels"] == {"tars.io/ImageType": "base", "tars.io/Supported.cpp": "cpp",
+                                                 "tars.io/Supported.go": "go"}  # fmt: skip
+        node = await kube.get(TIMAGE, namespace, "node")
+        assert node is not None and node["imageType"] == "node"
+        assert node["releases"][0]["image"] == pod["spec"]["initContainers"][0]["image"]
+        assert "command" not in pod["spec"]["containers"][0]  # the base's ENTRYPOINT: the agent from the work dir
         async with Communicator(locator=host.locator) as comm:
             query = comm.string_to_proxy(QueryFProxy, host.locator)
-
-            async def listed(hosts: set[str]) -> bool:  # the registry follows the pods' readiness within a second
-                return {e.host for e in await query.findObjectById(SERVANT)} == hosts
-
-            await until(lambda: listed({pod["status"]["podIP"]}), timeout=10, what="QueryF lists the pod")
-            proxy = comm.string_to_proxy(ServantProxy, SERVANT, interface=echo)
+            await until(lambda: _listed(query, {pod["status"]["podIP"]}), timeout=10, what="QueryF lists the pod")
+            proxy = comm.string_to_proxy(ServantProxy, SERVANT, interface=ECHO)
             assert tuple(await proxy.tars_invoke("echo", ("hello by name",))) == (0, "hello by name")
 
             # scale 1 -> 3: each new pod serves, and the registry hands out all three
             await kube.merge_patch(TSERVER, namespace, "test-echoserver", {"spec": {"k8s": {"replicas": 3}}})
             pods = await _ready(kube, namespace, 3, tmp_path)
             ips = {p["status"]["podIP"] for p in pods}
-            await until(lambda: listed(ips), timeout=10, what=f"QueryF lists {sorted(ips)}")
+            await until(lambda: _listed(query, ips), timeout=10, what=f"QueryF lists {sorted(ips)}")
             for ip in sorted(ips):
-                direct = comm.string_to_proxy(ServantProxy, f"{SERVANT}@tcp -h {ip} -p {PORT} -t 60000", interface=echo)
+                direct = comm.string_to_proxy(ServantProxy, f"{SERVANT}@tcp -h {ip} -p {PORT} -t 60000", interface=ECHO)
                 assert tuple(await direct.tars_invoke("echo", (ip,))) == (0, ip)
 
             # delete a pod: its prestop takes it out of the registry before it stops
             gone = pods[0]
             start = time.monotonic()
             await kube.delete(POD, namespace, gone["metadata"]["name"])
-            await until(lambda: listed(ips - {gone["status"]["podIP"]}), timeout=10, what="the deleted pod unlisted")
+            left = ips - {gone["status"]["podIP"]}
+            await until(lambda: _listed(query, left), timeout=10, what="the deleted pod unlisted")
             print(f"deleted pod gone from QueryF after {time.monotonic() - start:.2f} s")  # the issue asks for < 2 s
             results = await asyncio.gather(*(proxy.tars_invoke("echo", (str(i),)) for i in range(20)))
             assert [r.r for r in results] == [str(i) for i in range(20)]
+
+
+async def _call_by_name(host: Host, pod: Obj, text: str) -> tuple[int, str]:
+    async with Communicator(locator=host.locator) as comm:
+        query = comm.string_to_proxy(QueryFProxy, host.locator)
+        await until(lambda: _listed(query, {pod["status"]["podIP"]}), timeout=10, what="QueryF lists the pod")
+        proxy = comm.string_to_proxy(ServantProxy, SERVANT, interface=ECHO)
+        return tuple(await proxy.tars_invoke("echo", (text,)))  # type: ignore[return-value]
+
+
+async def test_python_release_on_pythonbase(real: tuple[Kube, str], k8s_real_cluster: Cluster,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    """A k8stars (Python) server: bin/EchoServer.py on the python base (Debian's python3 + the k8stars runtime)."""
+    files: dict[str, bytes | Path] = {"EchoServer/EchoServer.py": PYTHON_SERVER,
+                                      "EchoServer/echo.tars": peers.GO_SRC / "echo.tars"}  # fmt: skip
+    async with deployed(real, k8s_real_cluster, tmp_path, "python", "python", files) as (host, pod):
+        assert await _call_by_name(host, pod, "hi") == (0, "python says hi")
+
+
+async def test_nodejs_release_on_nodejsbase(real: tuple[Kube, str], k8s_real_cluster: Cluster,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    """An @tars/rpc server (our Node interop peer with its node_modules) on the nodejs base (Debian's nodejs)."""
+    peer = await asyncio.to_thread(peers.node_dir)
+    files: dict[str, bytes | Path] = {"EchoServer/package.json": b'{"main": "echo_server.js"}'}
+    for name in ("echo_server.js", "echo_common.js"):
+        files[f"EchoServer/{name}"] = peer / name
+    modules = peer.parent / "node_modules"
+    files.update({f"EchoServer/node_modules/{f.relative_to(modules)}": f for f in modules.rglob("*") if f.is_file()})
+    async with deployed(real, k8s_real_cluster, tmp_path, "nodejs", "nodejs", files) as (host, pod):
+        assert await _call_by_name(host, pod, "hi") == (0, "hi")
 
 
 async def _ready(kube: Kube, namespace: str, count: int, tmp_path: Path) -> list[Obj]:
