@@ -5,16 +5,20 @@ Measures, against ``k8stars registry`` processes (each pinned to CPU 0; the load
   of the registry's own CPU time (= on one core);
 - RSS of the registry holding the whole directory;
 - the delay from a keepAlive that changes a state to the first lookup answering with the change: on the replica
-  that took the keepAlive (SQLite), and on another replica over one MariaDB (when mariadbd is installed).
+  that took the keepAlive (SQLite), and on another replica over one MariaDB (when mariadbd is installed);
+- keepAlive calls/s at 1 and 32 callers from a TarsGo load generator (bench/go_keepalive, on CPU 1) cycling over every
+  registered server, on SQLite and on MariaDB, beside K8STARS's registry measured with the same kind of load (issue 19:
+  its registry is not on the Go module proxy, so it cannot be rebuilt here).
 
-Run: ``python -m bench.registry [--servants 10000] [--endpoints 10] [--seconds 5]``. Goals: >= 20k lookups/s on one
-core, p99 keepAlive->lookup delay <= 1 s, <= 200 MB.
+Run: ``python -m bench.registry [--servants 10000] [--endpoints 10] [--seconds 5] [--keepalive-only]``. Goals: >= 20k
+lookups/s on one core, p99 keepAlive->lookup delay <= 1 s, <= 200 MB, keepAlive >= 10x K8STARS's (>= 25k/s at 32).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -32,10 +36,14 @@ from k8stars.tars.packet import RequestPacket, encode_request, peek_request_id
 from k8stars.tars.protocol.queryf import QueryF_interface, QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
+from k8stars.testing.peers import go_program
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 QUERY = "tars.tarsregistry.QueryObj"
 OBJS_PER_SERVER = 10
+CALLERS = (1, 32)
+K8STARS_KEEPALIVE = {1: (2000, 2600), 32: (2500, 3800)}  # calls/s on MariaDB, issue 19 (low, high of its runs)
+GO_KEEPALIVE = Path(__file__).resolve().parent / "go_keepalive"
 
 
 def pin(cpu: int) -> list[str]:
@@ -215,6 +223,43 @@ async def lookup_load(port: int, servants: int, seconds: float, connections: int
     return result
 
 
+def keepalive_load(port: int, keys: Path, callers: int, seconds: float, host: str = "127.0.0.1") -> dict[str, float]:
+    """keepAlive calls/s (and p50/p99 ms) of ``callers`` TarsGo callers, cycling over the servers of ``keys``."""
+    argv = [*pin(1), str(go_program(GO_KEEPALIVE, "keepalivebench")), "--proxy",
+            f"tars.tarsregistry.Registry@tcp -h {host} -p {port}", "--keys", str(keys), "--concurrency",
+            str(callers), "--seconds", str(seconds)]  # fmt: skip
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if res.returncode != 0:
+        raise SystemExit(f"keepAlive load generator failed: {res.stderr.strip()[-2000:]}")
+    out: dict[str, float] = json.loads(res.stdout)
+    if out["errors"]:
+        raise SystemExit(f"keepAlive errors: {out['errors']:.0f} ({out.get('first_error')})")
+    return out
+
+
+def write_keys(path: Path, servants: int, endpoints: int) -> Path:
+    """Every server populate() registered, as the load generator's "node application server" lines."""
+    path.write_text("".join(f"{node(n)} Bench S{s}\n" for s in range(servants // OBJS_PER_SERVER)
+                            for n in range(endpoints)))  # fmt: skip
+    return path
+
+
+async def keepalive_rows(port: int, pid: int, keys: Path, seconds: float, store: str, host: str = "127.0.0.1"
+                         ) -> list[tuple[str, str, str]]:  # fmt: skip
+    """keepAlive calls/s beside K8STARS's, and per second of the registry's CPU (steadier on a busy machine)."""
+    rows = []
+    for callers in CALLERS:
+        cpu = cpu_seconds(pid)
+        r = await asyncio.to_thread(keepalive_load, port, keys, callers, seconds, host)
+        per_cpu = r["calls"] / max(cpu_seconds(pid) - cpu, 1e-9)
+        low, high = K8STARS_KEEPALIVE[callers]
+        vs = f"K8STARS {low / 1000:.1f}-{high / 1000:.1f}k: {r['qps'] / high:.1f}-{r['qps'] / low:.1f}x"
+        latency = f"p50 {r['p50_ms']:.2f} / p99 {r['p99_ms']:.2f} ms"
+        rows.append((f"keepAlive/s, {callers} caller(s), {store}", f"{r['qps']:,.0f}",
+                     f"{per_cpu:,.0f} per registry CPU-s; {latency}; {vs}"))  # fmt: skip
+    return rows
+
+
 async def check_answers(port: int, servants: int, endpoints: int) -> None:
     async with Communicator() as comm:
         q = comm.string_to_proxy(QueryFProxy, f"{QUERY}@tcp -h 127.0.0.1 -p {port}")
@@ -279,10 +324,14 @@ def ms(values: list[float], qs: tuple[float, ...] = (0.5, 0.99, 1.0), digits: in
 async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
+        keys = write_keys(Path(tmp) / "keys", args.servants, args.endpoints)
         with registry(["--data-dir", f"{tmp}/sqlite"]) as (port, proc):
             rate = await populate(port, args.servants, args.endpoints)
             rows.append(("registrations (onStartup, 10 adapters, SQLite)", f"{rate:,.0f}/s", ""))
             await check_answers(port, args.servants, args.endpoints)
+            rows += await keepalive_rows(port, proc.pid, keys, args.seconds, "SQLite")
+            if args.keepalive_only:
+                return rows + (await replicas(Path(tmp), args, keys) if args.mysql else [])
             rss, _ = rss_mb(proc.pid)
             cpu0 = cpu_seconds(proc.pid)
             res = await lookup_load(port, args.servants, args.seconds, args.connections, args.depth)
@@ -311,11 +360,11 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:
                 ("restart: serving everything again after (RSS, peak)", value, "SQLite, full load of the store")
             )
         if args.mysql:
-            rows += await replicas(Path(tmp), args)
+            rows += await replicas(Path(tmp), args, keys)
     return rows
 
 
-async def replicas(tmp: Path, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+async def replicas(tmp: Path, args: argparse.Namespace, keys: Path) -> list[tuple[str, str, str]]:
     (tmp / "mariadb").mkdir()
     with mariadb(tmp / "mariadb") as dsn:
         if dsn is None:
@@ -323,11 +372,15 @@ async def replicas(tmp: Path, args: argparse.Namespace) -> list[tuple[str, str, 
         store = ["--store", "mysql", "--dsn", dsn]
         with registry(store, "127.0.0.2") as (a, proc_a), registry(store, "127.0.0.3") as (b, _):
             rate = await populate(a, args.servants, args.endpoints, host="127.0.0.2")
+            beats = await keepalive_rows(a, proc_a.pid, keys, args.seconds, "MariaDB", "127.0.0.2")
+            if args.keepalive_only:
+                return [("registrations (onStartup, 10 adapters, MariaDB)", f"{rate:,.0f}/s", ""), *beats]
             await asyncio.sleep(1.0)
             delays = await change_delay(a, b, args.samples, args.servants, args.endpoints, "127.0.0.2", "127.0.0.3")
             rss, _ = rss_mb(proc_a.pid)
             return [
                 ("registrations (onStartup, 10 adapters, MariaDB)", f"{rate:,.0f}/s", ""),
+                *beats,
                 ("keepAlive on A -> changed lookup on B p50 / p99 / max",
                  ms(delays, digits=0),
                  "<= 1 s (B polls every 250 ms)"),
@@ -344,6 +397,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=16, help="lookups in flight per connection")
     parser.add_argument("--samples", type=int, default=200, help="keepAlive -> lookup delay samples")
     parser.add_argument("--no-mysql", dest="mysql", action="store_false", help="skip the two-replica MariaDB run")
+    parser.add_argument("--keepalive-only", action="store_true", help="registrations and keepAlive calls/s only")
     args = parser.parse_args()
     if args.servants % OBJS_PER_SERVER:
         parser.error(f"--servants must be a multiple of {OBJS_PER_SERVER}")

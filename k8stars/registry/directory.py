@@ -100,6 +100,8 @@ class Directory:
     def __init__(self, groups: GroupRules | None = None) -> None:
         self.groups = groups or GroupRules()
         self.servers: dict[ServerKey, ServerRow] = {}
+        # present_state by (application, server, node) as plain strings: the keepAlive fast path builds no ServerKey
+        self.states: dict[tuple[str, str, str], str] = {}
         self.views: dict[str, ServantView] = {}
         self._servants_of: dict[ServerKey, list[str]] = {}
         self.active_count = 0
@@ -109,6 +111,7 @@ class Directory:
     # -- changes ------------------------------------------------------------------------------------------------
     def reset(self, rows: Iterable[ServerRow]) -> None:
         self.servers.clear()
+        self.states.clear()
         self.views.clear()
         self._servants_of.clear()
         self.active_count = self.inactive_count = 0
@@ -121,7 +124,7 @@ class Directory:
 
     def take(self, other: Directory) -> None:
         """Become ``other`` (a directory filled off to the side while this one kept answering)."""
-        self.groups, self.servers, self.views = other.groups, other.servers, other.views
+        self.groups, self.servers, self.views, self.states = other.groups, other.servers, other.views, other.states
         self._servants_of = other._servants_of
         self.active_count, self.inactive_count = other.active_count, other.inactive_count
 
@@ -137,6 +140,7 @@ class Directory:
     def _remove(self, key: ServerKey) -> None:
         if self.servers.pop(key, None) is None:
             return
+        del self.states[(key.application, key.server, key.node)]
         for servant in self._servants_of.pop(key, []):
             view = self.views.get(servant)
             if view is None:
@@ -167,6 +171,7 @@ class Directory:
         self._servants_of[row.key] = servants
         # the records hold what lookups need; the server itself is kept for getMetricsAdapters, without adapters
         self.servers[row.key] = replace(row, adapters=[])
+        self.states[(row.key.application, row.key.server, row.key.node)] = row.present_state
 
     def _count(self, record: EndpointRecord, n: int) -> None:
         if record.active:

@@ -5,6 +5,10 @@ Consistency: a write commits to the store, then the servers it touched are re-re
 the call returns, so a lookup right after sees it. Other replicas poll the store's change number every
 ``poll_interval`` and re-read what changed. Re-reads and applies are serialized by one lock, so an older read can
 never overwrite a newer one in the cache.
+
+A keepAlive that changes no state (the cache holds the state it reports) is no write: its time is kept in memory and
+flushed with all others every ``flush_interval`` (:mod:`k8stars.registry.heartbeats`); one that changes a state is
+written through like any other call.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TypeVar
 
 from k8stars.registry.directory import Directory
 from k8stars.registry.groups import GroupRules
+from k8stars.registry.heartbeats import Heartbeats
 from k8stars.registry.metrics import RegistryMetrics
 from k8stars.registry.model import (
     DEFAULT_METRICS_PORT,
@@ -45,6 +50,7 @@ T = TypeVar("T")
 CLEAN_USAGE = "usage: clean [dryRun] [datetime]"
 CLEAN_DEFAULT_AGE = 24 * 3600.0
 CHANGE_LOG_KEEP = 600.0  # seconds of change log kept for replicas that fall behind
+FLUSH_INTERVAL = 1.0  # seconds between heartbeat batches (at most this much of timestamps is lost in a crash)
 SD_LABELS = ("application", "server", "set")
 
 
@@ -77,10 +83,17 @@ class RegistryService:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._expire_after = 0.0  # monotonic: no expiry before this (see _hold_expiry)
+        self.heartbeats = Heartbeats(store)
+        self._beats_ok = self.metrics.calls.labels("keepAlive", "ok")
 
     @property
     def sweep_interval(self) -> float:
         return min(1.0, max(0.05, self.heartbeat_timeout / 4))
+
+    @property
+    def flush_interval(self) -> float:
+        """Far inside the timeout: other replicas expire servers by the times this one flushed."""
+        return min(FLUSH_INTERVAL, max(0.05, self.heartbeat_timeout / 8))
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -91,7 +104,10 @@ class RegistryService:
             await self.store.close()
             raise
         self._hold_expiry()
-        for loop in (self._poll_loop, self._expiry_loop, self._groups_loop):
+        loops = [self._poll_loop, self._expiry_loop, self._groups_loop]
+        if self.store.batches_heartbeats:
+            loops.append(self._flush_loop)
+        for loop in loops:
             self._tasks.append(asyncio.create_task(loop(), name=f"registry{loop.__name__}"))
 
     async def stop(self) -> None:
@@ -99,6 +115,10 @@ class RegistryService:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        try:
+            await self.heartbeats.flush()  # a clean stop loses no heartbeat
+        except Exception as e:
+            log.warning("last heartbeats not written (%d servers): %s", len(self.heartbeats), e)
         await self.store.close()
 
     def _hold_expiry(self) -> None:
@@ -166,6 +186,9 @@ class RegistryService:
 
         await self._every(self.groups_interval, check)
 
+    async def _flush_loop(self) -> None:
+        await self._every(self.flush_interval, self.heartbeats.flush)
+
     async def _expiry_loop(self) -> None:
         last_prune = 0.0
 
@@ -181,6 +204,7 @@ class RegistryService:
         await self._every(self.sweep_interval, sweep)
 
     async def expire_once(self) -> None:
+        await self.heartbeats.flush()  # the store decides by its times: this replica's must be there first
         now = self.clock()
         res = await self.store.expire(now, now - self.heartbeat_timeout, now - self.heartbeat_timeout - self.retention)
         if res.expired or res.removed:
@@ -246,6 +270,14 @@ class RegistryService:
         return await self.register(reg)
 
     async def keep_alive(self, req: keepAliveReq) -> Changes:
+        if self.store.batches_heartbeats and req.state:
+            # the hot path: a server the cache holds, reporting the state it has (a known key is a valid one)
+            key3 = (req.application, req.server, req.nodeName)
+            if self.directory.states.get(key3) == req.state:
+                self.heartbeats.beat(key3, self.clock())
+                self._beats_ok.inc()
+                return Changes()
+
         def check() -> tuple[str, str, ServerKey | None]:
             state = check_state(req.state)
             node = check_name("nodeName", req.nodeName, LEN_NODE)
@@ -255,6 +287,11 @@ class RegistryService:
 
         state, node, key = self._check("keepAlive", check)
         now = self.clock()
+        if key is not None and self.store.batches_heartbeats:
+            if self.directory.states.get((key.application, key.server, key.node)) == state:  # e.g. "Active"
+                self.heartbeats.beat((key.application, key.server, key.node), now)
+                self._beats_ok.inc()
+                return Changes()
         if key is None:  # the old node-wide form
             return await self._write(
                 "keepAlive", lambda: self.store.node_heartbeat(node, state, now, now - self.heartbeat_timeout)

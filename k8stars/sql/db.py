@@ -41,6 +41,21 @@ class Dialect(ABC):
     @abstractmethod
     def _on_conflict(self, keys: Sequence[str], update: Sequence[str]) -> str: ...
 
+    def update_from(
+        self, table: str, keys: Sequence[str], values: Sequence[str], sets: str, where: str, rows: int
+    ) -> str:
+        """``UPDATE`` of ``table`` from ``rows`` rows of parameters (each ``keys`` then ``values``): one statement
+        for many rows with values of their own. The parameter rows are ``v``: ``sets`` and ``where`` name
+        ``v.<column>`` and the table's columns unqualified (``sets="n = v.n", where="n < v.n"``)."""
+        first = ", ".join(f"? AS {c}" for c in (*keys, *values))
+        more = " UNION ALL SELECT " + ", ".join("?" for _ in (*keys, *values))
+        rows_sql = f"(SELECT {first}{more * (rows - 1)}) AS v"
+        on = " AND ".join(f"{table}.{k} = v.{k}" for k in keys)
+        return self._update_join(table, rows_sql, on, sets, where)
+
+    @abstractmethod
+    def _update_join(self, table: str, rows_sql: str, on: str, sets: str, where: str) -> str: ...
+
     @abstractmethod
     def columns_query(self, table: str) -> tuple[str, Params]:
         """A query whose rows' first value is a column name of ``table`` (of the connection's database)."""

@@ -32,6 +32,9 @@ class MysqlDialect(Dialect):
     def _on_conflict(self, keys: Sequence[str], update: Sequence[str]) -> str:
         return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in update)
 
+    def _update_join(self, table: str, rows_sql: str, on: str, sets: str, where: str) -> str:
+        return f"UPDATE {table} JOIN {rows_sql} ON {on} SET {sets} WHERE {where}"
+
     def columns_query(self, table: str) -> tuple[str, Params]:
         return (
             "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?",

@@ -43,6 +43,9 @@ class SqliteDialect(Dialect):
         sets = ", ".join(f"{c} = excluded.{c}" for c in update)
         return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
 
+    def _update_join(self, table: str, rows_sql: str, on: str, sets: str, where: str) -> str:
+        return f"UPDATE {table} SET {sets} FROM {rows_sql} WHERE {on} AND ({where})"  # UPDATE FROM: SQLite >= 3.33
+
     def columns_query(self, table: str) -> tuple[str, Params]:
         return "SELECT name FROM pragma_table_info(?)", (table,)
 

@@ -7,7 +7,7 @@ they touched, so the caller refreshes its cache at once. Other replicas learn th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 
 from k8stars.registry.model import Registration, ServerKey, ServerRow
@@ -48,6 +48,7 @@ class GroupTables:
 
 class Store(ABC):
     kind: str = ""
+    batches_heartbeats = False  # True: keepAlives that change no state come to touch() in batches, not heartbeat()
 
     @abstractmethod
     async def open(self) -> None:
@@ -83,6 +84,11 @@ class Store(ABC):
     @abstractmethod
     async def heartbeat(self, key: ServerKey, state: str, now: float) -> Changes:
         """keepAlive of one server; RegistryError(ERR_NOT_REGISTERED) if it has no row."""
+
+    async def touch(self, servers: Mapping[ServerKey, float], nodes: Mapping[str, float]) -> None:
+        """Heartbeat times of many servers and nodes at once, each kept only where it is newer than the stored one
+        (replicas flush what they received; the newest wins). Servers without a row are skipped."""
+        raise NotImplementedError(f"the {self.kind} store takes heartbeats one by one")
 
     @abstractmethod
     async def node_heartbeat(self, node: str, state: str, now: float, live_after: float) -> Changes:

@@ -4,7 +4,8 @@ Every transaction that changes what a lookup answers ends by incrementing ``t_k8
 serializes them from there to their commit, so change numbers follow commit order) and records the servers it
 touched under that number in ``t_k8stars_registry_changes``. A write that turns out to change nothing rolls back,
 so change numbers have no holes and a replica can tell when the log has been pruned past what it has seen.
-Heartbeats that keep a server's state touch only ``last_heartbeat`` and log nothing.
+Heartbeats that keep a server's state touch only ``last_heartbeat`` and log nothing; the registry batches them
+(:meth:`SqlStore.touch`, see :mod:`k8stars.registry.heartbeats`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import random
 import sys
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -116,6 +117,8 @@ def _retried(
 
 
 class SqlStore(Store):
+    batches_heartbeats = True
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self.sql = db.dialect
@@ -306,6 +309,23 @@ class SqlStore(Store):
             )
             ch.add([key])
         return ch.result
+
+    @_retried
+    async def touch(self, servers: Mapping[ServerKey, float], nodes: Mapping[str, float]) -> None:
+        newer = "last_heartbeat IS NULL OR last_heartbeat < v.beat"
+        # one transaction, one commit; rows in key order, so replicas flushing at once lock them in the same order
+        async with self.db.transaction() as tx:
+            for chunk in _chunks(sorted(servers.items())):
+                sql = self.sql.update_from(
+                    "t_server_conf", _KEY_COLUMNS, ("beat",), "last_heartbeat = v.beat", newer, len(chunk)
+                )
+                await tx.execute(sql, [v for k, t in chunk for v in (k.application, k.server, k.node, self.sql.ts(t))])
+            for chunk in _chunks(sorted(nodes.items())):
+                sql = self.sql.update_from(
+                    "t_node_info", ("node_name",), ("beat",), "last_heartbeat = v.beat, present_state = 'active'",
+                    newer, len(chunk),
+                )  # fmt: skip
+                await tx.execute(sql, [v for node, t in chunk for v in (node, self.sql.ts(t))])
 
     @_retried
     async def node_heartbeat(self, node: str, state: str, now: float, live_after: float) -> Changes:
