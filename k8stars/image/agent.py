@@ -4,7 +4,7 @@ agent's modules; it needs only glibc and zlib), so that a server image needs no 
 One directory, not PyInstaller's one-file mode: the one-file executable unpacks itself to /tmp at every start
 (0.7 s, measured), and the readiness probe runs the agent every few seconds in every pod; from a directory it
 starts in 0.09 s. The directory is ``tarscli`` (the executable) beside ``_internal/`` (libpython stripped, the
-extension modules), 16 MB; TLS and the compressors are left out (the agent uses none of them).
+extension modules), 14 MB; TLS and the compressors are left out (the agent uses none of them).
 
 Built once per hash of its inputs (the agent's sources, the Python and PyInstaller versions) into
 ``$K8STARS_CACHE/agent-<hash>/`` (``~/.cache/k8stars``), under a file lock and landed by an atomic rename, as the
@@ -51,6 +51,7 @@ EXCLUDES = (
     "_bz2",
 )
 BUILD_TIMEOUT_S = 900.0
+KEEP = 3
 ENTRY = "from k8stars.tarscli.cli import main\n\nmain()\n"
 
 
@@ -128,4 +129,12 @@ def agent_bundle() -> Path:
             os.rename(tmp / "dist" / "tarscli", final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        _prune(final)
     return final
+
+
+def _prune(keep: Path) -> None:
+    """Builds of older sources go, all but the KEEP most recent (14 MB each; several checkouts may share the cache)."""
+    builds = sorted((p for p in cache_root().glob("agent-*") if p != keep), key=lambda p: p.stat().st_mtime)
+    for old in builds[: max(0, len(builds) - (KEEP - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
