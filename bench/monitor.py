@@ -90,20 +90,22 @@ async def ingest(tmp: Path, args: argparse.Namespace) -> list[tuple[str, str, st
 
 async def fill(store: HistoryStore, servers: int, functions: int) -> int:
     """A full day per minute for each server: ``functions`` series (one caller each) per minute."""
+    series: list[Row] = []
     rows: list[Row] = []
     count = 0
     for s in range(servers):
         for f in range(functions):
             dims = (f"Bench.C{f}", f"Bench.S{s}", f"fn{f}", "10.0.0.1", "10.0.0.2", 10000, 0, "go")
             k = series_key(dims)
+            series.append((k, *dims, DAY))
             for minute in range(1440):
                 flag = f"{minute // 60 * 100 + minute % 60 + 1:04d}"
-                rows.append(("bench000", DAY, flag, k, *dims, 100 + minute % 7, minute % 3, 0, 1000 + minute))
+                rows.append((DAY, k, flag, "bench000", 100 + minute % 7, minute % 3, 0, 1000 + minute))
         if len(rows) >= 50000:
-            await store.write(STAT, rows)
+            await store.write(STAT, series, rows)
             count += len(rows)
-            rows = []
-    await store.write(STAT, rows)
+            series, rows = [], []
+    await store.write(STAT, series, rows)
     return count + len(rows)
 
 

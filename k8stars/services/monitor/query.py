@@ -52,7 +52,7 @@ def _condition(table: Table, c: Condition) -> tuple[str, object]:
             value = int(c.val)
         except ValueError:
             raise QueryError(f"condition on {c.field}: {c.val!r} is not a number") from None
-    return f"{c.field} {op} ?", value
+    return f"{table.column(c.field)} {op} ?", value
 
 
 def plan(table: Table, req: MonitorQueryReq) -> Plan:
@@ -64,13 +64,13 @@ def plan(table: Table, req: MonitorQueryReq) -> Plan:
     date = req.date.replace("-", "")
     if not _DATE.fullmatch(date):
         raise QueryError(f"date {req.date!r}: expected YYYYMMDD")
-    where: list[str] = ["f_date = ?"]
+    where: list[str] = ["m.f_date = ?"]
     params: list[object] = [date]
     for name, flag, op in (("tflag1", req.tflag1, ">="), ("tflag2", req.tflag2, "<=")):
         if flag:
             if not _TFLAG.fullmatch(flag):
                 raise QueryError(f"{name} {flag!r}: expected HHMM")
-            where.append(f"f_tflag {op} ?")
+            where.append(f"m.f_tflag {op} ?")
             params.append(flag)
     for c in req.conditions:
         clause, value = _condition(table, c)
@@ -80,10 +80,14 @@ def plan(table: Table, req: MonitorQueryReq) -> Plan:
         raise QueryError(f"indexs: name at least one of {', '.join(table.values)}")
     indexs = _names("index", req.indexs, table.values)
     groups = _names("groupby", req.groupby, table.fields)
-    select = [*groups, *(f"SUM({i})" for i in indexs), "COUNT(*)"]
-    sql = f"SELECT {', '.join(select)} FROM {table.name} WHERE {' AND '.join(where)}"
+    columns = [table.column(g) for g in groups]
+    select = [*columns, *(f"SUM(m.{i})" for i in indexs), "COUNT(*)"]
+    # series first (CROSS JOIN keeps SQLite from reordering; MySQL reads it as JOIN): a server's few series, then
+    # each one's minutes of the day by primary key, instead of every minute of the day
+    sql = (f"SELECT {', '.join(select)} FROM {table.series} s CROSS JOIN {table.minute} m ON m.k = s.k "
+           f"WHERE {' AND '.join(where)}")  # fmt: skip
     if groups:
-        sql += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+        sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}"
     return Plan(sql, tuple(params), len(groups))
 
 

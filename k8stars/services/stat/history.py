@@ -67,6 +67,7 @@ def _cut(text: str) -> str:
 
 @dataclass
 class _Series:
+    k: int  # store.series_key of its dimensions
     values: list[float]
     count: int = 0  # Avg: the reports averaged
 
@@ -112,7 +113,7 @@ class History:
             if len(data.series) >= self.options.max_series:
                 self.dropped.labels(kind, "max_series").inc()
                 return None
-            s = data.series[dims] = _Series([0.0] * len(table.values))
+            s = data.series[dims] = _Series(series_key(dims), [0.0] * len(table.values))
         data.dirty.add(dims)
         return s
 
@@ -161,12 +162,14 @@ class History:
             now = minute_of(self.clock())
             for table, minutes in self.pending.items():
                 rows: list[Row] = []
-                for (day, flag), data in minutes.items():
+                series: dict[int, Row] = {}
+                for (day, flag), data in sorted(minutes.items()):  # oldest first: a series keeps its newest day
                     for dims in data.dirty:
                         s = data.series[dims]
-                        rows.append((self.source, day, flag, series_key(dims), *dims, *_stored(table, s)))
+                        series[s.k] = (s.k, *dims, day)
+                        rows.append((day, s.k, flag, self.source, *_stored(table, s)))
                 try:
-                    await self.store.write(table, rows)
+                    await self.store.write(table, list(series.values()), rows)
                 except Exception as e:  # driver errors share no useful base; the data stays for the next flush
                     self.errors.inc()
                     log.warning("history: writing %d %s row(s) to %s failed (retried): %s", len(rows), table.name,
