@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
+import secrets
 import time
+from datetime import UTC, datetime, timedelta
 
 from k8stars.kube.accounts import check_password, hash_password
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TACCOUNT
+from k8stars.kube.tconfigs import parse_time
 
 USERNAME = re.compile(r"^[\x21-\x7e]{2,16}$")  # the CRD's pattern, without the Han characters
 PASSWORD = re.compile(r"^[\x21-\x7e]{6,32}$")
+TOKEN_NAME = re.compile(r"^[\x21-\x7e]{2,32}$")  # the CRD's pattern
+MAX_TOKEN_DAYS = 366
 
 
 def object_name(username: str) -> str:
@@ -81,3 +87,56 @@ async def create(kube: Kube, namespace: str, username: str, password: str, role:
     }  # fmt: skip
     result: Obj = await kube.create(TACCOUNT, namespace, body)
     return result
+
+
+def tokens(account: Obj) -> list[Obj]:
+    return list(((account.get("spec") or {}).get("authentication") or {}).get("tokens") or [])
+
+
+def token_live(token: Obj, now: datetime) -> bool:
+    """Valid and not expired (the operator removes expired ones; until it has, they are refused here)."""
+    when = parse_time(str(token.get("expirationTime") or ""))
+    return token.get("valid", True) is not False and when is not None and when > now
+
+
+async def by_token(kube: Kube, namespace: str, token: str) -> Obj | None:
+    """The activated account one of whose live API tokens is ``token`` (compared in constant time)."""
+    if not token or len(token) > 8092:
+        return None
+    now = datetime.now(UTC)
+    for item in (await kube.list(TACCOUNT, namespace)).get("items") or []:
+        for t in tokens(item):
+            content = str(t.get("content") or "")
+            if content and hmac.compare_digest(content.encode(), token.encode()) and token_live(t, now):
+                found: Obj = item
+                return found if activated(found) else None
+    return None
+
+
+async def _write_tokens(kube: Kube, namespace: str, account: Obj, new: list[Obj]) -> None:
+    """Replace the tokens, unless the account changed since it was read (a password change meanwhile must not get
+    back the tokens it cleared): a 422 from the failed test."""
+    md = account["metadata"]
+    patch: list[Obj] = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": md["resourceVersion"]},
+        {"op": "add", "path": "/spec/authentication/tokens", "value": new},
+    ]
+    await kube.json_patch(TACCOUNT, namespace, md["name"], patch)
+
+
+async def add_token(kube: Kube, namespace: str, account: Obj, name: str, days: int) -> str:
+    """A new API token ``name`` (replacing one of that name) valid ``days`` days; returns its content, shown once."""
+    content = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(days=days)
+    entry = {"name": name, "content": content, "updateTime": now(), "valid": True,
+             "expirationTime": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+    await _write_tokens(kube, namespace, account, [*(t for t in tokens(account) if t.get("name") != name), entry])
+    return content
+
+
+async def remove_token(kube: Kube, namespace: str, account: Obj, name: str) -> bool:
+    kept = [t for t in tokens(account) if t.get("name") != name]
+    if len(kept) == len(tokens(account)):
+        return False
+    await _write_tokens(kube, namespace, account, kept)
+    return True

@@ -24,6 +24,12 @@ PUBLIC = ("/login", "/static/", "/healthz", "/metrics")  # reachable without a l
 UNACTIVATED = ("/password", "/logout")  # all an account that must choose its password may reach
 
 
+def bearer(request: web.Request) -> str | None:
+    """The API token of ``Authorization: Bearer <token>``; None without one."""
+    kind, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if kind.lower() == "bearer" else None
+
+
 def public(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
 
@@ -52,7 +58,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every POST carries the session's token (form field ``_csrf`` or header ``X-CSRF-Token``); else 403 and
     nothing done."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    # A token request carries no cookie authority: a cross-site page cannot set the header (no CORS is answered).
+    if request.method not in ("GET", "HEAD", "OPTIONS") and bearer(request) is None:
         form = await request.post()
         given = str(form.get("_csrf") or request.headers.get("X-CSRF-Token") or "")
         if not given or not hmac.compare_digest(given, request[SESSION].csrf):
@@ -66,6 +73,13 @@ async def login_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Outside the public paths, a logged-in user whose account still exists with the password of the login (a new
     password ends other sessions); roles are read fresh on every request, so a revoked role takes effect at once."""
     if public(request.path):
+        return await handler(request)
+    token = bearer(request)
+    if token is not None:  # a script: the token's account, never the cookie's
+        account = await accounts.by_token(request.app[KUBE], request.app[NAMESPACE], token)
+        if account is None:
+            raise web.HTTPUnauthorized(text="unknown, expired or invalid API token")
+        request[USER], request[ACCOUNT] = User.of(account), account
         return await handler(request)
     session: Session = request[SESSION]
     account = None
@@ -118,7 +132,7 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
              app: web.Application | None = None) -> web.Application:  # fmt: skip
     """The console over ``namespace``; ``app``: an application to add to (the service's, with /metrics)."""
     from .pages import accounts as accounts_page
-    from .pages import configs, events, login, release, server, tree
+    from .pages import configs, events, login, release, server, tokens, tree
 
     app = app or web.Application()
     app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
@@ -126,6 +140,6 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
     app[ENV_KEY] = environment()
     static = resources.files("k8stars.web") / "static"
     app.router.add_static("/static/", str(static), append_version=False)
-    for module in (login, tree, server, release, configs, events, accounts_page):
+    for module in (login, tokens, tree, server, release, configs, events, accounts_page):
         module.setup(app)
     return app

@@ -37,7 +37,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def password_form(request: web.Request) -> web.Response:
-    return page(request, "password.html", title="Choose a password", first=not accounts.activated(request[ACCOUNT]))
+    account = request[ACCOUNT]
+    return page(request, "password.html", title="Your account", first=not accounts.activated(account),
+                tokens=accounts.tokens(account))  # fmt: skip
 
 
 async def set_password(request: web.Request) -> web.StreamResponse:
@@ -56,7 +58,8 @@ async def set_password(request: web.Request) -> web.StreamResponse:
         error = "choose a password other than the current one"
     if error:
         first = not accounts.activated(account)
-        return page(request, "password.html", status=400, title="Choose a password", first=first, error=error)
+        return page(request, "password.html", status=400, title="Your account", first=first, error=error,
+                    tokens=accounts.tokens(account))  # fmt: skip
     updated = await accounts.set_password(kube, ns, account, new, activate=True)
     request[SESSION].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(updated)))
     raise back(request, "ok", "password changed", "/")
