@@ -285,6 +285,8 @@ class Application:
                 f" queuetimeouts={st.queue_timeouts} queuecap={a.config.queue_cap}"
                 f" queuetimeout={a.config.queue_timeout_ms} maxconns={a.config.max_conns}"
             )
+        budgets = {id(a.budget): a.budget for a in self.server.adapters.values()}
+        lines += [f"limits: {b.describe()}" for b in budgets.values()]
         return "\n".join(lines)
 
     def _cmd_setloglevel(self, cmd: str, params: str) -> str:

@@ -2,7 +2,8 @@
 
 An adapter honours the request's iTimeout and its own queuetimeout (answering -6 without running the handler),
 its queuecap (-9 when more calls are in flight), maxconns, the maximum frame size, and the endpoint's ``-t`` idle
-timeout. One-way calls are never answered. A graceful stop tells clients to reconnect elsewhere (the ``_reconnect_``
+timeout, and the memory and time bounds of ``limits`` (partial input, unsent output, frame deadline). One-way calls
+are never answered. A graceful stop tells clients to reconnect elsewhere (the ``_reconnect_``
 push TarsGo servers send), refuses new calls and drains the ones in flight.
 """
 
@@ -34,6 +35,7 @@ from k8stars.tars.packet import (
     encode_response,
 )
 from k8stars.tars.rpc.current import Current, set_current
+from k8stars.tars.rpc.limits import PROCESS_BUDGET, Budget, Held
 from k8stars.tars.rpc.servant import Dispatcher, Reply, start_call, tup_status
 from k8stars.tars.rpc.stat import StatReporter
 from k8stars.tars.stub import Servant
@@ -56,6 +58,7 @@ class AdapterConfig:
     queue_cap: int = 10000
     queue_timeout_ms: int = 60000
     max_frame_size: int = MAX_FRAME_SIZE
+    budget: Budget | None = None  # the memory its connections may hold (None: the process's, limits.PROCESS_BUDGET)
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Adapter:
         self._idle_task: asyncio.Task[None] | None = None
         self.accepting = False
         self.stat: StatReporter | None = None  # set by Application when the config names a stat servant
+        self.budget = config.budget or PROCESS_BUDGET
 
     def add_servant(self, name: str, servant: Servant, dispatcher: Dispatcher | None = None) -> None:
         self.dispatchers[name] = dispatcher or Dispatcher(servant)
@@ -234,6 +238,9 @@ class _ServerConnection(asyncio.Protocol):
         self.inflight = 0
         self.last_active = time.monotonic()
         self._out: list[bytes] = []  # replies of this loop iteration, written together
+        self._out_bytes = 0
+        self.held = Held(adapter.budget)
+        self._frame_timer: asyncio.TimerHandle | None = None  # the deadline of a frame begun
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports lack the asyncio ABCs
@@ -245,10 +252,24 @@ class _ServerConnection(asyncio.Protocol):
             return
         a.connections.add(self)
         a.stats.connections += 1
+        # above this much unsent output asyncio calls pause_writing: reading stops until the peer reads
+        transport.set_write_buffer_limits(high=self.held.budget.limits.pause_output)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.adapter.connections.discard(self)
         self.transport = None
+        self._out, self._out_bytes = [], 0
+        self._stop_frame_timer()
+        self.held.release()
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.held.update_output(self.transport.get_write_buffer_size())
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         self.last_active = now = time.monotonic()
@@ -258,6 +279,16 @@ class _ServerConnection(asyncio.Protocol):
             _warnings.emit("frame", "%s from %s: %s; closing", self.adapter.config.name, self.peer, e)
             self.close()
             return
+        pending = self.decoder.pending
+        if pending or self.held.input:
+            if reason := self.held.update_input(pending):
+                self.drop(reason)
+                return
+            if bodies:
+                self._stop_frame_timer()  # progress: the deadline is per frame
+            if pending and self._frame_timer is None:
+                seconds = self.held.budget.limits.frame_seconds
+                self._frame_timer = asyncio.get_running_loop().call_later(seconds, self._frame_overdue, seconds)
         for body in bodies:
             try:
                 req = decode_request(body)
@@ -279,12 +310,42 @@ class _ServerConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             if not self._out:
                 asyncio.get_running_loop().call_soon(self._flush)
-            self._out.append(_reply_frame(req, reply, context))
+            frame = _reply_frame(req, reply, context)
+            self._out.append(frame)
+            self._out_bytes += len(frame)
+            if self._out_bytes > self.held.budget.limits.pause_output:  # pipelined calls: bound them before flush
+                self._check_output(self._out_bytes + self.transport.get_write_buffer_size())
 
     def _flush(self) -> None:
-        out, self._out = self._out, []
+        out, self._out, self._out_bytes = self._out, [], 0
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if self.held.output or self.transport.get_write_buffer_size():
+                self._check_output(self.transport.get_write_buffer_size())
+
+    def _check_output(self, unsent: int) -> None:
+        if reason := self.held.update_output(unsent):
+            self.drop(reason)
+
+    def _frame_overdue(self, seconds: float) -> None:
+        self._frame_timer = None
+        if self.decoder.pending:
+            self.drop(f"a frame begun {seconds:g} s ago is still not whole ({self.decoder.pending} bytes)")
+
+    def _stop_frame_timer(self) -> None:
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+
+    def drop(self, reason: str) -> None:
+        """Drop the connection now, with what it holds (its unsent replies too: the peer does not read them)."""
+        _warnings.emit("limit", "%s: dropping the connection of %s: %s", self.adapter.config.name, self.peer, reason)
+        self.held.budget.dropped += 1
+        self._out, self._out_bytes = [], 0
+        self._stop_frame_timer()
+        if self.transport is not None:
+            self.transport.abort()
+        self.held.release()
 
     def send_reconnect(self) -> None:
         """Ask the client to use another connection (TarsGo's graceful-stop push)."""
