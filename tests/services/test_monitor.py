@@ -259,3 +259,41 @@ async def test_replicas_share_one_store_and_failed_writes_are_retried(spec: SqlS
         assert rsp.result == {"Test.Echo": [3.0, 20.0]}  # 1 + 2 calls, each replica's rows summed
     finally:
         await monitor.stop()
+
+
+async def test_property_policies_per_minute(tmp_path: Path, monitor: MonitorService) -> None:
+    """Sum and Count add up, Max and Min keep theirs, Avg averages TarsCpp's sum=count and plain values, Distr is 0
+    (as upstream), a bad value is refused alone."""
+    store = HistoryStore("sqlite", data_dir=tmp_path)
+    await store.open()
+    now = time.mktime((2026, 3, 4, 9, 0, 10, 0, 0, -1))
+    rec = History(store, HistoryOptions(), CollectorRegistry(), clock=lambda: now)
+    ph = StatPropMsgHead("A.Server", "10.0.0.3", "latency")
+    for values in ({"Sum": "3", "Count": "1", "Max": "7", "Min": "2", "Avg": "10=2", "Distr": "0|1,10|2"},
+                   {"Sum": "4", "Count": "2", "Max": "5", "Min": "1", "Avg": "6", "Distr": "0|3"},
+                   {"Max": "nan?"}):  # fmt: skip
+        rec.add_properties({ph: StatPropMsgBody([StatPropInfo(p, v) for p, v in values.items()])})
+    await rec.close()
+    await store.close()
+    req = MonitorQueryReq(dataid="tars_property", date="20260304", indexs=["value"], groupby=["f_tflag", "policy"])
+    rsp = await query(monitor, req, QUERYPROPERTY_OBJ)
+    assert rsp.result == {"0901,Avg": [5.5], "0901,Count": [3.0], "0901,Distr": [0.0], "0901,Max": [7.0],
+                          "0901,Min": [1.0], "0901,Sum": [7.0]}  # fmt: skip
+
+
+async def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    """A monitor.db made by the first version (the dimensions in every row) is brought to the current tables."""
+    from k8stars.services.stat.store import SCHEMA
+    from k8stars.sql import Schema, database
+
+    v1 = database("sqlite", Schema("monitor", [SCHEMA.steps[0]]), path=tmp_path / "monitor.db")
+    await v1.open()
+    await v1.close()
+    store = HistoryStore("sqlite", data_dir=tmp_path)
+    await store.open()
+    try:
+        assert await store.db.fetch("SELECT version FROM t_k8stars_schema WHERE store = 'monitor'") == [(2,)]
+        assert await store.db.columns("t_monitor_stat") == set()  # version 1's table is gone
+        assert "last_date" in await store.db.columns("t_monitor_stat_series")
+    finally:
+        await store.close()
