@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from k8stars.kube import meta
 from k8stars.kube.client import Obj
-from k8stars.tars import confmerge
+from k8stars.kube.templates import TemplateError as TemplateError  # re-exported: the controller uses them here
+from k8stars.kube.templates import server_template as server_template
+from k8stars.kube.templates import template_chain as template_chain
 from k8stars.tarscli.podfiles import DEFAULT_NODE_DIR as NODE_DIR
 from k8stars.tarscli.podfiles import META_ENV, TEMPLATE_ENV
 
@@ -468,49 +469,6 @@ def server_meta(ts: Obj) -> Obj:
         "asyncThreadNum": int(tars.get("asyncThread", 3)),
         "adapters": adapters,
     }
-
-
-class TemplateError(ValueError):
-    """A TServer's TTemplate chain cannot be resolved (missing template or parent, a loop, unparsable content)."""
-
-
-def template_chain(name: str, templates: Mapping[str, Obj]) -> list[Obj]:
-    """The TTemplate `name` and its ancestors, root first (the root is its own parent, or has none)."""
-    chain: list[Obj] = []
-    seen: set[str] = set()
-    while name not in seen:
-        tt = templates.get(name)
-        if tt is None:
-            raise TemplateError(f"TTemplate {name!r} not found" + (f" (parent of {chain[0]['metadata']['name']!r})"
-                                                                   if chain else ""))  # fmt: skip
-        seen.add(name)
-        chain.insert(0, tt)
-        name = str((tt.get("spec") or {}).get("parent") or name)
-    if name != chain[0]["metadata"]["name"]:
-        raise TemplateError(f"TTemplate {name!r}: its parents form a loop")
-    return chain
-
-
-def server_template(ts: Obj, templates: Mapping[str, Obj]) -> str:
-    """The TServer's config template as tarscli renders it in each pod: every TTemplate of the chain merged over its
-    parent, then `spec.tars.profile` over the result (K8SFramework's order: a child and the profile win); the
-    `${...}` variables stay for the pod to fill."""
-    tars = _spec(ts).get("tars") or {}
-    name = str(tars.get("template") or "")
-    if not name:
-        return ""
-    text = ""
-    layers = [(str(t["metadata"]["name"]), str((t.get("spec") or {}).get("content") or ""))
-              for t in template_chain(name, templates)]  # fmt: skip
-    layers.append(("profile", str(tars.get("profile") or "")))
-    for what, content in layers:
-        if not content.strip():
-            continue
-        try:
-            text = confmerge.merge_text(text, content)
-        except confmerge.MergeConfError as e:
-            raise TemplateError(f"{what}: {e}") from None
-    return text
 
 
 def server_meta_configmap(ts: Obj, template: str = "") -> Obj:
