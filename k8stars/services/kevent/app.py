@@ -139,7 +139,10 @@ class KeventService(Service[KeventServiceOptions]):
         await self.store.open()
         parts.push_async_callback(self.store.close)
         if self.kube is None:
-            self.kube = await Kube.connect(self.options.kubeconfig, field_manager="k8stars-kevent")
+            try:
+                self.kube = await Kube.connect(self.options.kubeconfig, field_manager="k8stars-kevent")
+            except Exception as e:  # kubeconfig and in-cluster errors share no useful base: the CLI exits 1
+                raise RuntimeError(f"kubernetes: {e}") from e
             parts.push_async_callback(self.kube.close)
         ns = self.options.namespace
         self._task(parts, self._write(), "kevent-write")
@@ -147,7 +150,12 @@ class KeventService(Service[KeventServiceOptions]):
         pods = WatchCache(self.kube, POD, ns, meta.SERVER_APP, self._on_pod)
         self._task(parts, tservers.run(), "kevent-watch-tservers")
         self._task(parts, pods.run(), "kevent-watch-pods")
-        await asyncio.wait_for(asyncio.gather(tservers.synced.wait(), pods.synced.wait()), SYNC_TIMEOUT)
+        try:
+            await asyncio.wait_for(asyncio.gather(tservers.synced.wait(), pods.synced.wait()), SYNC_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(
+                f"kubernetes: pods and tservers of {ns} not listed within {SYNC_TIMEOUT:.0f} s"
+            ) from None
         self.events = WatchCache(self.kube, EVENT, ns, on_change=self._on_event)
         self._task(parts, self.events.run(), "kevent-watch-events")
         self._task(parts, self._prune(), "kevent-prune")
