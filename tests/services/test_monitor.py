@@ -4,6 +4,9 @@ from the same store, after restarts of either; conditions are data, unknown fiel
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -297,3 +300,14 @@ async def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert "last_date" in await store.db.columns("t_monitor_stat_series")
     finally:
         await store.close()
+
+
+def test_bad_options_exit_2_naming_them() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "POD_NAMESPACE" and not k.startswith("K8STARS_")}
+    for argv, why in ((["monitor", "--store", "mysql"], "--store mysql needs --dsn"),
+                      (["stat", "--history-days", "0"], "--history-days 0"),
+                      (["kevent", "--days", "1"], "--namespace is required")):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "k8stars", *argv], cwd=root, capture_output=True, text=True,
+                              timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 2 and why in done.stderr, (argv, done.stderr)
