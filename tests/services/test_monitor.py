@@ -162,6 +162,7 @@ async def test_minutes_windows_conditions_groupby(history: tuple[HistoryStore, l
     # a comparison day: two days before has its own numbers, the day before none (empty, not an error)
     assert await q(date="20260302", groupby=["f_tflag"]) == {"1007": [100, 0, 0, 100]}
     assert await q(date="2026-03-03", groupby=["f_tflag"]) == {}
+    assert await q(date="2026-03-04", groupby=["f_date"]) == {"2026-03-04": [11, 2, 3, 130]}  # as it was asked
     # groupby of each kind, several at once; the callee-side report's callee IP is the reporter's address
     assert await q(groupby=["master_name"]) == {"A.Caller": [10, 2, 3, 129], "C.Caller": [1, 0, 0, 1]}
     assert (await q(groupby=["interface_name", "slave_ip"])) == {"f,10.0.0.9": [11, 2, 0, 121],

@@ -31,7 +31,8 @@ class QueryError(ValueError):
 class Plan:
     sql: str
     params: tuple[object, ...]
-    groups: int
+    groups: tuple[str, ...]
+    dashed: bool  # the date was asked as YYYY-MM-DD: f_date values are answered so (TarsWeb matches keys by it)
 
 
 def _names(what: str, given: Sequence[str], allowed: Sequence[str]) -> list[str]:
@@ -88,13 +89,14 @@ def plan(table: Table, req: MonitorQueryReq) -> Plan:
            f"WHERE {' AND '.join(where)}")  # fmt: skip
     if groups:
         sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}"
-    return Plan(sql, tuple(params), len(groups))
+    return Plan(sql, tuple(params), tuple(groups), "-" in req.date)
 
 
-def _text(value: object) -> str:
+def _text(value: object, group: str, dashed: bool) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    text = str(value)
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}" if dashed and group == "f_date" else text
 
 
 async def answer(store: HistoryStore, table: Table, req: MonitorQueryReq) -> MonitorQueryRsp:
@@ -112,6 +114,7 @@ async def answer(store: HistoryStore, table: Table, req: MonitorQueryReq) -> Mon
     for row in rows:
         if not row[-1]:  # no rows matched: SUM over nothing is NULL, and no group exists
             continue
-        key = ",".join(_text(v) for v in row[: p.groups])
-        rsp.result[key] = [float(v or 0) for v in row[p.groups : -1]]
+        n = len(p.groups)
+        key = ",".join(_text(v, g, p.dashed) for v, g in zip(row[:n], p.groups, strict=True))
+        rsp.result[key] = [float(v or 0) for v in row[n:-1]]
     return rsp
