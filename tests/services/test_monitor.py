@@ -169,6 +169,11 @@ async def test_minutes_windows_conditions_groupby(history: tuple[HistoryStore, l
                                                                  "g,10.0.0.9": [0, 0, 3, 9]}  # fmt: skip
     assert await q(groupby=["f_tflag", "return_value"]) == {"1006,0": [4, 0, 0, 40], "1006,2": [0, 0, 3, 9],
                                                             "1007,0": [7, 2, 0, 81]}  # fmt: skip
+    # as TarsWeb's MonitorStatService asks: the whole day, LIKE on the callee, f_date first, then the comparison day
+    web = {"dataid": "tars_stat", "tflag1": "0000", "tflag2": "2360", "groupby": ["f_date", "interface_name"],
+           "conditions": [Condition("slave_name", OP.LIKE, "B.Server")]}  # fmt: skip
+    assert await q(**web) == {f"{day},f": [11, 2, 0, 121], f"{day},g": [0, 0, 3, 9]}
+    assert await q(**{**web, "date": "20260303"}) == {}
     # each OP
     cases = {
         OP.EQ: ("master_name", "C.Caller", {"1007": [1, 0, 0, 1]}),
