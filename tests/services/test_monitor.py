@@ -313,6 +313,7 @@ def test_bad_options_exit_2_naming_them() -> None:
     env = {k: v for k, v in os.environ.items() if k != "POD_NAMESPACE" and not k.startswith("K8STARS_")}
     for argv, why in ((["monitor", "--store", "mysql"], "--store mysql needs --dsn"),
                       (["stat", "--history-days", "0"], "--history-days 0"),
+                      (["stat", "--history", "mysql", "--dsn", "postgres://x"], "--dsn: bad DSN"),
                       (["kevent", "--days", "1"], "--namespace is required")):  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "k8stars", *argv], cwd=root, capture_output=True, text=True,
                               timeout=60, env=env)  # fmt: skip

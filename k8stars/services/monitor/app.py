@@ -22,6 +22,7 @@ from k8stars.service.tars import TarsService, tars_adapter
 from k8stars.services.monitor.servant import QueryImp
 from k8stars.services.monitor.web import add_routes
 from k8stars.services.stat.store import PROPERTY, STAT, HistoryStore
+from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig
 
@@ -55,8 +56,13 @@ class MonitorServiceOptions(TarsServiceOptions):
             raise MonitorServiceError("--stat-endpoint and --property-endpoint must differ (one adapter each)")
         if self.store not in ("sqlite", "mysql"):
             raise MonitorServiceError(f"--store {self.store!r}: expected sqlite or mysql")
-        if self.store == "mysql" and not self.dsn:
-            raise MonitorServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
+        if self.store == "mysql":
+            if not self.dsn:
+                raise MonitorServiceError("--store mysql needs --dsn mysql://user:pass@host:port/db_tars")
+            try:
+                parse_dsn(self.dsn)
+            except ValueError as e:
+                raise MonitorServiceError(f"--dsn: {e}") from None
         if not -1 <= self.http_port <= 65535:
             raise MonitorServiceError(f"--http-port {self.http_port}: expected 0..65535 (or -1 for none)")
         super().check()

@@ -22,6 +22,7 @@ from k8stars.services.stat.history import History, HistoryOptions
 from k8stars.services.stat.metrics import DEFAULT_MAX_SERIES, StatMetrics, StatOptions
 from k8stars.services.stat.servant import PropertyImp, StatImp
 from k8stars.services.stat.store import HistoryStore
+from k8stars.sql import parse_dsn
 from k8stars.tars.endpoint import Endpoint
 from k8stars.tars.rpc import AdapterConfig
 
@@ -81,8 +82,13 @@ class StatServiceOptions(TarsServiceOptions):
         h = self.history_options
         if self.history not in ("none", "sqlite", "mysql"):
             raise StatServiceError(f"--history {self.history!r}: expected none, sqlite or mysql")
-        if self.history == "mysql" and not self.dsn:
-            raise StatServiceError("--history mysql needs --dsn mysql://user:pass@host:port/db_tars")
+        if self.history == "mysql":
+            if not self.dsn:
+                raise StatServiceError("--history mysql needs --dsn mysql://user:pass@host:port/db_tars")
+            try:
+                parse_dsn(self.dsn)
+            except ValueError as e:
+                raise StatServiceError(f"--dsn: {e}") from None
         if h.retention_days < 1:
             raise StatServiceError(f"--history-days {h.retention_days}: must be at least 1")
         if h.max_series < 1:
