@@ -152,7 +152,7 @@ async def test_a_trickled_frame_is_timed_out(served: Callable[..., Awaitable[Ada
 async def test_unread_replies_drop_the_connection(served: Callable[..., Awaitable[Adapter]]) -> None:
     """400 pipelined calls of 1 KiB, each answered with 100 KiB, by a peer that reads nothing: the connection is
     dropped once 1 MiB of its replies wait, instead of the server holding 40 MB."""
-    adapter = await served(Limits(connection_output=MIB, pause_output=64 * MIB))
+    adapter = await served(Limits(connection_output=MIB, pause_output=256 * 1024))
     reader, writer = await _connect(adapter, rcvbuf=4096)
     try:
         writer.write(b"".join(_greet(i + 1, 100) for i in range(400)))
@@ -165,7 +165,7 @@ async def test_unread_replies_drop_the_connection(served: Callable[..., Awaitabl
 
 async def test_unread_replies_of_all_connections_stay_within_the_budget(served: Callable[..., Awaitable[Adapter]]
                                                                        ) -> None:  # fmt: skip
-    adapter = await served(Limits(output_bytes=MIB, connection_output=64 * MIB, pause_output=64 * MIB))
+    adapter = await served(Limits(output_bytes=MIB, connection_output=64 * MIB, pause_output=256 * 1024))
     conns = [await _connect(adapter, rcvbuf=4096) for _ in range(3)]
     try:
         for _, writer in conns:

@@ -268,7 +268,7 @@ class _ServerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.held.update_output(self.transport.get_write_buffer_size())
+            self.held.update_output(0)  # below the low-water mark now
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -320,11 +320,14 @@ class _ServerConnection(asyncio.Protocol):
         out, self._out, self._out_bytes = self._out, [], 0
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            if self.held.output or self.transport.get_write_buffer_size():
-                self._check_output(self.transport.get_write_buffer_size())
+            unsent = self.transport.get_write_buffer_size()
+            if unsent or self.held.output:
+                self._check_output(unsent)
 
     def _check_output(self, unsent: int) -> None:
-        if reason := self.held.update_output(unsent):
+        # Counted only above the pause mark: below it the buffer drains unnoticed (no callback says so), and a count
+        # left behind would charge the budget for memory long given back.
+        if reason := self.held.update_output(unsent if unsent > self.held.budget.limits.pause_output else 0):
             self.drop(reason)
 
     def _frame_overdue(self, seconds: float) -> None:
