@@ -18,7 +18,8 @@ SCALE: Final = "scale"
 PUBLISH: Final = "publish"  # release and rollback
 RESTART: Final = "restart"
 ACCOUNTS: Final = "accounts"  # needs admin everywhere
-NEEDS: Final = {VIEW: 1, CONFIG: 1, SCALE: 2, PUBLISH: 2, RESTART: 2, ACCOUNTS: 3}
+TEMPLATES: Final = "templates"  # editing TTemplates (every server using one changes): admin everywhere
+NEEDS: Final = {VIEW: 1, CONFIG: 1, SCALE: 2, PUBLISH: 2, RESTART: 2, ACCOUNTS: 3, TEMPLATES: 3}
 
 
 class Forbidden(Exception):

@@ -17,7 +17,7 @@ from test_releases_configs import timage
 from test_servers import tserver
 
 from k8stars.kube.client import Kube, Resource
-from k8stars.kube.resources import TACCOUNT, TCONFIG, TIMAGE, TSERVER
+from k8stars.kube.resources import TACCOUNT, TCONFIG, TIMAGE, TSERVER, TTEMPLATE
 from k8stars.testing.cluster import Cluster
 from k8stars.web.accounts import object_name
 from k8stars.web.app import make_app
@@ -118,6 +118,11 @@ async def test_the_role_is_enough(k8s_cluster: Cluster, kube: Kube, namespace: s
 
         await until(rolled_back, what="a=1 activated again")
         await b.goto("/servers/test-helloserver/events")
+        await b.goto("/templates")
+        await b.page.fill("#new-template input[name=name]", "tars.mine")
+        await b.page.click("#new-template button")
+        await b.page.wait_for_load_state()
+        assert await kube.get(TTEMPLATE, namespace, "tars.mine") is not None
         await b.goto("/accounts")
         await b.page.fill("#new-account input[name=username]", "bob")
         await b.page.fill("#new-account input[name=password]", "bob-initial")

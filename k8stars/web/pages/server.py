@@ -9,7 +9,8 @@ from aiohttp import web
 
 from k8stars.kube import meta
 from k8stars.kube.client import Obj
-from k8stars.kube.resources import POD, TENDPOINT, TSERVER
+from k8stars.kube.resources import POD, TENDPOINT, TSERVER, TTEMPLATE
+from k8stars.kube.templates import TemplateError, server_template
 
 from ..render import page
 from .common import back, form, kube_of, server_of, user_of
@@ -59,7 +60,20 @@ async def server_page(request: web.Request) -> web.Response:
     rows = pod_rows(pods, await kube.get(TENDPOINT, ns, name))
     user = user_of(request)
     return page(request, "server.html", title=f"{app}.{server}", ts=tserver, app=app, server=server, name=name,
-                pods=rows, can_operate=user.can("scale", app, server))  # fmt: skip
+                pods=rows, can_operate=user.can("scale", app, server),
+                merged=await merged_template(request, tserver))  # fmt: skip
+
+
+async def merged_template(request: web.Request, tserver: Obj) -> str:
+    """The config template its pods get (the TTemplate chain, then its profile), or why there is none."""
+    if not (tserver.get("spec") or {}).get("tars"):
+        return ""
+    kube, ns = kube_of(request)
+    templates = {str(t["metadata"]["name"]): t for t in (await kube.list(TTEMPLATE, ns)).get("items") or []}
+    try:
+        return server_template(tserver, templates)
+    except TemplateError as e:
+        return f"# cannot be merged: {e}"
 
 
 async def scale(request: web.Request) -> web.StreamResponse:
