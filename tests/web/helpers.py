@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -61,8 +62,13 @@ class Browser:
         return int(response.status)
 
     async def shot(self, name: str) -> None:
-        IMG.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(IMG / name))
+        """A screenshot for the docs: written to docs/img/ when missing or with K8STARS_WEB_SCREENSHOTS=1 (so a
+        test run leaves the tracked images alone), else only taken."""
+        if os.environ.get("K8STARS_WEB_SCREENSHOTS") == "1" or not (IMG / name).exists():
+            IMG.mkdir(parents=True, exist_ok=True)
+            await self.page.screenshot(path=str(IMG / name))
+        else:
+            await self.page.screenshot()
 
     def assert_clean(self, *allowed: str) -> None:
         """No JS error and no failed load, except messages containing one of ``allowed``."""
