@@ -34,11 +34,16 @@ __all__ = ["converting"]  # the fixture serving TServer v1beta1/v1beta2 through 
 
 
 def chart_operator_rules() -> list[Obj]:
-    """The ClusterRole rules of the controller chart (the part that does not depend on values)."""
-    docs = RBAC.read_text().split("\n---\n")
-    (role,) = [d for d in docs if "\nkind: ClusterRole\n" in f"\n{d}"]
-    rules = role.split("\nrules:\n", 1)[1].split("{{", 1)[0]
-    loaded: list[Obj] = yaml.safe_load(rules)
+    """The rules of the controller chart's operator role (the part that does not depend on values): the block after
+    `rules:`, up to its first template directive."""
+    text = RBAC.read_text()
+    block = text[text.index("\nrules:\n") + len("\nrules:\n") :]
+    lines = []
+    for line in block.splitlines():
+        if "{{" in line or not line.startswith(" "):
+            break
+        lines.append(line)
+    loaded: list[Obj] = yaml.safe_load("\n".join(lines))
     return loaded
 
 
