@@ -12,10 +12,11 @@ from aiohttp import web
 from k8stars.kube.client import ApiException, Kube
 
 from . import accounts
-from .keys import ACCOUNT, KUBE, NAMESPACE, SECURE, SESSION, SIGNER, USER
+from .keys import ACCOUNT, KUBE, NAMESPACE, SECURE, SESSION, SIGNER, THROTTLE, USER
 from .render import ENV_KEY, environment, page
 from .roles import Forbidden, NotFound, User
 from .session import COOKIE, MAX_AGE, Session, Signer
+from .throttle import Throttle
 
 log = logging.getLogger("k8stars.web")
 
@@ -137,6 +138,7 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
     app = app or web.Application()
     app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
     app[KUBE], app[NAMESPACE], app[SIGNER], app[SECURE] = kube, namespace, signer, secure_cookie
+    app[THROTTLE] = Throttle()
     app[ENV_KEY] = environment()
     static = resources.files("k8stars.web") / "static"
     app.router.add_static("/static/", str(static), append_version=False)

@@ -9,11 +9,13 @@ from aiohttp import web
 from k8stars.kube.client import Kube
 
 from .session import Signer
+from .throttle import Throttle
 
 KUBE = web.AppKey("kube", Kube)
 NAMESPACE = web.AppKey("namespace", str)
 SIGNER = web.AppKey("signer", Signer)
 SECURE = web.AppKey("secure_cookie", bool)
+THROTTLE = web.AppKey("throttle", Throttle)
 
 
 def _request_key(name: str) -> Any:

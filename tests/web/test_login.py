@@ -81,3 +81,17 @@ async def test_password_change_ends_other_sessions_and_csrf(kube: Kube, namespac
     finally:
         await first.close()
         await second.close()
+
+
+async def test_failed_logins_are_throttled(kube: Kube, namespace: str, console: str, browser: Any) -> None:
+    await add_account(kube, namespace, "dev", "dev-pass-1", ("developer", "Test"))
+    b = await Browser.open(browser, console)
+    try:
+        for _ in range(5):
+            await b.login("dev", "guess-pass")
+        await b.login("dev", "dev-pass-1")  # right, but too late
+        assert b.page.url.endswith("/login")
+        assert "too many failed logins" in await b.page.inner_text("#login")
+        b.assert_clean("status of 401", "status of 429")
+    finally:
+        await b.close()

@@ -66,3 +66,18 @@ def test_config_names_and_event_filter() -> None:
     events = [{"involvedObject": {"name": n}, "lastTimestamp": t} for n, t in
               (("s-0", "1"), ("s-12", "3"), ("s", "2"), ("s-x-0", "4"), ("other-0", "5"))]  # fmt: skip
     assert [e["involvedObject"]["name"] for e in of_server(events, "s")] == ["s-12", "s", "s-0"]
+
+
+def test_throttle() -> None:
+    from k8stars.web.throttle import Throttle
+
+    t = Throttle(limit=3, window=60, capacity=2)
+    for _ in range(3):
+        assert not t.blocked("a")
+        t.failed("a")
+    assert t.blocked("a") and not t.blocked("b")
+    t.succeeded("a")
+    assert not t.blocked("a")
+    for name in ("x", "y", "z"):
+        t.failed(name)
+    assert len(t._failures) == 2  # bounded

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from .. import accounts
-from ..keys import ACCOUNT, SESSION, SIGNER
+from ..keys import ACCOUNT, SESSION, SIGNER, THROTTLE
 from ..render import page
 from .common import back, form, kube_of
 
@@ -22,11 +22,18 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.StreamResponse:
     values = await form(request)
     kube, ns = kube_of(request)
-    username = values.get("username", "")
+    username = values.get("username", "")[:64]
+    throttle = request.app[THROTTLE]
+    if throttle.blocked(username):
+        log.warning("login of %r refused: too many failures", username[:32])
+        return page(request, "login.html", status=429, title="Log in",
+                    error="too many failed logins for this user: wait a few minutes")  # fmt: skip
     account = await accounts.verify(kube, ns, username, values.get("password", ""))
     if account is None:
+        throttle.failed(username)
         log.info("login refused for %r", username[:32])
         return page(request, "login.html", status=401, title="Log in", error="wrong user name or password")
+    throttle.succeeded(username)
     request[SESSION].login(username, request.app[SIGNER].fingerprint(accounts.password_hash(account)))
     raise web.HTTPSeeOther("/" if accounts.activated(account) else "/password")
 
