@@ -133,7 +133,7 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
              app: web.Application | None = None) -> web.Application:  # fmt: skip
     """The console over ``namespace``; ``app``: an application to add to (the service's, with /metrics)."""
     from .pages import accounts as accounts_page
-    from .pages import configs, events, login, release, server, templates, tokens, tree
+    from .pages import configs, events, framework, login, release, server, templates, tokens, tree
 
     app = app or web.Application()
     app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
@@ -142,6 +142,6 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
     app[ENV_KEY] = environment()
     static = resources.files("k8stars.web") / "static"
     app.router.add_static("/static/", str(static), append_version=False)
-    for module in (login, tokens, tree, server, release, configs, events, templates, accounts_page):
+    for module in (login, tokens, tree, server, release, configs, events, templates, framework, accounts_page):
         module.setup(app)
     return app

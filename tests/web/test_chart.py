@@ -118,6 +118,7 @@ async def test_the_role_is_enough(k8s_cluster: Cluster, kube: Kube, namespace: s
 
         await until(rolled_back, what="a=1 activated again")
         await b.goto("/servers/test-helloserver/events")
+        await b.goto("/framework")
         await b.goto("/templates")
         await b.page.fill("#new-template input[name=name]", "tars.mine")
         await b.page.click("#new-template button")
