@@ -4,6 +4,7 @@ ServiceAccount (impersonated) through every page and action."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,7 +34,7 @@ RBAC = {
 
 
 def render(namespace: str = "tars", *sets: str) -> dict[str, dict[str, Any]]:
-    helm = shutil.which("helm") or str(Path.home() / ".cache" / "k8stars" / "tools" / "bin" / "helm")
+    helm = os.environ.get("K8STARS_HELM") or shutil.which("helm") or str(Path.home() / ".cache/k8stars/tools/bin/helm")
     if not Path(helm).is_file():
         pytest.skip("no helm binary (see tests/operator/test_helm.py)")
     args = [a for s in sets for a in ("--set", s)]
