@@ -10,8 +10,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def metrics_app(registry: CollectorRegistry, health: Callable[[], str]) -> web.Application:
-    """``/metrics``: ``registry`` in Prometheus's text format; ``/healthz``: ``ok <health()>``. Add routes to it."""
+def metrics_app(registry: CollectorRegistry, health: Callable[[], str], *, client_max_size: int = 1024**2
+                ) -> web.Application:  # fmt: skip
+    """``/metrics``: ``registry`` in Prometheus's text format; ``/healthz``: ``ok <health()>``. Add routes to it.
+    ``client_max_size``: the largest request body read (aiohttp's default 1 MiB)."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -19,7 +21,7 @@ def metrics_app(registry: CollectorRegistry, health: Callable[[], str]) -> web.A
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text=f"ok {health()}\n")
 
-    app = web.Application()
+    app = web.Application(client_max_size=client_max_size)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app
