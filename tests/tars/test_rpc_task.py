@@ -17,6 +17,7 @@ from k8stars.testing.peers import GO_SRC
 ECHO = load_runtime([GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
 NAME = "Test.TaskServer.EchoObj"
 seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+callbacks: list[asyncio.Future[bool]] = []
 
 
 class TaskEcho(Servant):
@@ -49,6 +50,13 @@ class TaskEcho(Servant):
             seen.set(s)
             await asyncio.sleep(0.01)
             return 0, f"{before}|{seen.get()}|{current().func}"
+        if s == "done-callback":  # finishes in its first step; its own task's done callbacks still run
+            done = asyncio.get_running_loop().create_future()
+            task = asyncio.current_task()
+            assert task is not None
+            task.add_done_callback(lambda t: done.set_result(t.done()))
+            callbacks.append(done)
+            return 0, "added"
         if s == "group":
             async with asyncio.TaskGroup() as tg:
                 parts = [tg.create_task(asyncio.sleep(0.01, result=str(i))) for i in range(3)]
@@ -82,6 +90,12 @@ async def test_asyncio_timeout_as_a_handlers_first_statement(proxy: ServantProxy
 async def test_one_task_per_call_from_start_to_end(proxy: ServantProxy) -> None:
     assert await echo(proxy, "same-task") == (0, "True")
     assert await echo(proxy, "group") == (0, "012")
+
+
+async def test_done_callbacks_of_a_call_that_finished_at_once(proxy: ServantProxy) -> None:
+    callbacks.clear()
+    assert await echo(proxy, "done-callback") == (0, "added")
+    assert await asyncio.wait_for(callbacks[0], 5) is True
 
 
 async def test_calls_do_not_share_context(proxy: ServantProxy) -> None:

@@ -30,7 +30,7 @@ from k8stars.tars.tup import UniAttribute
 log = logging.getLogger("k8stars.tars.rpc")
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     """What to send back for one request: iRet, body, description, and (for TUP) the status map."""
 
@@ -58,28 +58,39 @@ else:
     _PyTask: Any = asyncio.tasks._PyTask  # type: ignore[attr-defined]
     _PyFuture: Any = asyncio.futures._PyFuture  # type: ignore[attr-defined]
     _get_loop: Any = asyncio.futures._get_loop  # type: ignore[attr-defined]
+    _current_tasks: dict[asyncio.AbstractEventLoop, Any] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
     _enter_task, _leave_task, _register_task = (
         asyncio.tasks._enter_task,
         asyncio.tasks._leave_task,
         asyncio.tasks._register_task,
     )
 
-    class _CallTask(_PyTask):  # type: ignore[misc]
-        _name = "tars-call"
+    class _WaitingCall(_PyTask):  # type: ignore[misc]
+        """A call that had to wait: the stdlib's Task from there on (its __del__ reports one destroyed pending)."""
 
+        _name = "tars-call"
+        # Task.__init__'s per-instance defaults as class attributes: less to allocate for each call
+        _num_cancels_requested = 0
+        _must_cancel = False
+        _fut_waiter: Any = None
+
+    class _CallTask(_WaitingCall):
         def __init__(self, coro: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop,
                      context: contextvars.Context) -> None:  # fmt: skip
-            # the attributes Task.__init__ sets, without its call_soon and registration
+            # what Task.__init__ sets, without its call_soon and registration
             self._loop, self._coro, self._context = loop, coro, context
             self._callbacks: list[Any] = []
-            self._num_cancels_requested = 0
-            self._must_cancel = False
-            self._fut_waiter: Any = None
+            outer = _current_tasks.get(loop)  # a call started from inside a Task: that one waits, as in 3.12
+            if outer is not None:
+                _leave_task(loop, outer)
             _enter_task(loop, self)
             try:
                 result = context.run(coro.send, None)
             except StopIteration:
-                self._state = "FINISHED"
+                if self._callbacks:  # the handler added done callbacks to its own task: they run
+                    _PyFuture.set_result(self, None)
+                else:
+                    self._state = "FINISHED"
                 return
             except asyncio.CancelledError as exc:
                 self._cancelled_exc = exc
@@ -93,6 +104,9 @@ else:
                 return
             finally:
                 _leave_task(loop, self)
+                if outer is not None:
+                    _enter_task(loop, outer)
+            self.__class__ = _WaitingCall
             _register_task(self)
             # what Task.__step does with what a coroutine yields
             if getattr(result, "_asyncio_future_blocking", False) and _get_loop(result) is loop:
@@ -105,6 +119,9 @@ else:
                 loop.call_soon(self._Task__step, context=context)
             else:
                 loop.call_soon(self._Task__step, RuntimeError(f"a call yielded {result!r}"), context=context)
+
+        def __del__(self) -> None:
+            """Done in its first step (a waiting one is a _WaitingCall): nothing to report, and cheaper than Task's."""
 
     def start_call(coro: Coroutine[Any, Any, None], context: contextvars.Context) -> asyncio.Future[None] | None:
         """Run a call in a Task of its own, its first step at once; None when that step already finished it."""
@@ -130,8 +147,8 @@ class Dispatcher:
             return Reply(errors.TARSSERVERNOFUNCERR, desc=f"no function {req.sFuncName} in {req.sServantName}")
         op, method = entry
         version = req.iVersion
-        try:
-            args = _decode_args(op, req.sBuffer, version)
+        try:  # plain TARS (version 1) inline: this is every call's path
+            args = op.decode_args(req.sBuffer) if version == 1 else _decode_args(op, req.sBuffer, version)
         except (DecodeError, EncodeError, ValueError) as e:
             return Reply(errors.TARSSERVERDECODEERR, desc=f"{op.name}: cannot decode parameters: {e}")
         try:
@@ -144,7 +161,7 @@ class Dispatcher:
             log.exception("%s.%s failed", req.sServantName, op.name)
             return Reply(errors.TARSSERVERUNKNOWNERR, desc=f"{type(e).__name__}: {e}")
         try:
-            return Reply(0, _encode_result(op, result, version))
+            return Reply(0, op.encode_result(result) if version == 1 else _encode_result(op, result, version))
         except (EncodeError, TypeError) as e:
             log.error("%s.%s returned a value that cannot be encoded: %s", req.sServantName, op.name, e)
             return Reply(errors.TARSSERVERENCODEERR, desc=f"{op.name}: cannot encode result: {e}")
