@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
+from yarl import URL
 
 from k8stars.kube.client import ApiException, Kube
 
@@ -21,6 +22,7 @@ from .throttle import Throttle
 log = logging.getLogger("k8stars.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY = 2 * 1024 * 1024  # a config version may have 1.56 MB (the TConfig limit), sent as a form
 PUBLIC = ("/login", "/static/", "/healthz", "/metrics")  # reachable without a login
 UNACTIVATED = ("/password", "/logout")  # all an account that must choose its password may reach
 
@@ -116,8 +118,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message += ": " + api_message(e)
         if request.method == "POST":
             request[SESSION].say("error", message)
-            raise web.HTTPSeeOther(request.headers.get("Referer") or "/") from None
+            raise web.HTTPSeeOther(same_site(request.headers.get("Referer", ""))) from None
         return page(request, "error.html", status=502, title="Kubernetes error", message=message)
+
+
+def same_site(url: str) -> str:
+    """The path (and query) of ``url``: a redirect back never leaves the console."""
+    path = URL(url).path_qs if url else "/"
+    return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
 def api_message(e: ApiException) -> str:
@@ -135,7 +143,7 @@ def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool 
     from .pages import accounts as accounts_page
     from .pages import configs, events, framework, login, release, server, templates, tokens, tree
 
-    app = app or web.Application()
+    app = app or web.Application(client_max_size=MAX_BODY)
     app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
     app[KUBE], app[NAMESPACE], app[SIGNER], app[SECURE] = kube, namespace, signer, secure_cookie
     app[THROTTLE] = Throttle()

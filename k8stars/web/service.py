@@ -15,7 +15,7 @@ from k8stars.service.http import metrics_app, serve_http
 from k8stars.service.lifecycle import Service
 from k8stars.service.options import HttpServiceOptions, ServiceError
 
-from .app import make_app
+from .app import MAX_BODY, make_app
 from .session import Signer, key_from_file, key_from_secret
 
 DEFAULT_SECRET = "tars-web"
@@ -52,8 +52,13 @@ class WebService(Service[WebOptions]):
             key = key_from_file(Path(opts.key_file).expanduser())
         else:
             key = await key_from_secret(self.kube, opts.namespace, opts.session_secret)
-        app = make_app(self.kube, opts.namespace, Signer(key), secure_cookie=opts.secure_cookie,
-                       app=metrics_app(CollectorRegistry(), lambda: f"namespace={opts.namespace}"))  # fmt: skip
+        app = make_app(
+            self.kube,
+            opts.namespace,
+            Signer(key),
+            secure_cookie=opts.secure_cookie,
+            app=metrics_app(CollectorRegistry(), lambda: f"namespace={opts.namespace}", client_max_size=MAX_BODY),
+        )
         self.port = await serve_http(parts, app, opts.host, opts.port, "--port")
 
     def describe(self) -> str:

@@ -115,6 +115,10 @@ async def test_configs_history_and_rollback(kube: Kube, namespace: str, operator
         await new_version(dev, "shared.conf", "x=1", "app level")
         (shared,) = [t for t in (await kube.list(TCONFIG, namespace))["items"] if t["configName"] == "shared.conf"]
         assert shared["server"] == "" and shared["podSeq"] == "m"
+        # A large file (beyond aiohttp's default 1 MiB body) within the TConfig limit.
+        big = {"_csrf": await dev.csrf(), "configName": "big.conf", "content": "x" * 1_200_000, "podSeq": "m"}
+        assert await dev.forge("/apps/Test/configs", big) == 303
+        assert len(next(iter(await versions(kube, namespace, "big.conf")))) == 1_200_000
         # A developer of another app: 404 for the page, and a forged version is refused; nothing created.
         await other.login("other", "other-pass")
         assert (await other.goto("/servers/test-helloserver/configs")).status == 404
