@@ -50,8 +50,8 @@ def test_log_deployment_and_service() -> None:
     assert "--locator=tars.tarsregistry.QueryObj@tcp -h tars-registry.tars.svc.cluster.local -p 17890" in args
     assert "--stdout" not in args and "--no-ip-prefix" not in args
     assert container["env"][0]["name"] == "POD_IP"  # what LogObj is registered at
-    assert container["volumeMounts"] == [{"name": "logs", "mountPath": LOG_DIR}]
-    assert pod["volumes"] == [{"name": "logs", "emptyDir": {}}]
+    assert container["volumeMounts"] == [{"name": "logs", "mountPath": LOG_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}, {"name": "logs", "emptyDir": {}}]
     assert docs["Deployment"]["spec"]["replicas"] == 1
     assert docs["Service"]["spec"]["ports"] == [{"name": "tars", "port": 10005, "targetPort": "tars"}]
 
@@ -66,16 +66,16 @@ def test_log_on_a_claim_and_the_switches() -> None:
     deployment = docs["Deployment"]["spec"]
     assert deployment["strategy"]["type"] == "Recreate"  # one ReadWriteOnce claim
     pod = deployment["template"]["spec"]
-    assert pod["volumes"] == [{"name": "logs", "persistentVolumeClaim": {"claimName": "tars-log"}}]
-    assert pod["securityContext"] == {"fsGroup": 1000}
+    assert pod["volumes"][1:] == [{"name": "logs", "persistentVolumeClaim": {"claimName": "tars-log"}}]
+    assert pod["securityContext"]["fsGroup"] == 1000 and pod["securityContext"]["runAsNonRoot"] is True
     args = pod["containers"][0]["args"]
     assert {"--stdout", "--no-ip-prefix", "--hourly=Test.Hello", "--log-type=Test.Hello.biz=2hour"} <= set(args)
     docs = render("log.storage=pvc", "log.pvc.existingClaim=mine")
     assert "PersistentVolumeClaim" not in docs
-    (volume,) = docs["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    (_tmp, volume) = docs["Deployment"]["spec"]["template"]["spec"]["volumes"]
     assert volume["persistentVolumeClaim"] == {"claimName": "mine"}
     assert render("log.emptyDir.sizeLimit=2Gi")["Deployment"]["spec"]["template"]["spec"]["volumes"] == [
-        {"name": "logs", "emptyDir": {"sizeLimit": "2Gi"}}]  # fmt: skip
+        {"name": "tmp", "emptyDir": {}}, {"name": "logs", "emptyDir": {"sizeLimit": "2Gi"}}]  # fmt: skip
     bad = helm_template("log.storage=hostPath")
     assert bad.returncode != 0 and 'log.storage "hostPath": emptyDir' in bad.stderr
 
