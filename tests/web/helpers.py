@@ -40,7 +40,7 @@ class Browser:
 
     @classmethod
     async def open(cls, browser: Any, base: str) -> Browser:
-        context = await browser.new_context(timezone_id="UTC", locale="en-US", viewport={"width": 1100, "height": 700})
+        context = await browser.new_context(timezone_id="UTC", locale="en-US", viewport={"width": 1000, "height": 620})
         return cls(context, await context.new_page(), base)
 
     async def goto(self, path: str) -> Any:
