@@ -481,7 +481,7 @@ async def run_operator(
         kube = await stack.enter_async_context(await Kube.connect(kubeconfig))
         runner = None
         if webhook is not None:  # from here on the operator acts as the account its webhooks trust
-            kube, runner = await _start_webhooks(kube, webhook)
+            kube, runner = await _start_webhooks(kube, webhook, namespace)
         elector = None
         try:
             if install_crds:
@@ -525,7 +525,7 @@ def _ca_bundle(options: WebhookOptions) -> str:
     return base64.b64encode(Path(options.ca_file or options.cert_file).read_bytes()).decode()
 
 
-async def _start_webhooks(kube: Kube, options: WebhookOptions) -> tuple[Kube, Any]:
+async def _start_webhooks(kube: Kube, options: WebhookOptions, namespace: str | None = None) -> tuple[Kube, Any]:
     import ssl
 
     from . import webhook
@@ -534,7 +534,8 @@ async def _start_webhooks(kube: Kube, options: WebhookOptions) -> tuple[Kube, An
     context.load_cert_chain(options.cert_file, options.key_file)
     # Only the operator's ServiceAccount (and Kubernetes) may do what users may not: never the person running it.
     kube, owners = await webhook.operator_identity(kube, options.operator_account)
-    admission = webhook.Admission(kube, owners=owners, tconfig_guard=options.tconfig_guard)
+    # a one-namespace operator may read no other namespace: its webhook caches watch that one only
+    admission = webhook.Admission(kube, owners=owners, tconfig_guard=options.tconfig_guard, namespace=namespace)
     runner = await webhook.serve(admission, options.host, options.port, context)
     log.info("admission webhooks on https://%s:%d", options.host, options.port)
     if options.url:
