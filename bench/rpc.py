@@ -14,19 +14,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from bench.registry import cpu_seconds  # calls per server CPU-second hold still on a busy machine, calls/s not
 from k8stars.testing import peers
 from k8stars.testing.procs import free_port, stop_process, wait_port
 
 SERVANT = "Test.EchoServer.EchoObj"
 SERVERS = ("k8stars", "@tars/rpc", "TarsGo")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process: calls per server CPU-second hold still on a busy machine, calls/s not."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pin(cpu: int) -> list[str]:
