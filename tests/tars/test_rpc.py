@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import struct
@@ -411,6 +412,9 @@ async def test_application_from_config_and_admin(tmp_path: Path) -> None:
             assert await admin.getPid() == os.getpid()
             assert "TestApp.HelloServer.HelloObjAdapter" in await admin.notify("tars.viewstatus")
             assert await admin.notify("tars.setloglevel WARN") == "tars.setloglevel WARN succ"
+            # Python's spelling (what --log-level takes) is WARN too, never the DEBUG fallback
+            assert await admin.notify("tars.setloglevel WARNING") == "tars.setloglevel WARNING succ"
+            assert logging.getLogger().level == logging.WARNING
             assert "my.cmd: a user command" in await admin.notify("tars.help")
             assert await admin.notify("my.cmd a b") == "got a b"
             assert "k8stars" in await admin.notify("tars.viewversion")

@@ -34,8 +34,10 @@ log = logging.getLogger("k8stars.tars.rpc")
 AdminCommand = Callable[[str, str], Awaitable[str] | str]  # (command, params) -> reply text
 HEARTBEAT_INTERVAL = 10.0  # seconds between ServerF.keepAlive calls, as TarsCpp and TarsGo do
 
+# TARS's level names, plus Python's WARNING (what --log-level takes elsewhere) so it never falls to DEBUG.
 _LOG_LEVELS = {"NONE": logging.CRITICAL + 10, "ERROR": logging.ERROR, "WARN": logging.WARNING,
-               "INFO": logging.INFO, "DEBUG": logging.DEBUG, "TARS": logging.DEBUG}  # fmt: skip
+               "WARNING": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG,
+               "TARS": logging.DEBUG}  # fmt: skip
 
 
 @dataclass
