@@ -1,12 +1,26 @@
 """Where k8stars keeps local state by default: ``$XDG_DATA_HOME/k8stars``, else ``~/.local/share/k8stars`` (the
-embedded stores of the registry and the services, `k8stars up`)."""
+embedded stores of the registry and the services, `k8stars up`), and the lock that guards a cached build."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
 def data_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "k8stars"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on PATH: one builder of a cached artefact at a time, across processes."""
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

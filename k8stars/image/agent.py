@@ -13,18 +13,16 @@ test peers are. Needs the ``images`` extra (``pip install -e .[images]``).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import k8stars
+from k8stars.paths import file_lock
 
 __all__ = ["AgentBuildError", "agent_bundle", "agent_sources"]
 
@@ -89,22 +87,12 @@ def _hash() -> str:
     return h.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def agent_bundle() -> Path:
     """The agent's directory (``tarscli`` and ``_internal/``), built on first use (20 s on two cores)."""
     final = cache_root() / f"agent-{_hash()}"
     if (final / "tarscli").is_file():
         return final
-    with _locked(cache_root() / ".agent.lock"):
+    with file_lock(cache_root() / ".agent.lock"):
         if (final / "tarscli").is_file():
             return final
         tmp = Path(tempfile.mkdtemp(prefix="tmp-agent-", dir=cache_root()))

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+
+from k8stars.paths import file_lock
 
 __all__ = [
     "GO_SRC",
@@ -85,15 +85,8 @@ def _hash_files(files: list[Path], base: Path) -> str:
     return h.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    path = cache_root() / f".{name}.lock"
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def _locked(name: str) -> contextlib.AbstractContextManager[None]:
+    return file_lock(cache_root() / f".{name}.lock")
 
 
 def _require_tool(tool: str, hint: str) -> str:
