@@ -92,6 +92,7 @@ async def test_one_namespace_operator_works_with_its_role(k8s_cluster: Cluster, 
 
 
 HARDENED = ("tars-registry", "tars-config", "tars-log", "tars-notify")
+RESTRICTED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 LEASE = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 
@@ -101,12 +102,15 @@ def test_framework_pods_are_hardened() -> None:
     for store in ("kubernetes", "sqlite"):
         docs = render_chart(FRAMEWORK, "fw", "tars", "--set", f"registry.store={store}")
         pods = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"}
+        # every framework pod, the image builder, stat/query/kevent and the console included
+        assert set(HARDENED) | {"tars-stat", "tars-tarsimage", "tars-web"} <= set(pods)
+        for name, pod in pods.items():
+            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0, name
+            for container in pod["containers"]:
+                where = (name, container["name"])
+                assert container["securityContext"] == RESTRICTED, where
         for name in HARDENED:
-            pod = pods[name]
-            assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-            (container,) = pod["containers"]
-            assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                    "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+            (container,) = pods[name]["containers"]
             assert "--admin-endpoint=tcp -h 127.0.0.1 -p 19385" in container["args"]
         assert pods["tars-log"]["automountServiceAccountToken"] is False
         if store == "sqlite":
