@@ -22,7 +22,17 @@ from k8stars.services.notify.model import (
     from_report,
     from_report_server,
 )
-from k8stars.tars.protocol.notifyf import NOTIFYLEVEL, NotifyServant, ReportInfo
+from k8stars.services.notify.sqlstore import SqlNotifyStore, notify_page
+from k8stars.tars.errors import TarsRpcError
+from k8stars.tars.protocol.notifyf import (
+    NOTIFYLEVEL,
+    Notify_getNotifyInfo_result,
+    NotifyInfo,
+    NotifyItem,
+    NotifyKey,
+    NotifyServant,
+    ReportInfo,
+)
 from k8stars.tars.rpc import current
 
 log = logging.getLogger("k8stars.services.notify")
@@ -162,3 +172,11 @@ class NotifyImp(NotifyServant):
 
     async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
         self.queue.offer(from_notify_server(sServerName, int(level), sMessage, current().peer_host))
+
+    async def getNotifyInfo(self, stKey: NotifyKey) -> Notify_getNotifyInfo_result:
+        store = self.queue.sink
+        if not isinstance(store, SqlNotifyStore):
+            raise TarsRpcError(f"getNotifyInfo: the {store.kind} store cannot be queried (SQL stores only)")
+        page = await notify_page(store, stKey.name, stKey.ip, stKey.page)
+        items = [NotifyItem(sTimeStamp=t, sServerId=sid, iLevel=lvl, sMessage=m) for t, sid, lvl, m in page.items]
+        return Notify_getNotifyInfo_result(0, NotifyInfo(nextpage=page.nextpage, notifyItems=items))

@@ -21,6 +21,8 @@ from k8stars.sql.store import SqlBackedStore
 SQLITE_FILE = "notify.db"
 POOL_SIZE = 2
 MAX_LIMIT = 10000
+PAGE_SIZE = 10  # getNotifyInfo: records per page
+_LEVELS = {"[warn]": 1, "[error]": 2, "[alarm]": 2}  # command tag -> NOTIFYLEVEL (else NOTIFYNORMAL)
 
 NOTIFYS_MYSQL = """CREATE TABLE IF NOT EXISTS t_server_notifys (
   id int(11) NOT NULL AUTO_INCREMENT,
@@ -121,6 +123,35 @@ class SqlNotifyStore(SqlBackedStore):
             sql, params = sql + " AND node_name = ?", [*params, node]
         rows = await self.db.fetch(sql + f" ORDER BY id DESC LIMIT {int(limit)}", params)
         return [_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyPage:
+    """One page of getNotifyInfo: ``(time, server_id, level, message)`` items, and the next page or -1."""
+
+    items: list[tuple[str, str, int, str]]
+    nextpage: int
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``App.Server`` -> (app, server); a name without a dot is both (as TarsFramework's notifyServer)."""
+    app, _, server = name.partition(".")
+    return app, server or app
+
+
+async def notify_page(store: SqlNotifyStore, name: str, ip: str, page: int,
+                      size: int = PAGE_SIZE) -> NotifyPage:  # fmt: skip
+    """Page ``page`` (from 0) of ``name``'s records, newest first, only node ``ip`` when given."""
+    app, server = split_name(name)
+    sql = ("SELECT notifytime, server_id, command, result FROM t_server_notifys "
+           "WHERE application = ? AND server_name = ?")  # fmt: skip
+    params: list[Any] = [app, server]
+    if ip:
+        sql, params = sql + " AND node_name = ?", [*params, ip]
+    offset = max(page, 0) * size
+    rows = await store.db.fetch(sql + f" ORDER BY id DESC LIMIT {int(size) + 1} OFFSET {int(offset)}", params)
+    items = [(str(r[0] or ""), str(r[1] or ""), _LEVELS.get(str(r[2] or ""), 0), str(r[3] or "")) for r in rows]
+    return NotifyPage(items[:size], max(page, 0) + 1 if len(items) > size else -1)
 
 
 def _row(r: Sequence[Any]) -> NotifyRow:

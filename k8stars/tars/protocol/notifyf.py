@@ -24,6 +24,48 @@ class ReportType(enum.IntEnum):
 
 
 @dataclass(slots=True, unsafe_hash=True)
+class NotifyKey(_c.Struct):
+    __tars_name__: ClassVar[str] = "tars.NotifyKey"
+    name: str = ""
+    ip: str = ""
+    page: int = 0
+
+NotifyKey.__tars_fields__ = (
+    _c.Field(1, 'name', _c.STRING, True, None),
+    _c.Field(2, 'ip', _c.STRING, True, None),
+    _c.Field(3, 'page', _c.INT, True, None),
+)
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class NotifyItem(_c.Struct):
+    __tars_name__: ClassVar[str] = "tars.NotifyItem"
+    sTimeStamp: str = ""
+    sServerId: str = ""
+    iLevel: int = 0
+    sMessage: str = ""
+
+NotifyItem.__tars_fields__ = (
+    _c.Field(1, 'sTimeStamp', _c.STRING, True, None),
+    _c.Field(2, 'sServerId', _c.STRING, True, None),
+    _c.Field(3, 'iLevel', _c.INT, True, None),
+    _c.Field(4, 'sMessage', _c.STRING, True, None),
+)
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class NotifyInfo(_c.Struct):
+    __tars_name__: ClassVar[str] = "tars.NotifyInfo"
+    nextpage: int = 0
+    notifyItems: list[NotifyItem] = field(default_factory=list)
+
+NotifyInfo.__tars_fields__ = (
+    _c.Field(1, 'nextpage', _c.INT, True, None),
+    _c.Field(2, 'notifyItems', _c.vector_of(_c.struct_of(NotifyItem)), True, None),
+)
+
+
+@dataclass(slots=True, unsafe_hash=True)
 class ReportInfo(_c.Struct):
     __tars_name__: ClassVar[str] = "tars.ReportInfo"
     eType: ReportType = ReportType.REPORT
@@ -49,9 +91,15 @@ ReportInfo.__tars_fields__ = (
 )
 
 
+class Notify_getNotifyInfo_result(NamedTuple):
+    ret: int
+    stInfo: NotifyInfo
+
+
 Notify_interface = Interface("tars", "Notify", {
         "reportServer": Operation("reportServer", None, (Param(1, 'sServerName', _c.STRING, False, False), Param(2, 'sThreadId', _c.STRING, False, False), Param(3, 'sMessage', _c.STRING, False, False)), None),
         "notifyServer": Operation("notifyServer", None, (Param(1, 'sServerName', _c.STRING, False, False), Param(2, 'level', _c.enum_of(NOTIFYLEVEL), False, False), Param(3, 'sMessage', _c.STRING, False, False)), None),
+        "getNotifyInfo": Operation("getNotifyInfo", _c.INT, (Param(1, 'stKey', _c.struct_of(NotifyKey), False, False), Param(2, 'stInfo', _c.struct_of(NotifyInfo), True, False)), Notify_getNotifyInfo_result),
         "reportNotifyInfo": Operation("reportNotifyInfo", None, (Param(1, 'info', _c.struct_of(ReportInfo), False, False),), None),
 })
 
@@ -65,6 +113,9 @@ class NotifyProxy(ServantProxy):
     async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
         return await self.tars_invoke("notifyServer", (sServerName, level, sMessage))
 
+    async def getNotifyInfo(self, stKey: NotifyKey) -> Notify_getNotifyInfo_result:
+        return await self.tars_invoke("getNotifyInfo", (stKey,))
+
     async def reportNotifyInfo(self, info: ReportInfo) -> None:
         return await self.tars_invoke("reportNotifyInfo", (info,))
 
@@ -77,6 +128,9 @@ class NotifyServant(Servant):
 
     async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
         raise NotImplementedError("Notify.notifyServer")
+
+    async def getNotifyInfo(self, stKey: NotifyKey) -> Notify_getNotifyInfo_result:
+        raise NotImplementedError("Notify.getNotifyInfo")
 
     async def reportNotifyInfo(self, info: ReportInfo) -> None:
         raise NotImplementedError("Notify.reportNotifyInfo")
