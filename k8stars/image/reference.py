@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from k8stars.service.options import is_loopback as is_loopback_host
 
 __all__ = ["Credentials", "ImageRef", "credentials_from_dockerconfig", "is_loopback"]
 
@@ -79,13 +80,7 @@ class ImageRef:
 def is_loopback(registry: str) -> bool:
     """A registry on this machine: spoken to over plain HTTP by default, as Docker and containerd do."""
     host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host.strip("[]"))
 
 
 @dataclass(frozen=True)

@@ -161,38 +161,35 @@ class Kube:
     async def apply(self, res: Resource, namespace: str | None, body: Obj, *, sub: str | None = None) -> Obj:
         """Server-side apply of `body` (which names the object) by our field manager, taking over conflicts."""
         name = body["metadata"]["name"]
-        result: Obj = await self.request(
-            "PATCH",
-            res.path(namespace, name, sub),
-            query={"fieldManager": self.field_manager, "force": True},
-            body=body,
-            content_type="application/apply-patch+yaml",
-        )
-        return result
+        return await self._patch(res, namespace, name, sub, body, "application/apply-patch+yaml", force=True)
 
     async def merge_patch(
         self, res: Resource, namespace: str | None, name: str, patch: Obj, *, sub: str | None = None
     ) -> Obj:
-        result: Obj = await self.request(
-            "PATCH",
-            res.path(namespace, name, sub),
-            query={"fieldManager": self.field_manager},
-            body=patch,
-            content_type="application/merge-patch+json",
-        )
-        return result
+        return await self._patch(res, namespace, name, sub, patch, "application/merge-patch+json")
 
     async def json_patch(
         self, res: Resource, namespace: str | None, name: str, patch: Sequence[Obj], *, sub: str | None = None
     ) -> Obj:
         """RFC 6902 patch; a `test` operation on /metadata/resourceVersion makes it conditional."""
-        result: Obj = await self.request(
-            "PATCH",
-            res.path(namespace, name, sub),
-            query={"fieldManager": self.field_manager},
-            body=patch,
-            content_type="application/json-patch+json",
-        )
+        return await self._patch(res, namespace, name, sub, patch, "application/json-patch+json")
+
+    async def _patch(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        sub: str | None,
+        body: Obj | Sequence[Obj],
+        content_type: str,
+        *,
+        force: bool = False,
+    ) -> Obj:
+        query: dict[str, str | int | bool] = {"fieldManager": self.field_manager}
+        if force:
+            query["force"] = True
+        result: Obj = await self.request("PATCH", res.path(namespace, name, sub), query=query, body=body,
+                                         content_type=content_type)  # fmt: skip
         return result
 
     async def delete(self, res: Resource, namespace: str | None, name: str, *, propagation: str = "Background") -> bool:

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from imaging import USERS
 from registries import REGISTRY, SKOPEO, LocalRegistry
 
 from k8stars.testing.cluster.pytest_plugin import k8s_cluster, k8s_real_cluster, kube, namespace
 
 __all__ = ["k8s_cluster", "k8s_real_cluster", "kube", "namespace"]
-
-USERS = {"builder": "s3cret-pass"}
 
 
 def _need_tools() -> None:

@@ -20,6 +20,7 @@ from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TFRAMEWORKCONFIG, TIMAGE
 
 API = "/api/v1beta1/timage/{}/building"
+USERS = {"builder": "s3cret-pass"}  # the htpasswd registry's account
 
 
 async def framework(kube: Kube, namespace: str, registry: str, *, secret: str = "", limit: int | None = None,

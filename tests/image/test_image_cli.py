@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import USERS
+from imaging import USERS
 from packages import server_tgz
 from registries import LocalRegistry, copy_to_dir, inspect
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import USERS
+from imaging import USERS
 from registries import Front, LocalRegistry, copy_to_dir, inspect, skopeo
 
 from k8stars.image import (

@@ -11,8 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import USERS
-from imaging import docker_secret, form, framework, image_service, last_build, post, server_timage, until
+from imaging import USERS, docker_secret, form, framework, image_service, last_build, post, server_timage, until
 from packages import HOSTILE, server_tgz
 from registries import LocalRegistry, copy_to_dir, inspect
 
