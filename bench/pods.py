@@ -9,7 +9,11 @@ build`), and runs the operator and `k8stars registry --store kubernetes` (on the
 * 1 pod: a TServer with one replica is created; the time from the create call to the first successful TARS call to
   the pod's endpoint, and to the registry listing it (QueryF); `--samples` times, each TServer deleted after;
 * N pods: a TServer scaled 0 -> N at once; the same two times per pod, p50/p95;
-* RSS of the agent (`tarscli supervisor`, PID 1 of each server container) and of the TarsGo server, from /proc.
+* RSS of the agent (`tarscli supervisor`, PID 1 of each server container) and of the TarsGo server, from /proc;
+* RSS of each framework pod after `helm install` of both charts with `k8stars image framework`'s image
+  (k8stars.testing.cluster.charts; `--no-charts` skips it);
+* the kwok contrast (bench/pods_kwok.py, `--no-kwok` skips it): the same TServers on fake nodes, the control plane's
+  share of the figures. Printed as one table, real pods beside kwok.
 
 Traffic goes to 127.0.0.1 and to pod IPs on the launcher's bridge only.
 """
@@ -229,7 +233,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     agent = _rss_mib(AGENT_CMDLINE)
                     server = _rss_mib(b"/usr/local/server/bin/tarspeer\x00echo-server")
                     await kube.delete(NS, None, namespace)
+            charts = await _charts_rss(cluster) if args.charts else {}
     return {
+        "charts_rss_mib": charts,
         "one_pod": {"create_to_first_call_s": _summary(one_call), "create_to_listed_s": _summary(one_listed)},
         f"{args.pods}_pods": {
             "create_to_first_call_s": _summary(many_call),
@@ -239,22 +245,65 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _charts_rss(cluster: Any) -> dict[str, float]:
+    """`helm install` of both charts (k8stars.testing.cluster.charts) with the framework image; once every
+    Deployment is Ready and 10 s settled, each framework pod's RSS (its processes, found by the pod's cgroup)."""
+    from k8stars.image.bases import push_base
+    from k8stars.image.framework import push_framework
+    from k8stars.testing.cluster.charts import install_charts, pod_rss_mib
+
+    registry = cluster.real_node.registry
+    image, node = await push_framework(registry), await push_base("node", registry)
+    namespace = f"charts-{uuid.uuid4().hex[:8]}"
+    async with install_charts(cluster, namespace, image, node) as installed, \
+            await Kube.connect(str(cluster.kubeconfig)) as kube:  # fmt: skip
+        await asyncio.sleep(10)
+        pods = (await kube.list(POD, installed.namespace))["items"]
+        rss = pod_rss_mib([p["metadata"]["uid"] for p in pods])
+        names = {p["metadata"]["uid"]: p["metadata"]["name"].rsplit("-", 2)[0] for p in pods}  # the Deployment
+        return {("operator" if n.endswith("k8stars-controller") else n): rss[uid] for uid, n in names.items()}
+
+
+def _table(result: dict[str, Any], kwok: dict[str, Any] | None, pods: int) -> str:
+    """Real pods beside kwok, one row per figure (p50 / p95, seconds from the TServer's create call)."""
+
+    def cell(d: dict[str, Any] | None) -> str:
+        return f"{d['p50']:.2f} / {d['p95']:.2f}" if d else "-"
+
+    rows = ["| what (p50 / p95 s) | real pods | kwok |", "|---|---|---|"]
+    for key, label in (("one_pod", "1 pod"), (f"{pods}_pods", f"{pods} pods at once")):
+        real, fake = result[key], (kwok or {}).get(key) or {}
+        rows.append(f"| {label}: create → Running (kwok) / first TARS call (real) | "
+                    f"{cell(real['create_to_first_call_s'])} | {cell(fake.get('running'))} |")  # fmt: skip
+        rows.append(f"| {label}: create → TEndpoint Active | - | {cell(fake.get('tendpoint'))} |")
+        rows.append(f"| {label}: create → listed by the registry | {cell(real['create_to_listed_s'])} | "
+                    f"{cell(fake.get('listed'))} |")  # fmt: skip
+    rss = result["rss_mib"]
+    for name, value in (("agent (tarscli supervisor)", rss["agent"]), ("TarsGo server", rss["tarsgo_server"])):
+        rows.append(f"| RSS MiB, {name}, p50 / max | {value['p50']} / {value['max']} | - |" if value else "")
+    for name, mib in sorted(result.get("charts_rss_mib", {}).items()):
+        rows.append(f"| RSS MiB, framework pod {name} (helm install) | {mib} | - |")
+    return "\n".join(r for r in rows if r)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=5, help="1-pod TServers, one after another")
     parser.add_argument("--pods", type=int, default=20, help="replicas of the TServer created at once")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-kwok", dest="kwok", action="store_false", help="skip the kwok contrast")
+    parser.add_argument("--no-charts", dest="charts", action="store_false", help="skip the charts' RSS")
     args = parser.parse_args()
     result = asyncio.run(run(args))
+    if args.kwok:
+        from bench.pods_kwok import run_kwok
+
+        with tempfile.TemporaryDirectory(prefix="bench-kwok-") as tmp:
+            result["kwok"] = asyncio.run(run_kwok(args.samples, args.pods, Path(tmp)))
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    for key in ("one_pod", f"{args.pods}_pods"):
-        call, listed = result[key]["create_to_first_call_s"], result[key]["create_to_listed_s"]
-        print(f"{key}: create -> first TARS call p50 {call['p50']:.2f} s, p95 {call['p95']:.2f} s (n={call['n']}); "
-              f"-> listed by the registry p50 {listed['p50']:.2f} s, p95 {listed['p95']:.2f} s")  # fmt: skip
-    rss = result["rss_mib"]
-    print(f"RSS MiB: agent {rss['agent']}, TarsGo server {rss['tarsgo_server']}")
+    print(_table(result, result.get("kwok"), args.pods))
     sys.stdout.flush()
 
 

@@ -26,6 +26,7 @@ from k8stars.service.commands import (
     node_name_option,
     options,
     port_option,
+    processes_option,
     serve_command,
     store_options,
     store_service_options,
@@ -152,6 +153,7 @@ async def _call(
 @click.option("--trusted-peers", envvar="K8STARS_REGISTRY_TRUSTED_PEERS", default="127.0.0.0/8,::1/128",
               show_default=True, help="Addresses or CIDRs that may register, heartbeat and deregister any node; "
               "others only the node they call from. none: nobody.")  # fmt: skip
+@processes_option()
 @admin_option()
 @log_level_option()
 def registry(**options: Any) -> None:
@@ -415,6 +417,9 @@ _notify_store_options = store_options("notify", "notify.db", "notifications go")
                        "notifications go")  # fmt: skip
 @click.option("--queue-size", envvar="K8STARS_NOTIFY_QUEUE_SIZE", type=int, default=10000, show_default=True,
               help="Notifications waiting for the store at most; more are dropped and counted.")  # fmt: skip
+@click.option("--filter", "filter", multiple=True, metavar="KEY=TEXTS",
+              help="TarsFramework's notify filter: drop reports of KEY (App.Server, or default: all) whose message "
+                   "contains one of TEXTS (separated by ; or |). Repeatable.")  # fmt: skip
 @click.pass_context
 def notify(ctx: click.Context, /, **options: Any) -> None:
     """Run the TARS notify service (NotifyF), or list what its SQL store holds (list).
@@ -480,6 +485,13 @@ def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, s
 @click.option("--log-type", envvar="K8STARS_LOG_TYPES", multiple=True, metavar="APP.SERVER.FILE=TYPE",
               help="Roll this file by TYPE (day, 2hour, 10minute ...), whatever it asks (repeatable; env: "
                    "space-separated).")  # fmt: skip
+@click.option("--http-host", envvar="K8STARS_LOG_HTTP_HOST", default="127.0.0.1", show_default=True,
+              help="Address of the files' HTTP view (the console's log page), /metrics, /healthz.")  # fmt: skip
+@click.option("--http-port", envvar="K8STARS_LOG_HTTP_PORT", type=int, default=-1, show_default=True,
+              help="Port of that view (0: any free one; -1: none).")  # fmt: skip
+@click.option("--http-token-file", envvar="K8STARS_LOG_HTTP_TOKEN_FILE", type=click.Path(dir_okay=False),
+              default=None, help="File holding the bearer token every request to that view must carry (/healthz, "
+                                 "/metrics excepted; read again when it changes). None: an open view.")  # fmt: skip
 @admin_option()
 @log_level_option()
 def log_service(**options: Any) -> None:
@@ -487,6 +499,30 @@ def log_service(**options: Any) -> None:
     from k8stars.services.log.app import LogService, LogServiceOptions
 
     serve_command(LogService, LogServiceOptions, options)
+
+
+# --- admin registry: tars.tarsAdminRegistry.AdminRegObj, server commands to the pods' node servants (issue 20);
+# the implementation lives in k8stars.services.adminreg.
+@main.command("adminreg")
+@endpoint_option("K8STARS_ADMINREG_ENDPOINT", "tcp -h 127.0.0.1 -p 12000 -t 60000",
+                 "tars.tarsAdminRegistry.AdminRegObj")  # fmt: skip
+@namespace_option(["K8STARS_ADMINREG_NAMESPACE", "POD_NAMESPACE"], "Namespace of the pods and TAccounts (none: "
+                  "nodeName is a pod IP and the auth checks answer -1).")  # fmt: skip
+@kubeconfig_option()
+@click.option("--node-port", envvar="K8STARS_ADMINREG_NODE_PORT", type=int, default=19385, show_default=True,
+              help="Port of the pods' node servant (tars.tarsnode.NodeObj).")  # fmt: skip
+@click.option("--trusted-peers", envvar="K8STARS_ADMINREG_TRUSTED_PEERS", default=None,
+              help="Addresses or CIDRs that may call AdminReg (default: every caller, as K8SFramework).")  # fmt: skip
+@locator_option("tars.tarsAdminRegistry")
+@node_name_option("adminreg", f"Address registered for AdminRegObj {WHERE_REGISTERED}.")
+@admin_option()
+@log_level_option()
+def adminreg(**options: Any) -> None:
+    """Run the TARS admin registry (AdminReg): start, stop, restart and notify servers in their pods, K8SFramework's
+    auth checks against TAccounts, plugins as TPlugins."""
+    from k8stars.services.adminreg.app import AdminRegService, AdminRegServiceOptions
+
+    serve_command(AdminRegService, AdminRegServiceOptions, options)
 
 
 # --- local framework (issue 4): `k8stars up` ---------------------------------------------------------------------
@@ -499,12 +535,24 @@ def log_service(**options: Any) -> None:
               help="Loopback address of the first service's \"pod\"; the next ones count up from it.")  # fmt: skip
 @click.option("--config-port", envvar="K8STARS_UP_CONFIG_PORT", type=click.IntRange(0, 65535), default=0,
               show_default=True, help="Port of tars.tarsconfig.ConfigObj on 127.0.0.1 (0: a free one).")  # fmt: skip
-def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int) -> None:
-    """Run the whole TARS framework on this machine: registry, config service and the example services."""
+@click.option("--kubeconfig", envvar="K8STARS_UP_KUBECONFIG", type=click.Path(dir_okay=False), default=None,
+              help="With --namespace: also run the web console over that cluster's namespace (it needs the "
+                   "Kubernetes objects; without them no console is started).")  # fmt: skip
+@click.option("--namespace", envvar="K8STARS_UP_NAMESPACE", default=None, help="The console's namespace.")
+@click.option("--web-port", envvar="K8STARS_UP_WEB_PORT", type=click.IntRange(1, 65535), default=8080,
+              show_default=True, help="Port of the web console on 127.0.0.1.")  # fmt: skip
+def up(data_dir: str | None, registry_port: int, first_ip: str, config_port: int, kubeconfig: str | None,
+       namespace: str | None, web_port: int) -> None:  # fmt: skip
+    """Run the whole TARS framework on this machine: registry, config service and the example services (and the web
+    console, given a Kubernetes API)."""
     from k8stars.tarscli.local import run_local
+    from k8stars.tarscli.upconsole import ConsoleOptions
 
+    if bool(kubeconfig) != bool(namespace):
+        raise click.UsageError("--kubeconfig and --namespace go together (the web console's cluster and namespace)")
+    console = ConsoleOptions(kubeconfig, namespace, web_port) if kubeconfig and namespace else None
     sys.exit(asyncio.run(run_local(data_dir=data_dir, registry_port=registry_port, first_ip=first_ip,
-                                   config_port=config_port)))  # fmt: skip
+                                   config_port=config_port, console=console)))  # fmt: skip
 
 
 # --- operator (issue 7): TServer → StatefulSet + Service + TEndpoint; the implementation lives in k8stars.operator --

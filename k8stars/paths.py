@@ -17,7 +17,8 @@ def data_home() -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on PATH: one builder of a cached artefact at a time, across processes."""
+    """Hold an exclusive flock on PATH (its directory made if need be): one holder at a time, across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:

@@ -274,6 +274,21 @@ def bases(registry: str, kinds: tuple[str, ...], namespace: str | None, kubeconf
         click.echo(line)
 
 
+@image.command("framework")
+@click.argument("registry")
+@plain_http_option
+def framework(registry: str, plain_http: bool | None) -> None:
+    """Build (cached) and push the framework image (the k8stars services the Helm charts run) to REGISTRY (host:port)
+    as k8stars/framework:<digest prefix>; print it."""
+
+    async def run() -> str:
+        from k8stars.image.framework import push_framework
+
+        return await push_framework(registry, plain_http=plain_http)
+
+    click.echo(_run(run))
+
+
 @image.command("releases")
 @click.argument("name")
 @namespace_option(NAMESPACE_ENV, "Namespace of the TImage.")

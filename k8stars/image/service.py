@@ -148,6 +148,8 @@ def image_app(builder: Builder, max_upload: int, upload_timeout: float = 400.0,
                 return _reply(408, f"the upload took longer than {upload_timeout:g} s", handler)
             except (ValueError, AssertionError) as e:  # not multipart, a broken body
                 return _reply(400, f"parse form error: {e}", handler)
+            except ConnectionError:  # the sender went away mid-upload (e.g. a console cutting one over its limit)
+                return _reply(400, "parse form error: the upload was cut off", handler)
             if filename is None:
                 return _reply(400, "parse form error: no ServerFile in the form", handler)
             given = {attr: fields.get(key, "") for key, attr in FIELDS.items()}

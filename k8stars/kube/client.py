@@ -138,6 +138,23 @@ class Kube:
                 await asyncio.sleep(_retry_after(exc))
         raise AssertionError("unreachable")
 
+    async def text(self, path: str, query: Mapping[str, str | int | bool] | None = None, timeout: float = 30.0) -> str:
+        """A GET answered in plain text (a pod's log), as sent: never parsed as JSON."""
+        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
+        headers = {"Accept": "*/*", **self.headers}
+        response = await self.api.call_api(path, "GET", query_params=params, header_params=headers,
+                                           auth_settings=["BearerToken"], _preload_content=False,
+                                           _return_http_data_only=True, _request_timeout=timeout)  # fmt: skip
+        try:
+            text = str(await response.text(errors="replace"))
+        finally:
+            response.release()
+        if not 200 <= response.status <= 299:
+            exc = ApiException(status=response.status, reason=response.reason)
+            exc.body = text.encode()
+            raise exc
+        return text
+
     async def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
         try:
             result: Obj = await self.request("GET", res.path(namespace, name))

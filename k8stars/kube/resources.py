@@ -23,6 +23,7 @@ SERVICE = Resource("", "v1", "services", "Service")
 POD = Resource("", "v1", "pods", "Pod")
 CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
 PERSISTENTVOLUMECLAIM = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False)
 
 TARS_KINDS = (

@@ -121,6 +121,8 @@ def exited_pod(pod: Obj) -> Obj:
 
 
 def exited_record(ts: Obj, pods: list[Obj]) -> Obj:
+    """K8SFramework's shape: named like the TServer, its selector labels, the TServer as controlling owner, `app`,
+    `server`, and `pods` newest first (`[]` from the TServer's creation)."""
     spec = spec_of(ts)
     return {
         "apiVersion": meta.API_VERSION,

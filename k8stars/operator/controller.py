@@ -44,7 +44,7 @@ from k8stars.kube.resources import (
     TTREE,
 )
 
-from . import bookkeeping, drift, records, taccount, tconfig, translate
+from . import bookkeeping, conditions, drift, records, taccount, tconfig, translate
 from .workqueue import Key, WorkQueue
 
 log = logging.getLogger("k8stars.operator")
@@ -91,6 +91,10 @@ class Operator:
         self.tconfigs = WatchCache(kube, TCONFIG, namespace, None, self._on_tconfig)
         self.informers = [self.tservers, self.statefulsets, self.daemonsets, self.services, self.endpoints, self.pods]
         self.informers.append(self.configmaps)
+        # every TServer has its TExitedRecord from its creation, as K8SFramework's console expects (its pod-history
+        # page fails on a missing one); unfiltered: a record written by hand or by K8SFramework may lack our labels
+        self.exited_records = WatchCache(kube, TEXITEDRECORD, namespace, None, self._on_owned)
+        self.informers.append(self.exited_records)
         self.ttemplates = WatchCache(kube, TTEMPLATE, namespace, None, self._on_ttemplate)
         self._template_errors: dict[Key, str] = {}  # TServer -> why its template cannot be resolved
         self.informers.append(self.ttemplates)
@@ -394,25 +398,38 @@ class Operator:
         return records.limit(self.frameworks.get((namespace, records.FRAMEWORK_CONFIG)), field)
 
     async def _exited_record(self, key: Key, ts: Obj) -> None:
-        """Append the pods that went away to the server's TExitedRecord (newest last, recordLimit.texitedPod kept)."""
+        """The server's TExitedRecord: created with the TServer (no pods yet), then every pod that went away is put
+        first (newest first, recordLimit.texitedPod kept), as K8SFramework's controller records them."""
         gone = self.exited.pop(key, [])
         if not gone:
+            if self.exited_records.get(key) is None:
+                await self._create_exited_record(key, ts)
             return
         try:
             current = await self.kube.get(TEXITEDRECORD, key[0], key[1])
             pods = list((current or {}).get("pods") or [])
             known = {p.get("uid") for p in pods}
-            pods += [p for p in gone if p["uid"] not in known]
+            fresh = [p for p in reversed(gone) if p["uid"] not in known]
             limit = self._limit(key[0], "texitedPod")
-            body = bookkeeping.exited_record(ts, pods[-limit:] if limit else [])
+            body = bookkeeping.exited_record(ts, [*fresh, *pods][:limit])
             await self.kube.apply(TEXITEDRECORD, key[0], body)
         except BaseException:
             self.exited.setdefault(key, [])[:0] = gone  # keep them for the retry
             raise
         self.stats.wrote("texitedrecord")
 
+    async def _create_exited_record(self, key: Key, ts: Obj) -> None:
+        try:
+            await self.kube.create(TEXITEDRECORD, key[0], bookkeeping.exited_record(ts, []))
+        except ApiException as exc:
+            if exc.status != 409:  # 409: there already (the cache lags behind)
+                raise
+            return
+        self.stats.wrote("texitedrecord")
+
     async def _tserver_status(self, key: Key, ts: Obj, workload: Obj | None) -> None:
         status = bookkeeping.tserver_status(ts, workload)
+        status["conditions"] = conditions.conditions(ts, workload, self.server_pods(key), translate.is_tars(ts))
         if ts.get("status") == status:
             return
         body = {"apiVersion": meta.API_VERSION, "kind": "TServer", "metadata": {"name": key[1]}, "status": status}

@@ -336,12 +336,9 @@ def pod_template(ts: Obj, namespace: str, *, daemon: bool = False) -> Obj:
     if cports:
         container["ports"] = cports
     if tars:
-        container["readinessProbe"] = {
-            "exec": {"command": [AGENT, "hzcheck"]},
-            "periodSeconds": 5,
-            "timeoutSeconds": 3,
-            "failureThreshold": 1,
-        }
+        # No readiness probe, as K8SFramework renders none: the tars.io/active gate (the agent's reports, through the
+        # registry) is the readiness. An exec probe started the agent every 5 s in every pod and, timing out under CPU
+        # starvation, took healthy pods out of readiness.
         container["lifecycle"] = {"preStop": {"exec": {"command": [AGENT, "prestop"]}}}
     pod_spec: Obj = {
         "containers": [container],

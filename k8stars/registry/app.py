@@ -176,6 +176,8 @@ class RegistryServer(TarsService[RegistryConfig]):
         self.registry_adapter.add_servant(REGISTRY_OBJ, RegistryServant(self.service, self.options.trusted()))
         self.app.register_admin_command("clean", lambda _cmd, params: self.service.clean(params), CLEAN_HELP)
         await self.start_tars(parts)
+        if self.is_copy:  # another process of --processes: a replica on the same ports (HTTP and its own
+            return  # registration are the first process's)
         if self.options.http_port:
             self.http_port = await serve_http(parts, http_app(self.service), self.options.host, self.options.http_port)
         await self._register_self(parts)

@@ -13,6 +13,8 @@ and any new one (the image builder, the web console, query services) are instanc
   onStartup, keepAlive, onPrestop; ``registration``).
 - ``http``: ``metrics_app`` (``/metrics`` of a Prometheus registry, ``/healthz``) and ``serve_http`` (an aiohttp app
   as a part).
+- ``bearer``: ``TokenFile`` (a bearer token in a file, a mounted Secret, read again when it changes) and
+  ``bearer_middleware``: an HTTP side only the token's holder passes (401 otherwise; ``/healthz``, ``/metrics`` open).
 - ``commands``: the shared click options and ``serve_command``, the one way a command runs a service (exit 2 for a
   bad option, 1 when it cannot start).
 

@@ -88,6 +88,22 @@ def admin_option() -> Decorator:
                         "port 0: any free one, logged at start-up.")  # fmt: skip
 
 
+def processes_option() -> Decorator:
+    """``--processes``: processes serving the service's adapters on their ports (one per core: max)."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+        from k8stars.tars.rpc.processes import parse_processes  # the runtime loads when a service runs
+
+        try:
+            return None if value is None else parse_processes(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+
+    return click.option("--processes", envvar="K8STARS_PROCESSES", default=None, callback=convert,
+                        help="Processes serving the TARS adapters, sharing their ports (max: one per core; "
+                        "default 1). AdminObj, registration and HTTP stay in the first.")  # fmt: skip
+
+
 def locator_option(servers: str) -> Decorator:
     return click.option("--locator", envvar="K8STARS_LOCATOR", default=None,
                         help=f"Registry QueryObj proxy to register {servers} with (default: none).")  # fmt: skip

@@ -36,6 +36,7 @@ class ServiceOptions:
     node_name: str = ""
     log_level: str = "INFO"
     admin_endpoint: str = ADMIN_ENDPOINT  # TARS services: AdminObj's, loopback only
+    processes: int = 1  # TARS services: processes serving the adapters (--processes, k8stars.tars.rpc.processes)
 
     error: ClassVar[type[ServiceError]] = ServiceError
 

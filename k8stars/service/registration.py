@@ -32,26 +32,38 @@ def node_address(node_name: str, host: str) -> str:
 
 
 class Registration:
-    """One servant registered as server ``tars.<server>``."""
+    """The servants of server ``tars.<server>`` on one node, registered together (an onStartup names every adapter
+    of the server: one per servant would replace the others)."""
 
     def __init__(self, registry: tarsregistryProxy, server: str, servant: str, node: str, ep: Endpoint) -> None:
-        self.registry, self.server, self.servant, self.node, self.ep = registry, server, servant, node, ep
+        self.registry, self.server, self.node = registry, server, node
+        self.servants: list[tuple[str, Endpoint]] = [(servant, ep)]
         self.task: asyncio.Task[None] | None = None
+        self.changed = False  # a servant added after the onStartup: send it again
+
+    @property
+    def servant(self) -> str:
+        return ", ".join(name for name, _ in self.servants)
+
+    def add(self, servant: str, ep: Endpoint) -> None:
+        self.servants.append((servant, ep))
+        self.changed = True
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._loop(), name=f"{self.server}-registration")
 
     def _startup(self) -> onStartupReq:
-        endpoint = f"tcp -h {self.node} -p {self.ep.port} -t {self.ep.timeout or 60000}"
-        adapter = AdapterConf(self.servant, endpoint, "tars", 100000, 1, 10000, 60000)
-        return onStartupReq(self.node, APPLICATION, self.server, adapters=[adapter], State="active",
+        adapters = [AdapterConf(name, f"tcp -h {self.node} -p {ep.port} -t {ep.timeout or 60000}", "tars", 100000, 1,
+                                10000, 60000) for name, ep in self.servants]  # fmt: skip
+        return onStartupReq(self.node, APPLICATION, self.server, adapters=adapters, State="active",
                             Version=__version__)  # fmt: skip
 
     async def _loop(self) -> None:
         registered = False
         while True:
             try:
-                if not registered:
+                if not registered or self.changed:
+                    self.changed = False
                     await self.registry.onStartup(self._startup())
                     registered = True
                     log.info("registered %s with the registry", self.servant)
@@ -84,6 +96,10 @@ class Registrations:
         self.items: list[Registration] = []
 
     def add(self, server: str, servant: str, node: str, ep: Endpoint) -> None:
+        for reg in self.items:
+            if reg.server == server and reg.node == node:
+                reg.add(servant, ep)
+                return
         reg = Registration(self.registry, server, servant, node, ep)
         reg.start()
         self.items.append(reg)

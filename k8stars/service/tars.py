@@ -43,8 +43,17 @@ class TarsService(Service[OptionsT]):
         raise NotImplementedError
 
     def server_settings(self) -> ServerSettings:
+        if self.options.processes < 1:
+            raise self.options.error(f"--processes {self.options.processes}: give a number >= 1, or max")
         return ServerSettings(app=APPLICATION, server=self.server, log_level=self.options.log_level,
-                              local=str(self.options.parsed_admin_endpoint()), adapters=self.adapters())  # fmt: skip
+                              local=str(self.options.parsed_admin_endpoint()), adapters=self.adapters(),
+                              processes=self.options.processes)  # fmt: skip
+
+    @property
+    def is_copy(self) -> bool:
+        """One of the other processes of a service run with ``--processes``: it serves the adapters only (no
+        AdminObj, registration or HTTP listener: those are the first process's)."""
+        return self.app.server.is_copy
 
     def adapter(self, servant: str) -> Adapter:
         return self.app.server.adapters[servant + "Adapter"]
@@ -58,12 +67,13 @@ class TarsService(Service[OptionsT]):
         """Listen until ``parts`` close."""
         parts.push_async_callback(self.app.stop)  # before start: a second adapter failing closes the first
         await self.app.start()
-        log.info("AdminObj on %s (loopback only)", self.admin_endpoint)
+        if not self.is_copy:
+            log.info("AdminObj on %s (loopback only)", self.admin_endpoint)
 
     def register(self, parts: AsyncExitStack, locator: str, *servers: tuple[str, str]) -> None:
         """With a locator, each (server, servant) registered with the registry until ``parts`` close (deregistered
         first: the listeners it advertises close after it)."""
-        if not locator:
+        if not locator or self.is_copy:
             return
         registrations = Registrations(locator)
         parts.push_async_callback(registrations.close)

@@ -128,6 +128,8 @@ typedef struct {
     PyObject *field, *name, *tagobj;
     PyObject *cmp;          /* SKIP_EQ: the value equal to which the field is left out */
     int cmp_is_int;         /* cmp is an exact int that fits in cmp_int */
+    int kind, max_wire;     /* the type's, at hand for the one-pass writer and reader */
+    long long lo, hi;
     long long cmp_int;
     PyObject *defobj;       /* DEF_CONST / DEF_COPY*: the default */
     TypeDesc *type;
@@ -141,6 +143,8 @@ struct Plan {
     FieldDesc *f;
     TypeDesc *vtype;        /* value plans */
     int valid, fast_get, fast_init;
+    int gc_new;             /* fast_init, and its instances hold exactly the slots of its fields */
+    int simple;             /* every field a number, a string, bytes or a map: see w_simple_fused */
     int16_t by_tag[256];
 };
 
@@ -373,11 +377,20 @@ expected_error(const char *before, TypeDesc *d, PyObject *v)
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Plans */
 
+/* The last plan get_plan found in a class's __dict__, and the class's version tag then: CPython gives a class a new
+   tag whenever it or a base changes, so while the tag holds, the two dict lookups would find the same (issue 19:
+   they were an eighth of an encode of a small packet). Borrowed: a plan released forgets it, so dead classes and
+   their plans are still collected; tags are never reused, so a new class at a dead one's address never matches. */
+static Plan *hot_plan;
+static unsigned int hot_tag;
+
 static void
 plan_release(Plan *p)
 {
     FieldDesc *f = p->f;
     Py_ssize_t i, n = p->n;
+    if (hot_plan == p)
+        hot_plan = NULL;
     p->valid = 0;
     p->f = NULL;
     p->n = 0;
@@ -438,8 +451,9 @@ static PyObject *
 plan_repr(Plan *p)
 {
     if (p->cls != NULL)
-        return PyUnicode_FromFormat("<tars plan of %R: %zd fields%s%s>", p->cls, p->n,
-                                    p->fast_get ? ", slot get" : "", p->fast_init ? ", slot init" : "");
+        return PyUnicode_FromFormat("<tars plan of %R: %zd fields%s%s%s>", p->cls, p->n,
+                                    p->fast_get ? ", slot get" : "", p->fast_init ? ", slot init" : "",
+                                    p->simple && p->fast_get ? ", one pass" : "");
     if (p->vtype != NULL)
         return PyUnicode_FromFormat("<tars plan of %R>", p->fields);
     return PyUnicode_FromFormat("<tars plan of %zd fields>", p->n);
@@ -472,6 +486,8 @@ plan_alloc(void)
     p->valid = 0;
     p->fast_get = 0;
     p->fast_init = 0;
+    p->gc_new = 0;
+    p->simple = 0;
     memset(p->by_tag, 0xFF, sizeof(p->by_tag)); /* -1: unknown tag */
     PyObject_GC_Track(p);
     return p;
@@ -499,6 +515,10 @@ field_compile(FieldDesc *fd, PyObject *fo)
     Py_DECREF(t);
     if (fd->type == NULL)
         return -1;
+    fd->kind = fd->type->kind;
+    fd->max_wire = fd->type->max_wire;
+    fd->lo = fd->type->lo;
+    fd->hi = fd->type->hi;
     req = PyObject_GetAttr(fo, s_required);
     if (req == NULL)
         return -1;
@@ -580,6 +600,35 @@ fail:
     return -1;
 }
 
+/* Whether an instance of p's class is its header and the slots of its fields, each once, nothing else: an
+   allocation that fills every slot before the object is tracked leaves nothing uninitialised. */
+static int
+only_field_slots(Plan *p)
+{
+    PyTypeObject *tp = (PyTypeObject *)p->cls;
+    uint64_t seen = 0;
+    Py_ssize_t i;
+    if (p->n > 64 || tp->tp_alloc != PyType_GenericAlloc || !PyType_IS_GC(tp) || tp->tp_itemsize != 0 ||
+        tp->tp_dictoffset != 0 || tp->tp_weaklistoffset != 0 ||
+        tp->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + (size_t)p->n * sizeof(PyObject *)))
+        return 0;
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT)
+        return 0;
+#endif
+#ifdef Py_TPFLAGS_MANAGED_WEAKREF
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_WEAKREF)
+        return 0;
+#endif
+    for (i = 0; i < p->n; i++) {
+        Py_ssize_t k = (p->f[i].offset - (Py_ssize_t)sizeof(PyObject)) / (Py_ssize_t)sizeof(PyObject *);
+        if (p->f[i].offset < (Py_ssize_t)sizeof(PyObject) || k >= p->n || (seen >> k) & 1)
+            return 0;
+        seen |= (uint64_t)1 << k;
+    }
+    return 1;
+}
+
 /* Slot offsets of a class whose instances are read and built without getattr / __init__ where that is exact. */
 static int
 plan_layout(Plan *p)
@@ -632,6 +681,7 @@ plan_layout(Plan *p)
             return -1;
         p->fast_init = ok;
     }
+    p->gc_new = p->fast_init && only_field_slots(p);
     return 0;
 }
 
@@ -662,11 +712,28 @@ plan_compile(PyObject *cls, PyObject *fields)
     }
     if (cls != NULL && plan_layout(p) < 0)
         goto fail;
+    p->simple = p->n <= STACK_N;
+    for (i = 0; i < p->n; i++) {
+        int k = p->f[i].type->kind;
+        if (!((k >= K_BYTE && k <= K_UINT) || k == K_FLOAT || k == K_DOUBLE || k == K_STRING || k == K_BYTES ||
+              k == K_MAP))
+            p->simple = 0;
+    }
     p->valid = 1;
     return p;
 fail:
     Py_DECREF(p);
     return NULL;
+}
+
+static int
+tag_valid(PyTypeObject *tp)
+{
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+    if (!PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG))
+        return 0;
+#endif
+    return tp->tp_version_tag != 0;
 }
 
 /* The plan of a struct class (new reference), cached in the class's own __dict__. */
@@ -678,14 +745,23 @@ get_plan(PyObject *cls)
     int heap = PyType_Check(cls) && (((PyTypeObject *)cls)->tp_flags & Py_TPFLAGS_HEAPTYPE) &&
                ((PyTypeObject *)cls)->tp_dict != NULL;
 
+    if (hot_plan != NULL && hot_plan->cls == cls && hot_plan->valid && tag_valid((PyTypeObject *)cls) &&
+        ((PyTypeObject *)cls)->tp_version_tag == hot_tag)
+        return (Plan *)Py_NewRef(hot_plan);
     if (heap) {
         PyObject *dict = ((PyTypeObject *)cls)->tp_dict;
         PyObject *cached = PyDict_GetItemWithError(dict, s_ctable);
         if (cached != NULL && Py_IS_TYPE(cached, &PlanType) && ((Plan *)cached)->valid &&
             ((Plan *)cached)->cls == cls) {
             PyObject *own = PyDict_GetItemWithError(dict, s_tars_fields);
-            if (own == ((Plan *)cached)->fields)
+            if (own == ((Plan *)cached)->fields) {
+                (void)_PyType_Lookup((PyTypeObject *)cls, s_tars_fields); /* gives the class a tag if it has none */
+                if (tag_valid((PyTypeObject *)cls)) {
+                    hot_plan = (Plan *)cached;
+                    hot_tag = ((PyTypeObject *)cls)->tp_version_tag;
+                }
                 return (Plan *)Py_NewRef(cached);
+            }
             if (own == NULL && PyErr_Occurred())
                 return NULL;
             if (own == NULL) { /* inherited __tars_fields__ */
@@ -802,7 +878,7 @@ typedef struct {
     Py_ssize_t len, cap;
     int skip;               /* skip_defaults */
     PyObject *bad_tag;      /* the tag object of the field being written when its tag is -1 */
-    char stack[512];
+    char stack[4096]; /* most packets (a 100-endpoint lookup answer too) need no heap buffer */
 } Enc;
 
 static void
@@ -855,6 +931,12 @@ enc_grow(Enc *e, Py_ssize_t extra)
     do {                                                                        \
         if ((e)->cap - (e)->len < (Py_ssize_t)(n) && enc_grow((e), (n)) < 0)    \
             return -1;                                                          \
+    } while (0)
+
+#define NEED_OR(e, n, failure)                                                  \
+    do {                                                                        \
+        if ((e)->cap - (e)->len < (Py_ssize_t)(n) && enc_grow((e), (n)) < 0)    \
+            failure;                                                            \
     } while (0)
 
 static int
@@ -967,6 +1049,7 @@ put_raw(Enc *e, const char *data, Py_ssize_t n)
 
 static int w_value(Enc *e, TypeDesc *d, int tag, PyObject *v);
 static int w_struct_body(Enc *e, Plan *p, PyObject *obj);
+static int w_simple_fused(Enc *e, Plan *p, PyObject *obj);
 
 static int
 w_int(Enc *e, TypeDesc *d, int tag, PyObject *v)
@@ -1209,6 +1292,29 @@ w_vector(Enc *e, TypeDesc *d, int tag, PyObject *v)
     for (i = 0; i < Py_SIZE(v); i++) {
         PyObject *item = is_list ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
         int r;
+        if (elem->kind == K_STRUCT && Py_TYPE(item) == (PyTypeObject *)elem->cls && elem->cls_is_struct) {
+            /* a list of simple structs (a lookup answer's EndpointFs): each written in one pass, borrowed, as no
+               Python code runs meanwhile; any other element goes the general way */
+            Plan *p = type_plan(elem);
+            if (p == NULL) {
+                Py_LeaveRecursiveCall();
+                return -1;
+            }
+            if (p->simple && p->fast_get) {
+                Py_ssize_t start = e->len;
+                NEED_OR(e, 1, goto fail);
+                e->p[e->len++] = (char)W_SBEGIN; /* tag 0 */
+                r = w_simple_fused(e, p, item);
+                if (r < 0)
+                    goto fail;
+                if (r == 0) {
+                    NEED_OR(e, 1, goto fail);
+                    e->p[e->len++] = (char)W_SEND;
+                    continue;
+                }
+                e->len = start;
+            }
+        }
         Py_INCREF(item);
         r = w_value(e, elem, 0, item);
         Py_DECREF(item);
@@ -1220,6 +1326,9 @@ w_vector(Enc *e, TypeDesc *d, int tag, PyObject *v)
     }
     Py_LeaveRecursiveCall();
     return 0;
+fail:
+    Py_LeaveRecursiveCall();
+    return -1;
 }
 
 static int
@@ -1244,6 +1353,8 @@ w_map(Enc *e, TypeDesc *d, int tag, PyObject *v)
         if (!r)
             return expected_error("expected a dict for ", d, v);
     }
+    if (PyDict_CheckExact(v) && PyDict_GET_SIZE(v) == 0) /* context and status of most packets */
+        return put_head(e, tag, W_MAP) < 0 ? -1 : put_head(e, 0, W_ZERO);
     if (put_head(e, tag, W_MAP) < 0)
         return -1;
     n = PyObject_Size(v);
@@ -1431,6 +1542,188 @@ w_fields(Enc *e, Plan *p, PyObject *const *values, Py_ssize_t nvalues)
     return 0;
 }
 
+/* A struct of numbers, strings and bytes in slots (EndpointF, RequestPacket with empty maps): when every slot holds
+   an exact int, float, str, bytes or empty dict, writing them runs no Python code and allocates nothing the garbage
+   collector tracks (so no finalizer runs either), and nothing can change the slots meanwhile: they are written
+   borrowed, without the reference count traffic that was most of the time of a 100-endpoint answer (issue 19).
+   1: not such a struct, the caller writes it. */
+static int
+w_simple_body(Enc *e, Plan *p, PyObject *obj)
+{
+    PyObject *v[STACK_N];
+    Py_ssize_t i, n = p->n;
+    for (i = 0; i < n; i++) {
+        PyObject *x = *(PyObject **)((char *)obj + p->f[i].offset);
+        int k = p->f[i].type->kind;
+        if (x == NULL)
+            return 1;
+        switch (k) {
+        case K_STRING: if (!PyUnicode_CheckExact(x)) return 1; break;
+        case K_BYTES: if (!PyBytes_CheckExact(x)) return 1; break;
+        case K_MAP: if (!PyDict_CheckExact(x) || PyDict_GET_SIZE(x) != 0) return 1; break;
+        case K_FLOAT: case K_DOUBLE: if (!PyLong_CheckExact(x) && !PyFloat_CheckExact(x)) return 1; break;
+        default: if (!PyLong_CheckExact(x)) return 1;
+        }
+        v[i] = x;
+    }
+    return w_fields(e, p, v, n);
+}
+
+static inline void
+put_head_unchecked(Enc *e, int tag, int wire)
+{
+    if (tag < 15)
+        e->p[e->len++] = (char)(tag << 4 | wire);
+    else {
+        e->p[e->len++] = (char)(0xF0 | wire);
+        e->p[e->len++] = (char)tag;
+    }
+}
+
+/* put_int's bytes with room for them made by the caller (at most 10) */
+static inline void
+put_int_unchecked(Enc *e, int tag, long long v)
+{
+    if (v == 0)
+        put_head_unchecked(e, tag, W_ZERO);
+    else if (v >= -128 && v <= 127) {
+        put_head_unchecked(e, tag, W_INT1);
+        e->p[e->len++] = (char)v;
+    }
+    else if (v >= -32768 && v <= 32767) {
+        put_head_unchecked(e, tag, W_INT2);
+        be16(e->p + e->len, (uint16_t)v);
+        e->len += 2;
+    }
+    else if (v >= INT32_MIN && v <= INT32_MAX) {
+        put_head_unchecked(e, tag, W_INT4);
+        be32(e->p + e->len, (uint32_t)v);
+        e->len += 4;
+    }
+    else {
+        put_head_unchecked(e, tag, W_INT8);
+        be64(e->p + e->len, (uint64_t)v);
+        e->len += 8;
+    }
+}
+
+/* The same struct written in one pass without a call per field (issue 19: the calls and checks of the general writer
+   were half of an encode of a RequestPacket): only the common case, every value an exact int in range, ASCII str,
+   bytes, float or empty dict, each default-skip decided without calling Python. Anything else (an error, a big int,
+   a non-ASCII string, a default that is not an int or a str) returns 1 with what it wrote undone, and the general
+   writer writes the struct, so bytes and errors are the general writer's. */
+static int
+w_simple_fused(Enc *e, Plan *p, PyObject *obj)
+{
+    Py_ssize_t i, n = p->n, start = e->len;
+    for (i = 0; i < n; i++) {
+        FieldDesc *f = &p->f[i];
+        PyObject *x = *(PyObject **)((char *)obj + f->offset);
+        int tag = f->tag, kind = f->kind, skip = e->skip && !f->required;
+        Py_ssize_t len;
+        if (x == NULL || tag < 0)
+            goto punt;
+        switch (kind) {
+        case K_STRING:
+            if (!PyUnicode_CheckExact(x) || !PyUnicode_IS_COMPACT_ASCII(x))
+                goto punt;
+            len = PyUnicode_GET_LENGTH(x);
+            if (skip) {
+                if (f->skip != SKIP_EQ || !PyUnicode_CheckExact(f->cmp))
+                    goto punt;
+                if (len == PyUnicode_GET_LENGTH(f->cmp) && PyUnicode_IS_COMPACT_ASCII(f->cmp) &&
+                    (len == 0 || memcmp(PyUnicode_DATA(x), PyUnicode_DATA(f->cmp), (size_t)len) == 0))
+                    continue;
+            }
+            NEED(e, 6 + len);
+            if (len <= 255) {
+                put_head_unchecked(e, tag, W_STRING1);
+                e->p[e->len++] = (char)len;
+            }
+            else {
+                if ((unsigned long long)len > 0xFFFFFFFFULL)
+                    goto punt;
+                put_head_unchecked(e, tag, W_STRING4);
+                be32(e->p + e->len, (uint32_t)len);
+                e->len += 4;
+            }
+            memcpy(e->p + e->len, PyUnicode_DATA(x), (size_t)len);
+            e->len += len;
+            break;
+        case K_BYTES:
+            if (!PyBytes_CheckExact(x))
+                goto punt;
+            len = PyBytes_GET_SIZE(x);
+            if (skip && len == 0)
+                continue;
+            NEED(e, 13 + len);
+            put_head_unchecked(e, tag, W_SLIST);
+            e->p[e->len++] = 0;
+            put_int_unchecked(e, 0, len);
+            memcpy(e->p + e->len, PyBytes_AS_STRING(x), (size_t)len);
+            e->len += len;
+            break;
+        case K_MAP:
+            if (!PyDict_CheckExact(x) || PyDict_GET_SIZE(x) != 0)
+                goto punt;
+            if (skip)
+                continue;
+            NEED(e, 3);
+            put_head_unchecked(e, tag, W_MAP);
+            e->p[e->len++] = (char)(W_ZERO); /* the size 0 at tag 0 */
+            break;
+        case K_FLOAT: case K_DOUBLE: {
+            double d;
+            if (!PyFloat_CheckExact(x))
+                goto punt;
+            d = PyFloat_AS_DOUBLE(x);
+            if (skip) {
+                if (f->skip != SKIP_EQ || !PyFloat_CheckExact(f->cmp))
+                    goto punt;
+                if (d == PyFloat_AS_DOUBLE(f->cmp))
+                    continue;
+            }
+            NEED(e, 10);
+            if (kind == K_FLOAT) {
+                if (!(d >= -3.4028234663852886e38 && d <= 3.4028234663852886e38))
+                    goto punt; /* inf, nan or out of range: PyFloat_Pack4 decides */
+                put_head_unchecked(e, tag, W_FLOAT);
+                if (PyFloat_Pack4(d, e->p + e->len, 0) < 0)
+                    return -1;
+                e->len += 4;
+            }
+            else {
+                put_head_unchecked(e, tag, W_DOUBLE);
+                if (PyFloat_Pack8(d, e->p + e->len, 0) < 0)
+                    return -1;
+                e->len += 8;
+            }
+            break;
+        }
+        default: { /* the integer kinds of a simple plan */
+            long long v;
+            int overflow;
+            if (!PyLong_CheckExact(x) || long_value(x, &v, &overflow) < 0 || overflow)
+                goto punt; /* an exact int raises nothing: only overflow gets here */
+            if (v < f->lo || v > f->hi)
+                goto punt;
+            if (skip) {
+                if (f->skip != SKIP_EQ || !f->cmp_is_int)
+                    goto punt;
+                if (v == f->cmp_int)
+                    continue;
+            }
+            NEED(e, 10);
+            put_int_unchecked(e, tag, v);
+        }
+        }
+    }
+    return 0;
+punt:
+    e->len = start;
+    return 1;
+}
+
 /* TarsWriter.write_struct_body: every attribute is read first, then the fields are written. */
 static int
 w_struct_body(Enc *e, Plan *p, PyObject *obj)
@@ -1438,6 +1731,9 @@ w_struct_body(Enc *e, Plan *p, PyObject *obj)
     PyObject *stackv[STACK_N], **v;
     Py_ssize_t i, n = p->n;
     int slots = p->fast_get && Py_TYPE(obj) == (PyTypeObject *)p->cls, rc;
+
+    if (slots && p->simple && ((rc = w_simple_fused(e, p, obj)) <= 0 || (rc = w_simple_body(e, p, obj)) <= 0))
+        return rc;
 
     stackv[0] = NULL;
     v = n <= STACK_N ? stackv : PyMem_Malloc((size_t)n * sizeof(PyObject *));
@@ -1710,7 +2006,105 @@ mismatch(TypeDesc *d, int wire)
 }
 
 static PyObject *r_value(Rd *r, TypeDesc *d, int wire);
+
+/* Short ASCII strings decoded lately, by a hash of their bytes: hosts, servant and function names repeat from packet
+   to packet and from endpoint to endpoint, and a str is immutable, so the same one serves again (issue 19: making
+   and freeing them was a fifth of decoding a 100-endpoint answer). */
+#define STR_CACHE 256 /* a power of 2, at most 256 */
+#define STR_CACHE_MAX 32
+static PyObject *str_cache[STR_CACHE];
+
+static inline uint64_t
+ld64le(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t
+ld32le(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* a[0:n] == b[0:n] for 0 < n <= STR_CACHE_MAX, in word compares (memcmp's call was most of a cache hit) */
+static inline int
+short_eq(const void *a, const void *b, Py_ssize_t n)
+{
+    const char *x = a, *y = b;
+    Py_ssize_t i;
+    if (n >= 8) {
+        for (i = 0; i + 8 < n; i += 8) {
+            if (ld64le(x + i) != ld64le(y + i))
+                return 0;
+        }
+        return ld64le(x + n - 8) == ld64le(y + n - 8);
+    }
+    if (n >= 4)
+        return ld32le(x) == ld32le(y) && ld32le(x + n - 4) == ld32le(y + n - 4);
+    for (i = 0; i < n; i++) {
+        if (x[i] != y[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* The slot of s[0:n] (0 < n <= STR_CACHE_MAX): a few word loads and multiplies, not a loop over the bytes. */
+static inline unsigned int
+str_slot(const char *s, Py_ssize_t n)
+{
+    uint64_t a, b;
+    if (n >= 8) {
+        a = ld64le(s);
+        b = ld64le(s + n - 8) ^ (n > 16 ? ld64le(s + 8) : 0) ^ (n > 24 ? ld64le(s + 16) : 0);
+    }
+    else if (n >= 4) {
+        a = ld32le(s);
+        b = ld32le(s + n - 4);
+    }
+    else {
+        a = (unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8;
+        b = (unsigned char)s[n - 1];
+    }
+    a = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)n;
+    return (unsigned int)(a >> 56) & (STR_CACHE - 1);
+}
+
+/* The cached str equal to s[0:n], borrowed, or NULL (no error set) */
+static inline PyObject *
+cached_str(const char *s, Py_ssize_t n)
+{
+    PyObject *u;
+    if (n == 0 || n > STR_CACHE_MAX)
+        return NULL;
+    u = str_cache[str_slot(s, n)];
+    if (u != NULL && PyUnicode_GET_LENGTH(u) == n && short_eq(PyUnicode_DATA(u), s, n))
+        return u;
+    return NULL;
+}
+
+/* A new str of s[0:n] (UTF-8, surrogateescape), remembered when it is short ASCII */
+static PyObject *
+new_str(const char *s, Py_ssize_t n)
+{
+    PyObject *u = PyUnicode_DecodeUTF8(s, n, "surrogateescape");
+    if (u != NULL && n > 0 && n <= STR_CACHE_MAX && PyUnicode_IS_COMPACT_ASCII(u))
+        Py_XSETREF(str_cache[str_slot(s, n)], Py_NewRef(u));
+    return u;
+}
+
+static PyObject *
+decode_str(const char *s, Py_ssize_t n)
+{
+    PyObject *u = cached_str(s, n);
+    return u != NULL ? Py_NewRef(u) : new_str(s, n);
+}
 static PyObject *r_struct(Rd *r, Plan *p, int nested);
+static int r_simple_fused(Rd *r, Plan *p, int nested, PyObject **out);
+static inline int fusable(Plan *p);
 
 static PyObject *
 r_enum(TypeDesc *d, long long v)
@@ -1800,7 +2194,23 @@ r_vector(Rd *r, TypeDesc *d, int wire)
         PyObject *x;
         if (rd_head(r, &tag, &w) < 0)
             goto done;
-        x = r_value(r, d->elem, w);
+        x = NULL;
+        if (w == W_SBEGIN && d->elem->kind == K_STRUCT && r->depth < max_depth) {
+            /* a list of simple structs (a lookup answer's EndpointFs): each read in one pass where it can be */
+            Plan *p = type_plan(d->elem);
+            if (p == NULL)
+                goto done;
+            if (fusable(p)) {
+                int rc;
+                r->depth++;
+                rc = r_simple_fused(r, p, 1, &x);
+                r->depth--;
+                if (rc < 0)
+                    goto done;
+            }
+        }
+        if (x == NULL)
+            x = r_value(r, d->elem, w);
         if (x == NULL) {
             wrap_error(DecodeError, "[%zd]: ", i);
             goto done;
@@ -1950,7 +2360,7 @@ r_value(Rd *r, TypeDesc *d, int wire)
     case K_STRING:
         if (rd_string(r, wire, &s, &n) < 0)
             return NULL;
-        return PyUnicode_DecodeUTF8(s, n, "surrogateescape");
+        return decode_str(s, n);
     case K_BYTES:
         return r_bytes(r, wire);
     case K_VECTOR:
@@ -2077,11 +2487,302 @@ construct(Plan *p, PyObject **vals)
     return obj;
 }
 
+/* References to objects many fields share (0, 1, "", a host name, a default): on 3.11, where every increment is a
+   store, incrementing one object's count hundreds of times in a row waits on itself (issue 19: a tenth of decoding a
+   100-endpoint answer), so they are counted here and added at once. 3.12+ keeps such objects immortal: no store.
+   Only objects something else holds (the caches, the plan, the module) are counted so, and the counts are added
+   before anything that could drop that other reference: a new cached value, an allocation the garbage collector
+   tracks (it may run finalizers), giving up a value. */
+#define SHARED_N 8
+typedef struct {
+    PyObject *o[SHARED_N];
+    Py_ssize_t c[SHARED_N];
+    int n;
+} Shared;
+
+static inline PyObject *
+shared_ref(Shared *sh, PyObject *o)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    int i;
+    for (i = 0; i < sh->n; i++) {
+        if (sh->o[i] == o) {
+            sh->c[i]++;
+            return o;
+        }
+    }
+    if (sh->n < SHARED_N) {
+        sh->o[sh->n] = o;
+        sh->c[sh->n++] = 1;
+        return o;
+    }
+#else
+    (void)sh;
+#endif
+    return Py_NewRef(o);
+}
+
+/* before any of the references counted is given up */
+static inline void
+shared_flush(Shared *sh)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    int i;
+    for (i = 0; i < sh->n; i++)
+        Py_SET_REFCNT(sh->o[i], Py_REFCNT(sh->o[i]) + sh->c[i]);
+#endif
+    sh->n = 0;
+}
+
+static PyObject *small_ints[256]; /* 0..255, CPython's own (they are cached) */
+
+/* Ints decoded lately, by a hash of their value: ports, timeouts and ids repeat from endpoint to endpoint and from
+   answer to answer, and an int is immutable, so the same one serves again (issue 19: making and freeing the port
+   and timeout of each endpoint was a tenth of decoding a 100-endpoint answer). Borrowed, or NULL. */
+#define INT_CACHE 256
+static PyObject *int_cache[INT_CACHE];
+
+static inline unsigned int
+int_slot(long long v)
+{
+    return (unsigned int)(((uint64_t)v * 0x9E3779B97F4A7C15ULL) >> 56) & (INT_CACHE - 1);
+}
+
+static inline PyObject *
+cached_int(long long v)
+{
+    PyObject *x = int_cache[int_slot(v)];
+    long long w;
+    int overflow;
+    if (x != NULL && long_value(x, &w, &overflow) == 0 && !overflow && w == v)
+        return x;
+    return NULL;
+}
+
+static PyObject *
+new_int(long long v)
+{
+    PyObject *x = PyLong_FromLongLong(v);
+    if (x != NULL)
+        Py_XSETREF(int_cache[int_slot(v)], Py_NewRef(x));
+    return x;
+}
+
+/* A struct of numbers, strings, bytes and maps built without __init__ (EndpointF, RequestPacket) read in one pass
+   (issue 19): the happy case only, as in w_simple_fused. Anything the general reader would treat otherwise (an error,
+   a missing required field, a struct end with a tag) returns 1, with nothing read, no error set and nothing kept,
+   and the general reader reads the struct, so values and errors are the general reader's. -1: an error (memory). */
+static int
+r_simple_fused(Rd *r, Plan *p, int nested, PyObject **out)
+{
+    PyObject *vals[STACK_N], *obj;
+    Py_ssize_t i, n = p->n, pos = r->pos, end = r->end, start = r->pos;
+    const unsigned char *d = r->data;
+    int depth = r->depth;
+    Shared sh;
+    PyTypeObject *tp = (PyTypeObject *)p->cls;
+
+    sh.n = 0;
+    for (i = 0; i < n; i++)
+        vals[i] = NULL;
+    for (;;) {
+        int tag, wire, slot;
+        PyObject *x;
+        FieldDesc *f;
+        if (pos >= end) {
+            if (nested)
+                goto punt;
+            break;
+        }
+        tag = d[pos] >> 4;
+        wire = d[pos++] & 0x0F;
+        if (tag == 15) {
+            if (pos >= end)
+                goto punt;
+            tag = d[pos++];
+        }
+        if (wire == W_SEND) {
+            if (nested)
+                break;
+            goto punt;
+        }
+        if (wire > W_SLIST)
+            goto punt;
+        slot = p->by_tag[tag];
+        if (slot < 0) {
+            r->pos = pos;
+            if (skip_field(r, wire) < 0) {
+                PyErr_Clear();
+                goto punt;
+            }
+            pos = r->pos;
+            continue;
+        }
+        f = &p->f[slot];
+        switch (f->kind) {
+        case K_STRING: {
+            Py_ssize_t len;
+            if (wire == W_STRING1) {
+                if (pos >= end)
+                    goto punt;
+                len = d[pos++];
+            }
+            else if (wire == W_STRING4) {
+                if (end - pos < 4)
+                    goto punt;
+                len = (Py_ssize_t)ld32(d + pos);
+                pos += 4;
+            }
+            else
+                goto punt;
+            if (len > end - pos)
+                goto punt;
+            x = cached_str((const char *)d + pos, len);
+            if (x != NULL || len == 0)
+                x = shared_ref(&sh, x != NULL ? x : empty_str);
+            else {
+                shared_flush(&sh); /* the new string may replace a cached one counted only in sh */
+                if ((x = new_str((const char *)d + pos, len)) == NULL)
+                    goto fail;
+            }
+            pos += len;
+            break;
+        }
+        case K_BYTES:
+            if (wire == W_SLIST && end - pos >= 2 && d[pos] == 0 && (d[pos + 1] & 0xF0) == 0) {
+                /* the usual vector<byte> (a packet's sBuffer): 0x00, its size at tag 0, the bytes */
+                Py_ssize_t len;
+                const unsigned char *q = d + pos + 2;
+                switch (d[pos + 1]) {
+                case W_ZERO: len = 0; break;
+                case W_INT1: len = end - pos >= 3 ? (int8_t)q[0] : -1; q += 1; break;
+                case W_INT2: len = end - pos >= 4 ? (int16_t)ld16(q) : -1; q += 2; break;
+                case W_INT4: len = end - pos >= 6 ? (int32_t)ld32(q) : -1; q += 4; break;
+                default: len = -1;
+                }
+                if (len < 0 || len > end - (q - d))
+                    goto punt;
+                if ((x = PyBytes_FromStringAndSize((const char *)q, len)) == NULL)
+                    goto fail;
+                pos = (q - d) + len;
+                break;
+            }
+            /* fall through */
+        case K_FLOAT: case K_DOUBLE: case K_MAP:
+            if (f->kind == K_MAP && wire == W_MAP && pos < end && d[pos] == W_ZERO && r->depth < max_depth) {
+                /* an empty map (a packet's context and status): 0x0C, its size 0 at tag 0 */
+                shared_flush(&sh); /* a tracked allocation may start the garbage collector */
+                if ((x = PyDict_New()) == NULL)
+                    goto fail;
+                pos += 1;
+                break;
+            }
+            shared_flush(&sh); /* it may replace cached strings, or start the garbage collector */
+            r->pos = pos;
+            x = r_value(r, f->type, wire);
+            if (x == NULL) {
+                if (!PyErr_ExceptionMatches(DecodeError))
+                    goto fail;
+                PyErr_Clear();
+                goto punt;
+            }
+            pos = r->pos;
+            break;
+        default: { /* the integer kinds */
+            long long v;
+            const unsigned char *q = d + pos;
+            switch (wire) {
+            case W_ZERO: v = 0; break;
+            case W_INT1: if (pos >= end) goto punt; v = (int8_t)q[0]; pos += 1; break;
+            case W_INT2: if (end - pos < 2) goto punt; v = (int16_t)ld16(q); pos += 2; break;
+            case W_INT4: if (end - pos < 4) goto punt; v = (int32_t)ld32(q); pos += 4; break;
+            case W_INT8: if (end - pos < 8) goto punt; v = (long long)(int64_t)ld64(q); pos += 8; break;
+            default: goto punt;
+            }
+            if (wire != W_ZERO && wire > f->max_wire)
+                goto punt;
+            if (v >= 0 && v < 256)
+                x = shared_ref(&sh, small_ints[v]);
+            else if ((x = cached_int(v)) != NULL)
+                x = shared_ref(&sh, x);
+            else {
+                shared_flush(&sh); /* the new int may replace a cached one counted only in sh */
+                if ((x = new_int(v)) == NULL)
+                    goto fail;
+            }
+        }
+        }
+        if (vals[slot] != NULL) { /* a tag seen twice: the last wins */
+            shared_flush(&sh);
+            Py_DECREF(vals[slot]);
+        }
+        vals[slot] = x;
+    }
+    for (i = 0; i < n; i++) {
+        FieldDesc *f = &p->f[i];
+        if (vals[i] != NULL)
+            continue;
+        if (f->required)
+            goto punt;
+        if (f->defmode == DEF_CONST)
+            vals[i] = shared_ref(&sh, f->defobj);
+        else {
+            shared_flush(&sh);
+            if ((vals[i] = make_default(f)) == NULL)
+                goto fail;
+        }
+    }
+    shared_flush(&sh);
+    if (p->gc_new) {
+        /* what tp_alloc does, less zeroing the slots about to be filled: tracked once they are */
+        obj = PyObject_GC_New(PyObject, tp);
+        if (obj == NULL)
+            goto fail;
+        for (i = 0; i < n; i++)
+            *(PyObject **)((char *)obj + p->f[i].offset) = vals[i];
+        PyObject_GC_Track(obj);
+    }
+    else {
+        obj = tp->tp_alloc(tp, 0);
+        if (obj == NULL)
+            goto fail;
+        for (i = 0; i < n; i++)
+            *(PyObject **)((char *)obj + p->f[i].offset) = vals[i];
+    }
+    r->pos = pos;
+    *out = obj;
+    return 0;
+punt:
+    shared_flush(&sh);
+    for (i = 0; i < n; i++)
+        Py_XDECREF(vals[i]);
+    r->pos = start; /* what a nested reader moved, undone */
+    r->depth = depth;
+    return 1;
+fail:
+    shared_flush(&sh);
+    for (i = 0; i < n; i++)
+        Py_XDECREF(vals[i]);
+    return -1;
+}
+
+/* whether r_simple_fused may read structs of p */
+static inline int
+fusable(Plan *p)
+{
+    return p->simple && p->fast_init && p->valid;
+}
+
 static PyObject *
 r_struct(Rd *r, Plan *p, int nested)
 {
     PyObject *stackv[STACK_N], **vals, *obj;
     Py_ssize_t n = p->n;
+    if (fusable(p)) {
+        int rc = r_simple_fused(r, p, nested, &obj);
+        if (rc <= 0)
+            return rc < 0 ? NULL : obj;
+    }
     vals = n <= STACK_N ? stackv : PyMem_Malloc((size_t)n * sizeof(PyObject *));
     if (vals == NULL)
         return PyErr_NoMemory();
@@ -2109,6 +2810,13 @@ static int
 parse_args(const Sig *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **out)
 {
     Py_ssize_t i, k;
+    if (kwnames == NULL && nargs >= s->nreq && nargs <= s->npos) { /* the usual call: positional only */
+        for (i = 0; i < nargs; i++)
+            out[i] = args[i];
+        for (; i < s->ntotal; i++)
+            out[i] = NULL;
+        return 0;
+    }
     for (i = 0; i < s->ntotal; i++)
         out[i] = NULL;
     if (nargs > s->npos) {
@@ -2521,6 +3229,10 @@ PyInit__speedups(void)
         return NULL;
     if (!(fields_cache = PyDict_New()) || !(type_cache = PyDict_New()))
         return NULL;
+    for (int i = 0; i < 256; i++) {
+        if (!(small_ints[i] = PyLong_FromLong(i)))
+            return NULL;
+    }
     if (intern_sig(&SIG_ENCODE) < 0 || intern_sig(&SIG_ENCODE_FRAMED) < 0 || intern_sig(&SIG_DECODE) < 0 ||
         intern_sig(&SIG_ENCODE_FIELDS) < 0 || intern_sig(&SIG_DECODE_FIELDS) < 0 ||
         intern_sig(&SIG_ENCODE_VALUE) < 0 || intern_sig(&SIG_DECODE_VALUE) < 0)

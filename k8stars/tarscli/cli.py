@@ -170,11 +170,17 @@ def genconf(**o: Any) -> None:
       "crash).", type=DURATION, default="1s")  # fmt: skip
 @_opt("--restart-backoff-max", "TARS_RESTART_BACKOFF_MAX", "Longest delay before a restart.", type=DURATION,
       default="60s")  # fmt: skip
+@_opt("--node-port", "TARS_NODE_PORT", "Port of the node servant (tars.tarsnode.NodeObj) on the pod IP; 0: none.",
+      type=click.IntRange(0, 65535), default=19385)  # fmt: skip
+@_opt("--node-trusted-peers", "TARS_NODE_TRUSTED_PEERS", "Addresses or CIDRs that may command the server through "
+      "the node servant besides the registered admin registries (none: only those).",
+      default="127.0.0.0/8,::1/128")  # fmt: skip
 def supervisor(**o: Any) -> None:
     """Generate the config, start the service, report its health to the registry, restart it when it dies, and run
     prestop on SIGTERM. Serves tars.tarsnode.ServerObj on 127.0.0.1 for the service's heartbeats."""
     import asyncio
 
+    from k8stars.tars.networks import parse_networks
     from k8stars.tarscli.genconf import GenconfError
     from k8stars.tarscli.supervisor import SupervisorError, SupervisorOptions, supervise
 
@@ -187,9 +193,14 @@ def supervisor(**o: Any) -> None:
         check_retry_timeout=o["check_retry_timeout"], server_version=o["server_version"] or "",
         grace_period=o["termination_grace_period"], heartbeat_timeout=o["heartbeat_timeout"],
         restart_backoff=o["restart_backoff"], restart_backoff_max=o["restart_backoff_max"],
+        node_port=o["node_port"], node_trusted_peers=o["node_trusted_peers"] or "",
     )  # fmt: skip
     if opts.report_interval <= 0 or opts.check_interval <= 0:
         raise click.ClickException("TARS_REPORT_INTERVAL and TARS_CHECK_INTERVAL must be positive")
+    try:
+        parse_networks(opts.node_trusted_peers)
+    except ValueError as e:
+        raise click.ClickException(f"TARS_NODE_TRUSTED_PEERS: {e}") from None
     try:
         code = asyncio.run(supervise(env, opts))
     except (GenconfError, SupervisorError) as e:

@@ -59,6 +59,10 @@ class Framework:
     def _cache(self, obj: str) -> Path:
         return self.data_dir / f"cache_{obj}"
 
+    def forget(self, obj: str) -> None:
+        """Drop the cached proxy of ``obj``: the next resolve asks the registry."""
+        self._cache(obj).unlink(missing_ok=True)
+
     async def resolve(self, obj: str) -> str:
         """``obj@endpoints`` for a servant name (a string with ``@`` is already a proxy)."""
         if "@" in obj:

@@ -246,7 +246,7 @@ def supervised_info(env: TarsEnv) -> ServerInfo | None:
     """Inside the service started by a supervisor (start.sh running ``tarscli genconf``): the supervisor's
     resolution, whose ports it has leased and registered."""
     from k8stars.tarscli.env import SUPERVISOR_PID_FILE
-    from k8stars.tarscli.proc import live_pid
+    from k8stars.tarscli.pidfile import live_pid
 
     if not os.environ.get(SUPERVISOR_ENV) or live_pid(env.data(SUPERVISOR_PID_FILE)) is None:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from k8stars.tarscli.env import CHECK_STATUS_FILE, SUPERVISOR_PID_FILE, TarsEnv, read_text
-from k8stars.tarscli.proc import live_pid
+from k8stars.tarscli.pidfile import live_pid
 
 READ_TRIES = 10
 READ_PAUSE = 0.05

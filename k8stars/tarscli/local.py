@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -38,6 +39,7 @@ from k8stars.tarscli.env import CHECK_STATUS_FILE, META_FILE, SERVER_INFO_FILE, 
 from k8stars.tarscli.meta import MetaError, ServerInfo
 from k8stars.tarscli.ports import can_bind
 from k8stars.tarscli.proc import Child, stop_group
+from k8stars.tarscli.upconsole import ConsoleOptions, start_console
 
 REGISTRY_START_TIMEOUT = 20.0
 SERVICE_START_TIMEOUT = 30.0
@@ -58,6 +60,7 @@ LOG_OBJ = "tars.tarslog.LogObj"
 MONITOR_START_TIMEOUT = 20.0
 MONITOR_STOP_TIMEOUT = 5.0
 MONITOR_OBJS = ("tars.tarsquerystat.QueryObj", "tars.tarsqueryproperty.QueryObj")
+ADMINREG_OBJ = "tars.tarsAdminRegistry.AdminRegObj"
 
 
 class LocalError(RuntimeError):
@@ -232,8 +235,12 @@ async def _service_ready(tars_path: Path, child: Child, timeout: float) -> str:
 
 
 class LocalFramework:
-    def __init__(self, data_dir: Path, registry_port: int, first_ip: str, config_port: int = 0) -> None:
+    def __init__(self, data_dir: Path, registry_port: int, first_ip: str, config_port: int = 0,
+                 console: ConsoleOptions | None = None) -> None:  # fmt: skip
         self.data_dir = data_dir
+        self.console_options = console  # None: no Kubernetes API given, no console (upconsole.py says why)
+        self.console: Child | None = None
+        self.log_http_port = 0  # the log files' view the console reads: a free one, at start
         self.registry_port = registry_port
         self.config_port = config_port  # 0: a free port, chosen at start
         self.first_ip = ipaddress.IPv4Address(first_ip)
@@ -248,6 +255,8 @@ class LocalFramework:
         self.notify_port = 0  # a free one, at start
         self.log: Child | None = None
         self.log_port = 0  # a free one, at start
+        self.adminreg: Child | None = None  # server commands to the supervisors' node servants (pod IPs here)
+        self.adminreg_port = 0  # a free one, at start
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -264,6 +273,14 @@ class LocalFramework:
         await self._start_monitor()
         await self._start_notify()
         await self._start_log()
+        await self._start_adminreg()
+        if self.console_options is not None:
+            try:
+                self.console = await start_console(self.console_options, self.data_dir, self.locator,
+                                                   f"http://127.0.0.1:{self.log_http_port}", _child_env(),
+                                                   self.log_token_file)  # fmt: skip
+            except RuntimeError as e:
+                raise LocalError(str(e)) from None
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (no editable install): registry, config and stat only")
@@ -345,15 +362,34 @@ class LocalFramework:
     def log_dir(self) -> Path:
         return self.data_dir / "log"
 
+    @property
+    def log_token_file(self) -> Path:
+        """The bearer token of the log files' view, shared with the console (this user's only, new at each start)."""
+        return self.log_dir / "http-token"
+
     async def _start_log(self) -> None:
         """``k8stars log`` writing under ``<data>/log/files``, registering itself through the registry."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_port = _free_port()
+        self.log_port, self.log_http_port = _free_port(), _free_port()
+        write_atomic(self.log_token_file, secrets.token_urlsafe(32), 0o600)  # the files' view: the console's only
         argv = [sys.executable, "-m", "k8stars", "log", "--log-dir", str(self.log_dir / "files"),
+                "--http-port", str(self.log_http_port), "--http-token-file", str(self.log_token_file),
                 "--endpoint", f"tcp -h 127.0.0.1 -p {self.log_port} -t 60000", "--locator", self.locator,
                 "--node-name", "127.0.0.1"]  # fmt: skip
         self.log = Child(argv, cwd=self.log_dir, env=_child_env(), output=self.log_dir / "log.log")
         await _log_registered(self.locator, self.log, LOG_START_TIMEOUT)
+
+    async def _start_adminreg(self) -> None:
+        """``k8stars adminreg`` without Kubernetes (nodeName is the pod IP), registering itself through the registry."""
+        self.adminreg_port = _free_port()
+        argv = [sys.executable, "-m", "k8stars", "adminreg", "--endpoint",
+                f"tcp -h 127.0.0.1 -p {self.adminreg_port} -t 60000", "--locator", self.locator,
+                "--node-name", "127.0.0.1"]  # fmt: skip
+        if self.console_options is not None:  # the console's pods are that namespace's: found as the chart finds them
+            o = self.console_options
+            argv += ["--namespace", o.namespace, "--kubeconfig", str(o.kubeconfig)]
+        self.adminreg = Child(argv, cwd=self.data_dir, env=_child_env(), output=self.data_dir / "adminreg.log")
+        await _servants_registered(self.locator, self.adminreg, (ADMINREG_OBJ,), "admin registry", 20.0)
 
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
@@ -385,7 +421,13 @@ class LocalFramework:
                  f"            log {self.notify_dir / 'notify.log'}",
                  f"  log       {LOG_OBJ}@tcp -h 127.0.0.1 -p {self.log_port}  (files under "
                  f"{self.log_dir / 'files'})",
-                 f"            log {self.log_dir / 'log.log'}"]  # fmt: skip
+                 f"            log {self.log_dir / 'log.log'}",
+                 f"  adminreg  {ADMINREG_OBJ}@tcp -h 127.0.0.1 -p {self.adminreg_port}  (nodeName: a pod IP)",
+                 f"            log {self.data_dir / 'adminreg.log'}"]  # fmt: skip
+        if self.console_options is not None:
+            o = self.console_options
+            lines += [f"  web       http://127.0.0.1:{o.port}  (namespace {o.namespace} of {o.kubeconfig})",
+                      f"            log {self.data_dir / 'web' / 'web.log'}"]  # fmt: skip
         for name, (child, path, ip) in self.supervisors.items():
             state = (read_text(path / "data" / CHECK_STATUS_FILE) or "?").strip()
             lines += ["", f"  {name}  pod IP {ip}  state {state}  (tarscli supervisor pid {child.pid})"]
@@ -427,6 +469,10 @@ class LocalFramework:
             if self.log is not None and not self.log.running and "log" not in reported:
                 reported.add("log")
                 _say(f"k8stars up: the log service exited ({self.log.returncode}); see {self.log_dir / 'log.log'}")
+            if self.console is not None and not self.console.running and "web" not in reported:
+                reported.add("web")
+                _say(f"k8stars up: the web console exited ({self.console.returncode}); see "
+                     f"{self.data_dir / 'web' / 'web.log'}")  # fmt: skip
             if self.monitor is not None and not self.monitor.running and "monitor" not in reported:
                 reported.add("monitor")
                 _say(f"k8stars up: the query service exited ({self.monitor.returncode}); see "
@@ -448,6 +494,14 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
+        if self.console is not None:
+            if self.console.running:
+                os.kill(self.console.pid, signal.SIGTERM)
+            await _stop(self.console, 5.0)
+        if self.adminreg is not None:
+            if self.adminreg.running:
+                os.kill(self.adminreg.pid, signal.SIGTERM)
+            await _stop(self.adminreg, 5.0)
         if self.log is not None:  # after the supervisors (their last records), before the registry
             if self.log.running:
                 os.kill(self.log.pid, signal.SIGTERM)
@@ -496,9 +550,10 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
 
 
 async def run_local(data_dir: str | None = None, registry_port: int = 17890, first_ip: str = "127.0.0.11",
-                    config_port: int = 0) -> int:  # fmt: skip
+                    config_port: int = 0, console: ConsoleOptions | None = None) -> int:  # fmt: skip
     """Start everything, print where it listens, run until Ctrl-C/SIGTERM, stop everything. Returns the exit code."""
-    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip, config_port)
+    local = LocalFramework(Path(data_dir) if data_dir else default_data_dir(), registry_port, first_ip, config_port,
+                           console)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -118,3 +118,27 @@ class PortAllocator:
     def release(self, port: int | None = None) -> None:
         for p in [port] if port is not None else list(self._leases):
             self._unlease(p)
+
+
+async def accepts(endpoint: str, timeout: float) -> bool:
+    """Whether ``endpoint`` accepts a connection within ``timeout`` (udp: always; only heartbeats can tell)."""
+    import asyncio  # the supervisor's health check only: genconf and hzcheck stay without asyncio
+    import contextlib
+
+    from k8stars.tars.endpoint import Endpoint, EndpointError
+
+    try:
+        ep = Endpoint.parse(endpoint)
+    except EndpointError:
+        return False
+    if ep.protocol == "udp":
+        return True  # nothing to connect to; only heartbeats can tell
+    host = "127.0.0.1" if ep.host in ("0.0.0.0", "") else ep.host
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, ep.port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from k8stars.tarscli.env import CHECK_STATUS_FILE, PRESTOP_FILE, SUPERVISOR_PID_FILE, TarsEnv, read_text, write_atomic
 from k8stars.tarscli.framework import Framework, FrameworkError
 from k8stars.tarscli.meta import ServerInfo
-from k8stars.tarscli.proc import live_pid
+from k8stars.tarscli.pidfile import live_pid
 
 log = logging.getLogger("tarscli")
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k8stars.tars.endpoint import Endpoint, EndpointError
+from k8stars.tars.protocol.configf import ConfigInfo
 from k8stars.tars.protocol.notifyf import NOTIFYLEVEL
 from k8stars.tars.rpc import Server
 from k8stars.tarscli import prestop
@@ -43,8 +43,11 @@ from k8stars.tarscli.genconf import GenconfOptions, genconf, previous_info
 from k8stars.tarscli.launch import FOREGROUND, SERVER_TYPE_ENV, Launch, LaunchError, command
 from k8stars.tarscli.meta import ServerInfo
 from k8stars.tarscli.node import NODE_OBJ, Heartbeats, NodeServant
-from k8stars.tarscli.ports import PortAllocator
-from k8stars.tarscli.proc import Child, live_pid, reap_orphans, stop_group, write_pid_file
+from k8stars.tarscli.nodeservant import NODE_SERVANT_OBJ, NODE_SERVANT_PORT, CallerGate, NodeImp, trusted_networks
+from k8stars.tarscli.pidfile import live_pid, write_pid_file
+from k8stars.tarscli.ports import PortAllocator, accepts
+from k8stars.tarscli.proc import Child, reap_orphans, stop_group
+from k8stars.tarscli.reporter import Reporter
 
 log = logging.getLogger("tarscli")
 
@@ -52,10 +55,7 @@ ACTIVATING, ACTIVE, INACTIVE, DEACTIVATING = "activating", "active", "inactive",
 FAST_TICK = 1.0  # check period while (re)starting, so that readiness follows the service within a second
 DIAL_TIMEOUT = 0.3
 STABLE_AFTER = 60.0  # a service that ran this long without crashing restarts with the initial backoff again
-REGISTRY_BACKOFF_MAX = 30.0
-REREGISTER_EVERY = 10  # re-send onStartup every N reports, in case the registry lost us (e.g. retention expiry)
 TAIL_BYTES = 64 * 1024
-STALE_TRIES = 5
 
 
 @dataclass
@@ -76,6 +76,8 @@ class SupervisorOptions:
     heartbeat_timeout: float = 30.0
     restart_backoff: float = 1.0
     restart_backoff_max: float = 60.0
+    node_port: int = NODE_SERVANT_PORT  # the node servant on the pod IP; 0: not served
+    node_trusted_peers: str = ""  # besides the registered admin registries ("": loopback, "none": nobody)
 
 
 class SupervisorError(RuntimeError):
@@ -111,19 +113,20 @@ class Supervisor:
         self.fw: Framework | None = None
         self.beats = Heartbeats("", "")
         self.node_server = Server(grace_seconds=0.5)
+        self.node_servant = Server(grace_seconds=0.5)
+        self.held: bool | None = None  # stopped by a command: restart at once (True) or when released (False)
+        self.resume = asyncio.Event()
         self.child: Child | None = None
         self.started_at = time.monotonic()
         self.restarts = 0
         self.backoff = opts.restart_backoff
         self.stale_ips: list[str] = []
-        self.stale_tries = 0
         self.stopping = asyncio.Event()
         self.cut_wait = asyncio.Event()
         self.wake = asyncio.Event()
         self.prestop_task: asyncio.Task[None] | None = None
         self.registry_task: asyncio.Task[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.registered_version = ""
         self.local_seen = False
         self.server_type = ""  # K8SFramework's model: no start script, the server started by its type
         self.launch: Launch | None = None
@@ -184,6 +187,7 @@ class Supervisor:
         self.node_server.add_servant(NodeServant(self.beats), NODE_OBJ, node_ep)
         await self.node_server.start()
         self.fw = Framework(self.info, self.env.data_dir)
+        await self._serve_node_servant()
         if previous and previous.conf.name == conf.name and previous.local_ip != self.info.local_ip:
             log.info("pod IP changed from %s to %s: the old endpoint will be deregistered", previous.local_ip,
                      self.info.local_ip)  # fmt: skip
@@ -192,6 +196,22 @@ class Supervisor:
         log.info("supervising %s on %s: %s; local %s; node %s; config %s", conf.name, self.info.local_ip, eps,
                  conf.local, node_ep, self.conf_path)  # fmt: skip
         self._set_state(ACTIVATING)
+
+    async def _serve_node_servant(self) -> None:
+        """``tars.tarsnode.NodeObj`` on the pod IP; a port already taken (another agent on this IP, outside a pod)
+        leaves the server without it rather than stopping it."""
+        assert self.info is not None
+        if not self.opts.node_port:
+            return
+        gate = CallerGate(trusted_networks(self.opts.node_trusted_peers), self.fw)
+        servant = NodeImp(self.info.conf.application, self.info.conf.server, self, gate)
+        endpoint = f"tcp -h {self.info.local_ip} -p {self.opts.node_port} -t 60000"
+        self.node_servant.add_servant(servant, NODE_SERVANT_OBJ, endpoint)
+        try:
+            await self.node_servant.start()
+            log.info("node servant %s@%s", NODE_SERVANT_OBJ, endpoint)
+        except OSError as e:
+            log.warning("node servant not served on %s: %s", endpoint, e)
 
     def _check_start_path(self) -> None:
         start = self.opts.start_path or str(self.env.bin_dir / "start.sh")
@@ -224,6 +244,7 @@ class Supervisor:
         if self.child is not None and self.child.running:
             await stop_group(self.child.pid, prestop.KILL_GRACE)
         await self.node_server.stop(0)
+        await self.node_servant.stop(0)
         if self.fw is not None:
             await self.fw.close()
         self.allocator.release()
@@ -284,6 +305,43 @@ class Supervisor:
         await child.wait_for(1.0)
         log.info("service stopped (exit code %s)", child.returncode)
 
+    # -- commands of the node servant (nodeservant.Supervised) -------------------------------------------------------
+    def service_running(self) -> bool:
+        return self.child is not None and self.child.running
+
+    def deactivating(self) -> bool:
+        return self.stopping.is_set() or self._deactivating()
+
+    async def stop_service(self) -> None:
+        await self._stop_service()
+
+    def hold(self, restart: bool) -> None:
+        self.held = restart
+        self.resume.clear()
+
+    def release(self) -> None:
+        """Start the service now: held by a stop, or waiting out a crash backoff or ``data/stop``."""
+        if self.held is False:
+            self.held = True
+        with contextlib.suppress(FileNotFoundError):
+            self.env.data(STOP_FILE).unlink()
+        self.resume.set()
+
+    def config_target(self) -> tuple[ConfigInfo, str, Path]:
+        assert self.info is not None
+        c = self.info.conf
+        info = ConfigInfo(appname=c.application, servername=c.server, host=self.info.local_ip)
+        return info, c.configObj, self.env.bin_dir
+
+    async def _held_exit(self) -> None:
+        """The service exited on a command: no crash, no backoff; started again at once or once released."""
+        if self.state != DEACTIVATING:
+            self._set_state(INACTIVE)
+        log.info("service stopped on request%s", "" if self.held else "; held until started")
+        while not self.held and not self.stopping.is_set():
+            await self._sleep_unless_resumed(1.0)
+        self.held = None
+
     async def _watch_child(self) -> None:
         while True:
             child = self.child
@@ -291,6 +349,13 @@ class Supervisor:
             code = await child.wait()
             if self.stopping.is_set() or self.prestop_task is not None:
                 return
+            if self.held is not None:
+                await self._held_exit()
+                if self.stopping.is_set() or self.prestop_task is not None:
+                    return
+                await self._run_stop_command(child)
+                await self._start_service()
+                continue
             if self.foreground:  # the server is the container's work: its exit is the container's
                 log.warning("service exited (code %s), launcherType foreground: the supervisor exits too", code)
                 self.exit_code = code if code > 0 else 1 if code else 0
@@ -310,10 +375,13 @@ class Supervisor:
             message = f"{kind} (exit code {code} after {uptime:.0f} s); restart #{self.restarts} in {delay:g} s"
             log.warning("%s", message)
             self._notify(message, NOTIFYLEVEL.NOTIFYERROR)
-            await self._sleep_unless_stopping(delay)
-            while self.env.data(STOP_FILE).exists() and not self.stopping.is_set():
+            self.resume.clear()
+            await self._sleep_unless_resumed(delay)  # a start command cuts the backoff short
+            while self.env.data(STOP_FILE).exists() and not self.stopping.is_set() and not self.resume.is_set():
                 log.info("%s exists: not restarting", self.env.data(STOP_FILE))
-                await self._sleep_unless_stopping(self.opts.check_interval)
+                await self._sleep_unless_resumed(self.opts.check_interval)
+            if self.held is False:  # stopped by a command during the backoff
+                await self._held_exit()
             if self.stopping.is_set() or self.prestop_task is not None:
                 return
             await self._run_stop_command(child)
@@ -342,6 +410,13 @@ class Supervisor:
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _sleep_unless_resumed(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass, a stop, or a start command (``resume``)."""
+        waits = [asyncio.ensure_future(self.stopping.wait()), asyncio.ensure_future(self.resume.wait())]
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
 
     async def _run_script(self, what: str) -> bool:
         """Run TARS_BEFORE_CHECK_SCRIPT to completion, killing it (and its children) at its timeout."""
@@ -426,7 +501,7 @@ class Supervisor:
         frameworks (@tars/rpc) leave AdminObj to their own node agent and never listen there."""
         assert self.info is not None
         texts = [a.endpoint for a in self.info.conf.adapters]
-        *adapters, local = await asyncio.gather(*(_dial(t) for t in [*texts, self.info.conf.local]))
+        *adapters, local = await asyncio.gather(*(accepts(t, DIAL_TIMEOUT) for t in [*texts, self.info.conf.local]))
         if local and not self.local_seen:
             self.local_seen = True
         return all(adapters) and (local or not self.local_seen)
@@ -436,47 +511,11 @@ class Supervisor:
         return self.opts.server_version or self.beats.version
 
     async def _registry_loop(self) -> None:
-        assert self.fw is not None
-        fw = self.fw
-        need_register, backoff, reports, failing = True, 1.0, 0, False
-        while not self._deactivating():
-            state = self.state
-            try:
-                await self._deregister_stale(fw)
-                if need_register or self._version() != self.registered_version or reports >= REREGISTER_EVERY:
-                    await fw.on_startup(state, self._version(), self.opts.disable_flow)
-                    self.registered_version = self._version()
-                    need_register, reports = False, 0
-                    log.info("registered %s (%s) with the registry", self.info.conf.name if self.info else "", state)
-                else:
-                    await fw.keep_alive(state)
-                    reports += 1
-                if failing:
-                    log.info("registry reachable again")
-                failing, backoff, timeout = False, 1.0, self.opts.report_interval
-            except FrameworkError as e:
-                (log.debug if failing else log.warning)("registry: %s; retrying in %.0f s", e, backoff)
-                need_register, failing, timeout = True, True, backoff
-                backoff = min(backoff * 2, REGISTRY_BACKOFF_MAX)
-            if state != self.state:
-                continue  # changed while we were reporting: report the new one now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
-            self.wake.clear()
-
-    async def _deregister_stale(self, fw: Framework) -> None:
-        """onPrestop for the pod's previous IP. It must not hold up the registration of the new IP for long: after
-        a few failed tries the old endpoint is left to the registry's heartbeat expiry."""
-        for ip in list(self.stale_ips):
-            try:
-                await fw.on_prestop(ip)
-                log.info("deregistered the old endpoint on %s", ip)
-            except FrameworkError as e:
-                self.stale_tries += 1
-                if self.stale_tries < STALE_TRIES:
-                    raise
-                log.warning("giving up deregistering %s (%s): the registry will expire it", ip, e)
-            self.stale_ips.remove(ip)
+        assert self.fw is not None and self.info is not None
+        opts = self.opts
+        reporter = Reporter(self.fw, self.info.conf.name, opts.report_interval, opts.disable_flow, lambda: self.state,
+                            self._version, self._deactivating, self.wake, self.stale_ips)  # fmt: skip
+        await reporter.run()
 
     def _start_prestop(self) -> None:
         """SIGUSR1 (from `tarscli prestop`, the preStop hook) or SIGTERM: stop reporting, then the prestop sequence."""
@@ -508,24 +547,6 @@ class Supervisor:
         task = asyncio.create_task(send())
         self.tasks.append(task)
         task.add_done_callback(lambda t: self.tasks.remove(t) if t in self.tasks else None)
-
-
-async def _dial(endpoint: str) -> bool:
-    try:
-        ep = Endpoint.parse(endpoint)
-    except EndpointError:
-        return False
-    if ep.protocol == "udp":
-        return True  # nothing to connect to; only heartbeats can tell
-    host = "127.0.0.1" if ep.host in ("0.0.0.0", "") else ep.host
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, ep.port), DIAL_TIMEOUT)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 async def supervise(env: TarsEnv, opts: SupervisorOptions) -> int:

@@ -4,26 +4,25 @@ checked against ``spec.authentication.bcryptPassword``, a new password stored ha
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
+from k8stars.kube.accounts import activated as activated  # the readers live in kube (the admin registry's too)
+from k8stars.kube.accounts import by_token as by_token
 from k8stars.kube.accounts import check_password, hash_password
+from k8stars.kube.accounts import find as find
+from k8stars.kube.accounts import object_name as object_name
+from k8stars.kube.accounts import token_live as token_live
+from k8stars.kube.accounts import tokens as tokens
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TACCOUNT
-from k8stars.kube.tconfigs import parse_time
 
 USERNAME = re.compile(r"^[\x21-\x7e]{2,16}$")  # the CRD's pattern, without the Han characters
 PASSWORD = re.compile(r"^[\x21-\x7e]{6,32}$")
 TOKEN_NAME = re.compile(r"^[\x21-\x7e]{2,32}$")  # the CRD's pattern
 MAX_TOKEN_DAYS = 366
-
-
-def object_name(username: str) -> str:
-    return hashlib.md5(username.encode()).hexdigest()
 
 
 def now() -> str:
@@ -32,22 +31,6 @@ def now() -> str:
 
 def password_hash(account: Obj) -> str:
     return str(((account.get("spec") or {}).get("authentication") or {}).get("bcryptPassword") or "")
-
-
-def activated(account: Obj) -> bool:
-    return bool(((account.get("spec") or {}).get("authentication") or {}).get("activated"))
-
-
-async def find(kube: Kube, namespace: str, username: str) -> Obj | None:
-    """The TAccount of ``username``: by its conventional name, else the one whose spec.username matches."""
-    account = await kube.get(TACCOUNT, namespace, object_name(username))
-    if account is not None and (account.get("spec") or {}).get("username") == username:
-        return account
-    for item in (await kube.list(TACCOUNT, namespace)).get("items") or []:
-        if (item.get("spec") or {}).get("username") == username:
-            found: Obj = item
-            return found
-    return None
 
 
 async def verify(kube: Kube, namespace: str, username: str, password: str) -> Obj | None:
@@ -87,30 +70,6 @@ async def create(kube: Kube, namespace: str, username: str, password: str, role:
     }  # fmt: skip
     result: Obj = await kube.create(TACCOUNT, namespace, body)
     return result
-
-
-def tokens(account: Obj) -> list[Obj]:
-    return list(((account.get("spec") or {}).get("authentication") or {}).get("tokens") or [])
-
-
-def token_live(token: Obj, now: datetime) -> bool:
-    """Valid and not expired (the operator removes expired ones; until it has, they are refused here)."""
-    when = parse_time(str(token.get("expirationTime") or ""))
-    return token.get("valid", True) is not False and when is not None and when > now
-
-
-async def by_token(kube: Kube, namespace: str, token: str) -> Obj | None:
-    """The activated account one of whose live API tokens is ``token`` (compared in constant time)."""
-    if not token or len(token) > 8092:
-        return None
-    now = datetime.now(UTC)
-    for item in (await kube.list(TACCOUNT, namespace)).get("items") or []:
-        for t in tokens(item):
-            content = str(t.get("content") or "")
-            if content and hmac.compare_digest(content.encode(), token.encode()) and token_live(t, now):
-                found: Obj = item
-                return found if activated(found) else None
-    return None
 
 
 async def _write_tokens(kube: Kube, namespace: str, account: Obj, new: list[Obj]) -> None:

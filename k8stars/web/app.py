@@ -11,9 +11,25 @@ from aiohttp import web
 from yarl import URL
 
 from k8stars.kube.client import ApiException, Kube
+from k8stars.service.bearer import TokenFile
 
 from . import accounts
-from .keys import ACCOUNT, KUBE, NAMESPACE, SECURE, SESSION, SIGNER, THROTTLE, USER
+from .keys import (
+    ACCOUNT,
+    IMAGE_URL,
+    KUBE,
+    LOG_TOKEN,
+    LOG_URL,
+    MAX_UPLOAD,
+    MONITOR,
+    NAMESPACE,
+    SECURE,
+    SESSION,
+    SIGNER,
+    THROTTLE,
+    USER,
+)
+from .monitoring import Monitor
 from .render import ENV_KEY, environment, page
 from .roles import Forbidden, NotFound, User
 from .session import COOKIE, MAX_AGE, Session, Signer
@@ -25,6 +41,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 2 * 1024 * 1024  # a config version may have 1.56 MB (the TConfig limit), sent as a form
 PUBLIC = ("/login", "/static/", "/healthz", "/metrics")  # reachable without a login
 UNACTIVATED = ("/password", "/logout")  # all an account that must choose its password may reach
+STREAMED = frozenset({"upload"})  # routes (by name) that stream their own body: they check the CSRF token themselves
+MAX_UPLOAD_MB = 200  # the largest package the console forwards (the image service's own default limit)
 
 
 def bearer(request: web.Request) -> str | None:
@@ -62,13 +80,21 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Every POST carries the session's token (form field ``_csrf`` or header ``X-CSRF-Token``); else 403 and
     nothing done."""
     # A token request carries no cookie authority: a cross-site page cannot set the header (no CORS is answered).
+    # A streamed upload is not read here (it would be held whole): its handler checks the token, the form's first
+    # field, before anything else of the body is read.
     if request.method not in ("GET", "HEAD", "OPTIONS") and bearer(request) is None:
+        if request.match_info.route.name in STREAMED:
+            return await handler(request)
         form = await request.post()
-        given = str(form.get("_csrf") or request.headers.get("X-CSRF-Token") or "")
-        if not given or not hmac.compare_digest(given, request[SESSION].csrf):
-            log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
-            raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again")
+        check_csrf(request, str(form.get("_csrf") or request.headers.get("X-CSRF-Token") or ""))
     return await handler(request)
+
+
+def check_csrf(request: web.Request, given: str) -> None:
+    """403 unless ``given`` is the session's CSRF token."""
+    if not given or not hmac.compare_digest(given, request[SESSION].csrf):
+        log.warning("refused %s %s: missing or wrong CSRF token", request.method, request.path)
+        raise web.HTTPForbidden(text="CSRF token missing or wrong: reload the page and try again")
 
 
 @web.middleware
@@ -138,18 +164,44 @@ def api_message(e: ApiException) -> str:
 
 
 def make_app(kube: Kube, namespace: str, signer: Signer, *, secure_cookie: bool = False,
-             app: web.Application | None = None) -> web.Application:  # fmt: skip
-    """The console over ``namespace``; ``app``: an application to add to (the service's, with /metrics)."""
+             app: web.Application | None = None, monitor: Monitor | None = None,
+             log_url: str = "", log_token: TokenFile | None = None, image_url: str = "",
+             max_upload_mb: int = MAX_UPLOAD_MB) -> web.Application:  # fmt: skip
+    """The console over ``namespace``; ``app``: an application to add to (the service's, with /metrics);
+    ``monitor``: the query services (none: the monitoring page says so); ``log_url``: the log service's files view
+    (none: the logs page shows pod logs only), ``log_token`` the bearer token it asks for; ``image_url``: the image
+    service uploads are built by (none: the releases page says so), ``max_upload_mb`` the largest package it is
+    given."""
     from .pages import accounts as accounts_page
-    from .pages import configs, events, framework, login, release, server, templates, tokens, tree
+    from .pages import (
+        commands,
+        configs,
+        edit,
+        events,
+        framework,
+        login,
+        logs,
+        monitoring,
+        nodes,
+        release,
+        server,
+        templates,
+        tokens,
+        tree,
+        upload,
+    )
 
     app = app or web.Application(client_max_size=MAX_BODY)
     app.middlewares.extend([session_middleware, csrf_middleware, login_middleware, error_middleware])
     app[KUBE], app[NAMESPACE], app[SIGNER], app[SECURE] = kube, namespace, signer, secure_cookie
     app[THROTTLE] = Throttle()
+    app[MONITOR] = monitor or Monitor("")
+    app[LOG_URL], app[LOG_TOKEN] = log_url.rstrip("/"), log_token
+    app[IMAGE_URL], app[MAX_UPLOAD] = image_url.rstrip("/"), max_upload_mb << 20
     app[ENV_KEY] = environment()
     static = resources.files("k8stars.web") / "static"
     app.router.add_static("/static/", str(static), append_version=False)
-    for module in (login, tokens, tree, server, release, configs, events, templates, framework, accounts_page):
+    for module in (login, tokens, tree, server, release, configs, events, templates, framework, accounts_page,
+                   monitoring, nodes, edit, logs, commands, upload):  # fmt: skip
         module.setup(app)
     return app

@@ -41,6 +41,40 @@ from k8stars.service.commands import (
     default=False,
     help="Send the session cookie over HTTPS only (behind a TLS ingress).",
 )
+@click.option(
+    "--locator",
+    envvar="K8STARS_LOCATOR",
+    default=None,
+    help="Registry QueryObj proxy: finds tars.tarsquerystat / tars.tarsqueryproperty for the monitoring pages.",
+)
+@click.option(
+    "--log-url",
+    envvar="K8STARS_WEB_LOG_URL",
+    default=None,
+    help="The log service's files view (k8stars log --http-port), for remote log files: http://HOST:PORT.",
+)
+@click.option(
+    "--log-token-file",
+    envvar="K8STARS_WEB_LOG_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the bearer token the log service asks for (its --http-token-file; read again when it changes).",
+)
+@click.option(
+    "--image-url",
+    envvar="K8STARS_WEB_IMAGE_URL",
+    default=None,
+    help="The image service (k8stars image serve, tars-tarsimage) that builds uploaded packages: http://HOST[:PORT].",
+)
+@click.option(
+    "--max-upload",
+    "max_upload_mb",
+    envvar="K8STARS_WEB_MAX_UPLOAD",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Largest package uploaded through the console, in MiB.",
+)
 @log_level_option()
 def web(**values: Any) -> None:
     """The web console: services, pods, releases, configs, events and accounts of one namespace."""

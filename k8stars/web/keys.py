@@ -7,7 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from k8stars.kube.client import Kube
+from k8stars.service.bearer import TokenFile
 
+from .monitoring import Monitor
 from .session import Signer
 from .throttle import Throttle
 
@@ -16,6 +18,11 @@ NAMESPACE = web.AppKey("namespace", str)
 SIGNER = web.AppKey("signer", Signer)
 SECURE = web.AppKey("secure_cookie", bool)
 THROTTLE = web.AppKey("throttle", Throttle)
+MONITOR = web.AppKey("monitor", Monitor)  # the query services through the registry
+LOG_URL = web.AppKey("log_url", str)  # the log service's files view (k8stars log --http-port); "": none
+LOG_TOKEN: web.AppKey[TokenFile | None] = web.AppKey("log_token")  # the token that view asks for; None: none
+IMAGE_URL = web.AppKey("image_url", str)  # the image service (k8stars image serve, tars-tarsimage); "": none
+MAX_UPLOAD = web.AppKey("max_upload", int)  # the largest package forwarded to it (bytes)
 
 
 def _request_key(name: str) -> Any:

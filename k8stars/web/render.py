@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jinja2
@@ -22,6 +23,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["yaml"] = to_yaml
+    env.filters["datetime"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
     return env
 
 

@@ -17,9 +17,14 @@ CONFIG: Final = "config"  # new config versions, activation
 SCALE: Final = "scale"
 PUBLISH: Final = "publish"  # release and rollback
 RESTART: Final = "restart"
+COMMAND: Final = "command"  # AdminObj commands to the pods (tars.setloglevel, tars.loadconfig, custom)
 ACCOUNTS: Final = "accounts"  # needs admin everywhere
 TEMPLATES: Final = "templates"  # editing TTemplates (every server using one changes): admin everywhere
-NEEDS: Final = {VIEW: 1, CONFIG: 1, SCALE: 2, PUBLISH: 2, RESTART: 2, ACCOUNTS: 3, TEMPLATES: 3}
+NODES: Final = "nodes"  # node labels (which nodes serve the namespace, abilities): admin everywhere
+EDIT: Final = "edit"  # a TServer's servants, k8s settings; creating one (for an app: operator of the app)
+FRAMEWORK: Final = "framework"  # the TFrameworkConfig (node image, registries, record limits): admin everywhere
+NEEDS: Final = {VIEW: 1, CONFIG: 1, SCALE: 2, PUBLISH: 2, RESTART: 2, COMMAND: 2, EDIT: 2, ACCOUNTS: 3, TEMPLATES: 3,
+                NODES: 3, FRAMEWORK: 3}  # fmt: skip
 
 
 class Forbidden(Exception):
@@ -68,6 +73,11 @@ class User:
     def may_see_any(self, app: str) -> bool:
         """Whether a grant reaches into ``app`` (one of its servers is enough to list the app in the tree)."""
         return any(f.strip() in ("", "*") or f.split(".", 1)[0] == app for _, f in self.grants)
+
+    @property
+    def may_create(self) -> bool:
+        """Whether some app is the user's to add servers to (edit rank everywhere or for a whole app)."""
+        return any(RANKS[r] >= NEEDS[EDIT] and "." not in f for r, f in self.grants)
 
     @property
     def is_admin(self) -> bool:

@@ -31,21 +31,15 @@ def _cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     _need_tools()
-    reg = LocalRegistry(tmp_path / "registry").start()
-    try:
+    with LocalRegistry(tmp_path / "registry") as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture
 def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     _need_tools()
-    reg = LocalRegistry(tmp_path / "auth-registry", users=USERS).start()
-    try:
+    with LocalRegistry(tmp_path / "auth-registry", users=USERS) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture

@@ -7,50 +7,22 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
-from k8stars.image.service import ImageService, ImageServiceOptions
 from k8stars.image.timage import SECRET
 from k8stars.kube.client import Kube, Obj
-from k8stars.kube.resources import TFRAMEWORKCONFIG, TIMAGE
+from k8stars.kube.resources import TIMAGE
+from k8stars.testing.images import framework_config as framework
+from k8stars.testing.images import image_service, server_timage
+
+__all__ = ["API", "USERS", "docker_secret", "form", "framework", "image_service", "last_build", "post", "server_timage",
+           "until"]  # fmt: skip
 
 API = "/api/v1beta1/timage/{}/building"
 USERS = {"builder": "s3cret-pass"}  # the htpasswd registry's account
-
-
-async def framework(kube: Kube, namespace: str, registry: str, *, secret: str = "", limit: int | None = None,
-                    max_build_time: int = 300) -> None:  # fmt: skip
-    body: Obj = {
-        "apiVersion": "k8s.tars.io/v1beta3",
-        "kind": "TFrameworkConfig",
-        "metadata": {"name": "tars-framework"},
-        "imageBuild": {"maxBuildTime": max_build_time, "executor": {"image": "unused/kaniko:v1"}},
-        "imageUpload": {"registry": f"{registry}/tars", "secret": secret},
-        "nodeImage": {"image": f"{registry}/tars/tarsnode:v1"},
-    }
-    if limit is not None:
-        body["recordLimit"] = {"timageRelease": limit}
-    await kube.create(TFRAMEWORKCONFIG, namespace, body)
-
-
-async def server_timage(kube: Kube, namespace: str, app: str = "Test", server: str = "HelloServer",
-                        **extra: Any) -> str:  # fmt: skip
-    name = f"{app.lower()}-{server.lower()}"
-    body: Obj = {
-        "apiVersion": "k8s.tars.io/v1beta3",
-        "kind": "TImage",
-        "metadata": {"name": name, "labels": {"tars.io/ImageType": "server", "tars.io/ServerApp": app,
-                                              "tars.io/ServerName": server}},
-        "imageType": "server",
-        **extra,
-    }  # fmt: skip
-    await kube.create(TIMAGE, namespace, body)
-    return name
 
 
 async def docker_secret(kube: Kube, namespace: str, name: str, host: str, user: str, password: str) -> None:
@@ -59,18 +31,6 @@ async def docker_secret(kube: Kube, namespace: str, name: str, host: str, user: 
     await kube.create(SECRET, namespace, {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "kubernetes.io/dockerconfigjson",
         "data": {".dockerconfigjson": base64.b64encode(config).decode()}})  # fmt: skip
-
-
-@asynccontextmanager
-async def image_service(kubeconfig: Path, namespace: str, work: Path, **options: Any) -> AsyncIterator[str]:
-    """The image service on a free loopback port; yields its base URL."""
-    opts = ImageServiceOptions(namespace=namespace, kubeconfig=str(kubeconfig), port=0, work_dir=str(work), **options)
-    service = ImageService(opts)
-    await service.start()
-    try:
-        yield f"http://127.0.0.1:{service.port}"
-    finally:
-        await service.stop()
 
 
 def form(package: bytes, filename: str = "HelloServer.tgz", **fields: str) -> aiohttp.FormData:

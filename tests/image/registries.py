@@ -7,61 +7,14 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import bcrypt
+from k8stars.testing.images import REGISTRY, LocalRegistry
 
-from k8stars.testing.procs import free_port, stop_process, wait_port
+__all__ = ["REGISTRY", "SKOPEO", "Front", "LocalRegistry", "copy_to_dir", "inspect", "skopeo", "wait_gone"]
 
-REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
-
-
-class LocalRegistry:
-    """One ``docker-registry serve`` on a free loopback port; ``users`` turns on htpasswd (bcrypt) auth."""
-
-    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
-        self.root, self.users = root, users
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> LocalRegistry:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or free_port()
-        config: dict[str, Any] = {
-            "version": 0.1,
-            "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.root / "data")}, "delete": {"enabled": True}},
-            "http": {"addr": self.host},
-            "health": {"storagedriver": {"enabled": False}},
-        }
-        if self.users is not None:
-            lines = [
-                f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}" for u, p in self.users.items()
-            ]
-            (self.root / "htpasswd").write_text("\n".join(lines) + "\n")
-            config["auth"] = {"htpasswd": {"realm": "k8stars-test", "path": str(self.root / "htpasswd")}}
-        (self.root / "config.yml").write_text(json.dumps(config))
-        log = (self.root / "registry.log").open("ab")
-        self.proc = subprocess.Popen([REGISTRY, "serve", str(self.root / "config.yml")], stdout=log, stderr=log)
-        wait_port(self.port, self.proc, timeout=20)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def catalog(self) -> list[str]:
-        with urllib.request.urlopen(f"http://{self.host}/v2/_catalog", timeout=5) as r:
-            repos: list[str] = json.load(r)["repositories"]
-        return repos
 
 
 def skopeo(*args: str, timeout: float = 60) -> str:

@@ -71,7 +71,7 @@ async def test_tserver_never_yields_a_pod_its_author_could_not_create(
 
         # the attack of the issue: every host feature and another ServiceAccount, from a user without pods
         attack = _tserver("Evil", hostNetwork=True, hostIPC=True, mounts=HOST_ROOT, serviceAccount="tars-registry",
-                          hostPorts=[{"nameRef": "HelloObj", "port": 30001}])  # fmt: skip
+                          hostPorts=[{"nameRef": "HelloObj", "port": 10000}])  # fmt: skip
         await _refused(mallory, namespace, attack, "spec.k8s.hostNetwork", "spec.k8s.hostIPC", "spec.k8s.hostPorts",
                        "hostPath /", "spec.k8s.serviceAccount tars-registry", "mallory may not")  # fmt: skip
         await _refused(mallory, namespace, _tserver("Reads", mounts=SECRET), "Secret db-password", "mallory may not")

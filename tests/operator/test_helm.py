@@ -459,11 +459,11 @@ def test_framework_chart_renders() -> None:
     assert ingress["apiVersion"] == "networking.k8s.io/v1"  # not the removed v1beta1
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"name": "http"}
     names = sorted(t["metadata"]["name"] for t in by_kind["TTemplate"])
-    assert names == ["tars.cpp", "tars.default", "tars.go", "tars.java", "tars.nodejs", "tars.python"]
+    assert names == ["tars.cpp", "tars.default", "tars.es", "tars.go", "tars.java", "tars.nodejs", "tars.python"]
     assert all(t["spec"]["parent"] == "tars.default" for t in by_kind["TTemplate"])
     services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
-    assert sorted(services) == ["tars-config", "tars-log", "tars-notify", "tars-query", "tars-registry", "tars-stat",
-                                "tars-tarsimage", "tars-web"]  # fmt: skip
+    assert sorted(services) == ["tars-adminreg", "tars-config", "tars-log", "tars-notify", "tars-query",
+                                "tars-registry", "tars-stat", "tars-tarsimage", "tars-web"]  # fmt: skip
     assert services["tars-notify"]["spec"]["ports"][0]["port"] == 10002  # the notify service (notify.enabled)
     assert services["tars-registry"]["spec"]["ports"][0]["port"] == 17890
     assert services["tars-config"]["spec"]["ports"][0]["port"] == 10001  # the config service (config.enabled)
@@ -486,7 +486,7 @@ async def test_framework_chart_installs(k8s_cluster: Cluster, kube: Kube, namesp
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
     templates = (await kube.list(Resource("k8s.tars.io", "v1beta3", "ttemplates", "TTemplate"), namespace))["items"]
-    assert len(templates) == 6
+    assert len(templates) == 7  # tars.default, cpp, go, java, nodejs, python, and K8SFramework's tars.es
     config = await kube.get(Resource("k8s.tars.io", "v1beta3", "tframeworkconfigs", "TFrameworkConfig"), namespace,
                             "tars-framework")  # fmt: skip
     assert (

@@ -364,13 +364,13 @@ async def test_record_limits_come_from_the_framework_config(kube: Kube, namespac
     tfc["recordLimit"] = {"texitedPod": 10, "timageRelease": 11, "tconfigHistory": 12}
     await kube.create(resource_of("TFrameworkConfig"), namespace, tfc)
     ts = await _tserver(kube, namespace)
-    # Records from before: 15 exited pods, 15 releases.
+    # Records from before: 15 exited pods (newest first, as K8SFramework records them: u0 is the oldest), 15 releases.
     times = {"createTime": "2026-01-01T00:00:00Z", "deleteTime": "2026-01-01T00:00:01Z"}
     old_pods = [{"uid": f"u{i}", "name": f"{NAME}-{i}", "id": "v0", "nodeIP": "", "podIP": "", **times}
-                for i in range(15)]  # fmt: skip
-    record = {"apiVersion": "k8s.tars.io/v1beta3", "kind": "TExitedRecord", "metadata": {"name": NAME},
-              "app": "Test", "server": "HelloServer", "pods": old_pods}  # fmt: skip
-    await kube.create(resource_of("TExitedRecord"), namespace, record)
+                for i in reversed(range(15))]  # fmt: skip
+    # the operator created the (empty) record with the TServer
+    await until(lambda: kube.get(resource_of("TExitedRecord"), namespace, NAME), what="TExitedRecord")
+    await kube.merge_patch(resource_of("TExitedRecord"), namespace, NAME, {"pods": old_pods})
     image = await until(lambda: kube.get(resource_of("TImage"), namespace, NAME), what="TImage")
     image["releases"] = [*image["releases"], *({"id": f"old{i}", "image": f"r/x:old{i}"} for i in range(15))]
     await kube.request("PUT", resource_of("TImage").path(namespace, NAME), body=image)
@@ -385,7 +385,7 @@ async def test_record_limits_come_from_the_framework_config(kube: Kube, namespac
     async def trimmed() -> bool:
         rec = await _get(kube, resource_of("TExitedRecord"), namespace)
         uids = [p["uid"] for p in rec["pods"]]
-        return len(uids) == 10 and pod["metadata"]["uid"] in uids and "u0" not in uids  # the oldest went
+        return len(uids) == 10 and uids[0] == pod["metadata"]["uid"] and "u0" not in uids  # the oldest went
 
     await until(trimmed, timeout=30, what="TExitedRecord trimmed to recordLimit.texitedPod")
     release = {**ts["spec"]["release"], "id": "v20260102-1", "image": "registry.example.com/tars/x:v2"}

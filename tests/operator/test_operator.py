@@ -85,7 +85,7 @@ async def test_tserver_becomes_statefulset_and_service(kube: Kube, namespace: st
     assert container["image"] == "registry.example.com/tars/test.helloserver:v20260101-1"
     assert "command" not in container  # K8SFramework's: the image's ENTRYPOINT (a base image's: the agent)
     agent = "/usr/local/app/tars/tarsnode/bin/tarscli"  # where the tarsnode init container put it
-    assert container["readinessProbe"]["exec"]["command"] == [agent, "hzcheck"]
+    assert "readinessProbe" not in container  # as K8SFramework: the tars.io/active gate is the readiness
     assert container["lifecycle"]["preStop"]["exec"]["command"] == [agent, "prestop"]
     (doc,) = load_examples("tserver.yaml")
     # exactly the user's, as in K8SFramework (the apiserver adds fieldRef.apiVersion)

@@ -115,6 +115,11 @@ async def test_invalid_tservers_are_refused_with_clear_messages(
     text = await _refused(kube, namespace, host_ports)
     assert "nameRef 'NoSuchObj' names no servant or port (known: AdminHttpObj, HelloObj)" in text
 
+    on_host = _tserver()  # Kubernetes would refuse its pods: with hostNetwork a hostPort must be the containerPort
+    on_host["spec"]["k8s"].update(hostNetwork=True, hostPorts=[{"nameRef": "HelloObj", "port": 20000}])
+    text = await _refused(kube, namespace, on_host)
+    assert "maps 'HelloObj' to 20000, but with spec.k8s.hostNetwork the host port is the port 'HelloObj'" in text
+
     await kube.create(TSERVER, namespace, _tserver())
     with pytest.raises(ApiException) as err:
         await kube.merge_patch(TSERVER, namespace, "test-helloserver", {"spec": {"app": "Other"}})

@@ -362,6 +362,7 @@ def test_codec_bench_smoke(peer: peers.Peer) -> None:
     assert rp["bytes"] == 58
     assert rp["encode_per_s"] > 0 and rp["decode_per_s"] > 0
     assert el["encode_per_s"] > 0 and el["decode_per_s"] > 0
+    assert rp["encode_per_cpu_s"] > 0 and el["decode_per_cpu_s"] > 0  # per core: bench/codec's default clock
     # TarsGo's EndpointF skips zero optional fields, @tars/registry's writes all of them.
     assert el["bytes"] == {"go": 2403, "node": 3203}[peer]
 

@@ -40,6 +40,12 @@ def images(cluster: Cluster, namespace: str, *kinds: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
 
+def framework_image(cluster: Cluster) -> str:
+    """`k8stars image framework`: the k8stars services' image (what the Helm charts run) in the cluster's registry."""
+    assert cluster.real_node is not None
+    return k8stars("image", "framework", cluster.real_node.registry).strip()
+
+
 def tgz(files: dict[str, bytes | Path]) -> bytes:
     """A release package as a K8SFramework user makes one: `tar czf Server.tgz Server/` (executables 0755)."""
     buf = io.BytesIO()

@@ -1,6 +1,6 @@
 """NotifyF.getNotifyInfo on the notify service: a server's records newest first, the ip filter, paging and an unknown
-server, through a real ``k8stars notify`` process and ``k8stars call``, on SQLite and MariaDB; the Kubernetes store
-refuses the query with a message."""
+server, through a real ``k8stars notify`` process and ``k8stars call``, on SQLite and MariaDB; a store without queries
+refuses it with a message (the Kubernetes store's answers: test_notify_kube_filters.py)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ class EventsOnly:
         return len(items)
 
 
-async def test_the_kubernetes_store_refuses_the_query_with_a_message() -> None:
+async def test_a_store_without_queries_refuses_with_a_message() -> None:
     imp = NotifyImp(NotifyQueue(EventsOnly()))
     with pytest.raises(TarsRpcError, match="kubernetes store cannot be queried"):
         await imp.getNotifyInfo(NotifyKey(name="Test.HelloServer", ip="", page=0))

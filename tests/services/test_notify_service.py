@@ -419,6 +419,8 @@ async def test_the_charts_role_is_enough(k8s_cluster: Cluster, kube: Kube, names
     try:
         alarm = Notification("Test", "HelloServer", "[alarm] x", "[alarm]", node=ip1)
         assert await store.write([alarm, alarm, Notification("Test", "GoServer", "y", node="10.9.9.9")]) == 3
+        page = await store.notify_page("Test.HelloServer", "", 0)  # getNotifyInfo: list on events is granted too
+        assert [(m, level) for _, _, level, m in page.items] == [("[alarm] x", 2)]
     finally:
         await store.close()
     (on1,) = await events_of(kube, namespace, "test-helloserver-1")

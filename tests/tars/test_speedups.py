@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import gc
 import importlib.util
+import itertools
 import math
 import os
 import struct as _struct
@@ -111,6 +112,11 @@ module Diff {
     15 optional Color col = GREEN; 16 require Color col2; 20 optional map<Inner, vector<string>> sk;
     30 optional bool flag = true; 200 optional vector<Inner> vs; 255 optional map<long, double> md;
   };
+  struct Flat {
+    0 require string host; 1 optional int port = 7; 2 optional float f = 1.5; 3 optional double d;
+    4 optional vector<byte> raw; 5 optional map<string, string> ctx; 6 require short sh; 7 optional long big = -5;
+    8 optional unsigned int u; 9 optional string name = "abc"; 15 optional byte tiny; 200 optional unsigned short us;
+  };
 };
 """
 
@@ -124,6 +130,7 @@ def load_runtime_from_text(text: str) -> Any:
 
 RT = load_runtime_from_text(DIFF_IDL)
 Color, Inner, All = RT["Diff::Color"], RT["Diff::Inner"], RT["Diff::All"]
+Flat = RT["Diff::Flat"]  # numbers, strings, bytes and maps only: the accelerator's one-pass writer and reader
 
 
 def make_tree_class() -> Any:
@@ -193,7 +200,7 @@ class Child(Inner):  # type: ignore[misc, valid-type]
     __slots__ = ()
 
 
-STRUCTS = [Inner, All, Tree, EndpointF, RequestPacket, ResponsePacket, StatMicMsgHead, StatMicMsgBody, ReportInfo,
+STRUCTS = [Inner, All, Flat, Tree, EndpointF, RequestPacket, ResponsePacket, StatMicMsgHead, StatMicMsgBody, ReportInfo,
            PostInit, Manual, Plain]  # fmt: skip
 SCALARS: dict[c.TarsType, st.SearchStrategy[Any]] = {
     c.BOOL: st.booleans(),
@@ -363,6 +370,7 @@ def test_bad_struct_fields_same_errors(cls: type, data: st.DataObject, skip: boo
 OP = Operation("op", c.INT, (Param(1, "a", c.STRING), Param(2, "b", c.vector_of(c.struct_of(Inner))),
                              Param(3, "c", c.map_of(c.INT, c.DOUBLE)), Param(4, "d", c.BOOL, out=True)))  # fmt: skip
 EP_LIST = c.vector_of(c.struct_of(EndpointF))
+FLAT_LIST = c.vector_of(c.struct_of(Flat))
 INNER_KEYED = c.map_of(c.struct_of(Inner), c.vector_of(c.STRING))
 BYTES_LIST = c.vector_of(c.BYTES)
 LIST_KEYED = c.map_of(c.vector_of(c.INT), c.INT)
@@ -370,6 +378,7 @@ COLOR = c.enum_of(Color)
 DECODE_TARGETS: list[tuple[str, Callable[[Any, bytes], Any]]] = [
     *((f"decode {s.__name__}", lambda b, data, s=s: b.decode(s, data)) for s in STRUCTS),
     ("vector<EndpointF>", lambda b, data: b.decode_value(EP_LIST, data)),
+    ("vector<Flat>", lambda b, data: b.decode_value(FLAT_LIST, data)),
     ("map<Inner,vector<string>>@3", lambda b, data: b.decode_value(INNER_KEYED, data, 3)),
     ("vector<vector<byte>>", lambda b, data: b.decode_value(BYTES_LIST, data)),
     ("map<vector<int>,int>", lambda b, data: b.decode_value(LIST_KEYED, data)),
@@ -389,6 +398,9 @@ def _samples() -> list[bytes]:
         packet.frame(b"")[4:] + PY.encode(RequestPacket(iVersion=1, iRequestId=9, sServantName="a.b.c", sFuncName="f",
                                                         sBuffer=b"\x16\x01x", context={"k": "v"})),
         bytes.fromhex("1A10220B213039"),
+        PY.encode_value(FLAT_LIST, [Flat(host="h", f=-0.5, d=2.0, raw=b"\x00r", ctx={"a": "b"}, sh=-300, big=2**40,
+                                         u=2**32 - 1, name="é", tiny=-1, us=65535), Flat(host="")],
+                        skip_defaults=False),
     ]  # fmt: skip
     return out
 
@@ -613,6 +625,9 @@ def test_struct_plans_are_cached_on_the_class() -> None:
     C.encode(ep)
     plan = EndpointF.__dict__["__tars_ctable__"]
     assert "slot get" in repr(plan) and "slot init" in repr(plan)
+    assert "one pass" in repr(plan)  # numbers, strings, bytes and maps: the one-pass writer and reader (Flat too)
+    C.encode(All(b=True, i=1, col2=Color.RED))
+    assert "one pass" not in repr(All.__dict__["__tars_ctable__"])
     C.decode(EndpointF, C.encode(ep))
     assert EndpointF.__dict__["__tars_ctable__"] is plan  # reused, not rebuilt
     C.encode(Manual(1, "a"))
@@ -699,6 +714,20 @@ def test_no_leaks() -> None:
     after = (sys.getrefcount(data), sys.getrefcount(Inner), sys.getrefcount(EndpointF))
     assert after == refs[:3]
     assert abs(sys.getrefcount(None) - refs[3]) < 100
+
+
+@needs_c
+def test_recent_strings_and_ints_replaced_while_in_use() -> None:
+    """The decoder's caches of recent strings and ints (hosts, ports) have a slot per hash: every pair of 48 hosts
+    and of 48 ports in one struct (some pairs share a slot, so the second value evicts the first while it is being
+    used), each struct decoded alone and let go, comes back whole."""
+    hosts = [f"10.0.{i}.{i * 7 % 13}" for i in range(48)]
+    ports = [20000 + 37 * i for i in range(48)]
+    for _ in range(2):
+        for i, j in itertools.product(range(48), repeat=2):
+            ep = EndpointF(host=hosts[i], setId=hosts[j], port=ports[i], timeout=ports[j])
+            assert C.decode(EndpointF, PY.encode(ep)) == ep
+        gc.collect()
 
 
 @needs_c

@@ -59,6 +59,20 @@ def test_chart_renders_the_console() -> None:
     assert render("tars", "web.enabled=false") == {}
     assert "--secure-cookie" in render("tars", "web.secureCookie=true")["Deployment"]["spec"]["template"]["spec"][
         "containers"][0]["args"]  # fmt: skip
+    # Upload -> build goes to the chart's image service (Service tars-tarsimage, port 80), with its upload limit.
+    assert {"--image-url=http://tars-tarsimage.tars.svc.cluster.local", "--max-upload=200"} <= set(container["args"])
+    alone = render("tars", "imageBuilder.enabled=false")["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith(("--image-url", "--max-upload")) for a in alone["args"])
+    # The log service's files view asks for the token of Secret tars-log-token: mounted read-only (the kubelet reads
+    # it for the pod; the Role still gets no Secret but tars-web), given as --log-token-file beside --log-url.
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    log_flags = {"--log-url=http://tars-log.tars.svc.cluster.local:9329", "--log-token-file=/etc/tars-log-token/token"}
+    assert log_flags <= set(container["args"])
+    assert container["volumeMounts"] == [{"name": "log-token", "mountPath": "/etc/tars-log-token", "readOnly": True}]
+    assert pod["volumes"] == [{"name": "log-token", "secret": {"secretName": "tars-log-token", "defaultMode": 0o440}}]
+    no_log = render("tars", "log.enabled=false")["Deployment"]["spec"]["template"]["spec"]
+    assert not any(a.startswith("--log-") for a in no_log["containers"][0]["args"])
+    assert "volumes" not in no_log and "volumeMounts" not in no_log["containers"][0]
 
 
 async def test_the_role_is_enough(k8s_cluster: Cluster, kube: Kube, namespace: str, operator: None,

@@ -146,10 +146,19 @@ def tserver_schema() -> Schema:
         required=["app", "server", "subType"],
         one_of=[["tars", "k8s"], ["normal", "k8s"]],
     )
+    # K8SFramework's status fields, plus (ours) `conditions`: Ready with a reason and message saying what keeps the
+    # server from serving its release (k8stars/operator/conditions.py); clients that don't know it ignore it.
+    condition = obj({"type": string(), "status": string(enum=["True", "False", "Unknown"]), "reason": string(),
+                     "message": string(), "lastTransitionTime": string(fmt="date-time")},
+                    required=["type", "status"])  # fmt: skip
+    conditions = array(condition)
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
     status = obj(
-        {"replicas": integer(), "readyReplicas": integer(), "currentReplicas": integer(), "selector": string()},
+        {"replicas": integer(), "readyReplicas": integer(), "currentReplicas": integer(), "selector": string(),
+         "conditions": conditions},
         required=["replicas", "readyReplicas", "currentReplicas", "selector"],
-    )
+    )  # fmt: skip
     return obj({"spec": spec, "status": status}, required=["spec"])
 
 

@@ -92,6 +92,15 @@ def validate_tserver(obj: Obj, old: Obj | None) -> list[str]:
             errors.append(f"spec.k8s.hostPorts nameRef {ref!r} names no servant or port (known: {listed})")
     for dup in sorted(r for r, c in Counter(refs).items() if c > 1):
         errors.append(f"spec.k8s.hostPorts maps {dup!r} more than once")
+    if k8s.get("hostNetwork"):  # the pod's ports are the node's: Kubernetes refuses a pod whose hostPort differs
+        own = {n: p for _, n, p in ports}
+        for h in k8s.get("hostPorts") or []:
+            ref, port = str(h.get("nameRef")), int(h.get("port", 0))
+            if ref in own and port != own[ref]:
+                errors.append(
+                    f"spec.k8s.hostPorts maps {ref!r} to {port}, but with spec.k8s.hostNetwork the host port is the "
+                    f"port {ref!r} listens on ({own[ref]}): map it to {own[ref]}, or leave hostNetwork off"
+                )
     host_ports = Counter(int(h.get("port", 0)) for h in k8s.get("hostPorts") or [])
     for dup_port in sorted(p for p, c in host_ports.items() if c > 1):
         errors.append(f"spec.k8s.hostPorts uses host port {dup_port} more than once")

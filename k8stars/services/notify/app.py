@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from k8stars.service.options import ServiceError, StoreServiceOptions
 from k8stars.service.tars import TarsService, tars_adapter
+from k8stars.services.notify.filters import FilterError, NotifyFilter
 from k8stars.services.notify.kubestore import KubernetesNotifyStore
 from k8stars.services.notify.queue import DEFAULT_CAPACITY, NotifyImp, NotifyQueue, NotifySink
 from k8stars.services.notify.sqlstore import SqlNotifyStore
@@ -39,6 +40,14 @@ class NotifyServiceError(ServiceError):
 class NotifyServiceOptions(StoreServiceOptions):
     endpoint: str = DEFAULT_ENDPOINT
     queue_size: int = DEFAULT_CAPACITY
+    filter: tuple[str, ...] = ()  # TarsFramework's <tars><filter>: App.Server=TEXT;TEXT, default=TEXT
+
+    @property
+    def filters(self) -> NotifyFilter:
+        try:
+            return NotifyFilter.parse(self.filter)
+        except FilterError as e:
+            raise NotifyServiceError(str(e)) from None
 
     error: ClassVar[type[ServiceError]] = NotifyServiceError
     namespace_env: ClassVar[str] = "K8STARS_NOTIFY_NAMESPACE"
@@ -47,6 +56,7 @@ class NotifyServiceOptions(StoreServiceOptions):
         super().check()
         if self.queue_size < 1:
             raise NotifyServiceError(f"--queue-size {self.queue_size}: must be at least 1")
+        self.filters  # noqa: B018 (raises for a bad --filter)
 
 
 def open_store(options: NotifyServiceOptions) -> NotifySink:
@@ -82,7 +92,7 @@ class NotifyService(TarsService[NotifyServiceOptions]):
         parts.push_async_callback(self.store.close)
         self.queue.start()
         parts.push_async_callback(self._drain)
-        self.adapter(NOTIFY_OBJ).add_servant(NOTIFY_OBJ, NotifyImp(self.queue))
+        self.adapter(NOTIFY_OBJ).add_servant(NOTIFY_OBJ, NotifyImp(self.queue, self.options.filters))
         await self.start_tars(parts)
         self.register(parts, self.options.locator, (SERVER, NOTIFY_OBJ))
 
@@ -92,4 +102,6 @@ class NotifyService(TarsService[NotifyServiceOptions]):
         log.info("notify: %s", self.queue.counters)
 
     def describe(self) -> str:
-        return f"{NOTIFY_OBJ}@{self.endpoint}, {self.store.kind} store {self.store.where}"
+        filters = self.options.filters
+        text = f"{NOTIFY_OBJ}@{self.endpoint}, {self.store.kind} store {self.store.where}"
+        return f"{text}, filters {filters.describe()}" if filters else text

@@ -6,6 +6,9 @@ calling from its pod). A report from no known pod goes on the TServer ``lower(ap
 none either, it is only logged. Events carry reason ``TarsNotify``, type ``Warning`` for ``[alarm]``, ``[error]``
 and ``[warn]`` (else ``Normal``) and the message, so ``kubectl describe pod`` lists a server's alarms.
 
+getNotifyInfo reads them back (``notify_page``): a server's Events (its labels), newest first, only those of one pod
+(its IP, the reporting node, or its name) when asked; a repeated Event is one record, at its last time.
+
 A repeat (same object, type and message) within ``REPEAT_WINDOW`` bumps ``count`` and ``lastTimestamp`` of the
 Event already written, as client-go's event recorder aggregates, instead of creating another: a server repeating
 an alarm costs one small patch each time and one object in etcd. The memory of recent Events and of TServer lookups
@@ -29,7 +32,8 @@ from k8stars.kube.client import ApiException, Kube, Obj, Resource
 from k8stars.kube.informer import WatchCache, key_of
 from k8stars.kube.pods import pod_ips
 from k8stars.kube.resources import POD, TSERVER
-from k8stars.services.notify.model import Notification
+from k8stars.services.notify.model import NORMAL, WARN, Notification, tag_of_message
+from k8stars.services.notify.sqlstore import LEVELS, PAGE_SIZE, NotifyPage, split_name
 
 log = logging.getLogger("k8stars.services.notify")
 
@@ -42,6 +46,7 @@ MAX_RECENT = 4096  # Events remembered for repeats
 MAX_MESSAGE = 1024  # characters of an Event's message (events.k8s.io caps its note at 1 kB)
 TSERVER_TTL = 30.0  # seconds a TServer lookup (found or not) is reused
 MAX_TSERVERS = 1024
+COMMAND_ANNOTATION = "k8stars.io/notify-command"  # the level tag ([alarm], [error], [warn], [normal])
 
 Target = dict[str, str]  # an Event's involvedObject
 
@@ -222,7 +227,8 @@ class KubernetesNotifyStore:
         return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": _labels(n)},
+            "metadata": {"name": name, "namespace": self.namespace, "labels": _labels(n),
+                         "annotations": {COMMAND_ANNOTATION: n.command}},
             "involvedObject": target,
             "reason": REASON,
             "message": message,
@@ -232,3 +238,60 @@ class KubernetesNotifyStore:
             "lastTimestamp": stamp,
             "count": 1,
         }  # fmt: skip
+
+    # -- reading back: getNotifyInfo ---------------------------------------------------------------------------
+    async def notify_page(self, name: str, where: str, page: int, size: int = PAGE_SIZE) -> NotifyPage:
+        """Page ``page`` (from 0) of the Events of ``name`` (``App.Server``), newest first; only those of one pod
+        when ``where`` is given: the reporting node (``source.host``: tarscli's pod IP) or the pod's name."""
+        app, server = split_name(name)
+        labels = _labels(Notification(app=app, server=server, message=""))
+        if len(labels) < 2:
+            return NotifyPage([], -1)  # names that cannot be label values were never labelled
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        events = [e for e in (await self._k().list(EVENT, self.namespace, selector=selector)).get("items") or []
+                  if e.get("reason") == REASON and _of(e, where)]  # fmt: skip
+        events.sort(key=_when, reverse=True)
+        start = max(page, 0) * size
+        items = [_item(e, app, server) for e in events[start : start + size]]
+        return NotifyPage(items, max(page, 0) + 1 if len(events) > start + size else -1)
+
+
+def _of(event: Obj, where: str) -> bool:
+    if not where:
+        return True
+    host = str((event.get("source") or {}).get("host") or "")
+    return where in (host, str((event.get("involvedObject") or {}).get("name") or ""))
+
+
+def _last(event: Obj) -> str:
+    md = event.get("metadata") or {}
+    return str(event.get("lastTimestamp") or event.get("eventTime") or md.get("creationTimestamp") or "")
+
+
+def _when(event: Obj) -> tuple[str, str, str]:
+    """Newest first by the last time (to the second), then by creation: the name's suffix is the creation time in
+    nanoseconds (hex, of fixed width until 2262) for ours, whatever pod they are on."""
+    md = event.get("metadata") or {}
+    return (_last(event)[:19], str(md.get("creationTimestamp") or ""), str(md.get("name") or "").rpartition(".")[2])
+
+
+def _local_time(stamp: str) -> str:
+    """An Event's RFC 3339 UTC time as the SQL store's notifytime: local, ``%Y-%m-%d %H:%M:%S``."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _item(event: Obj, app: str, server: str) -> tuple[str, str, int, str]:
+    """``(time, server_id, level, message)`` as the SQL store answers: the level of the tag the Event was written
+    with (an older Event without it: the tag in its message, Warning at least [warn])."""
+    command = str(((event.get("metadata") or {}).get("annotations") or {}).get(COMMAND_ANNOTATION) or "")
+    if not command:
+        command = tag_of_message(str(event.get("message") or ""))
+        if command == NORMAL and event.get("type") == "Warning":
+            command = WARN
+    host = str((event.get("source") or {}).get("host") or "")
+    return (_local_time(_last(event)), f"{app}.{server}_{host}", LEVELS.get(command, 0),
+            str(event.get("message") or ""))  # fmt: skip

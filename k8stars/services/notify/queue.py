@@ -14,15 +14,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from k8stars.services.notify.filters import NotifyFilter
 from k8stars.services.notify.model import (
     Notification,
     from_notify_server,
     from_report,
     from_report_server,
 )
-from k8stars.services.notify.sqlstore import SqlNotifyStore, notify_page
+from k8stars.services.notify.sqlstore import NotifyPage
 from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.notifyf import (
     NOTIFYLEVEL,
@@ -63,9 +64,11 @@ class Counters:
     stored: int = 0
     dropped: int = 0  # the queue was full
     failed: int = 0  # the store refused them
+    filtered: int = 0  # TarsFramework's filters dropped them (k8stars.services.notify.filters)
 
     def __str__(self) -> str:
-        return f"received {self.received}, stored {self.stored}, dropped {self.dropped}, failed {self.failed}"
+        text = f"received {self.received}, stored {self.stored}, dropped {self.dropped}, failed {self.failed}"
+        return f"{text}, filtered {self.filtered}" if self.filtered else text
 
 
 class NotifyQueue:
@@ -155,28 +158,44 @@ class NotifyQueue:
 
     def _done(self) -> int:
         c = self.counters
-        return c.stored + c.dropped + c.failed
+        return c.stored + c.dropped + c.failed + c.filtered
+
+
+@runtime_checkable
+class NotifyQueryable(Protocol):
+    """A store that answers getNotifyInfo: page ``page`` (from 0) of ``name``'s records (``App.Server``), newest
+    first, only those of ``where`` (a node IP; on the Kubernetes store a pod name too) when given."""
+
+    async def notify_page(self, name: str, where: str, page: int) -> NotifyPage: ...
 
 
 class NotifyImp(NotifyServant):
-    """NotifyF: every operation queues a notification and answers at once."""
+    """NotifyF: every operation queues a notification (unless TarsFramework's filters drop it) and answers at once."""
 
-    def __init__(self, queue: NotifyQueue) -> None:
+    def __init__(self, queue: NotifyQueue, filters: NotifyFilter | None = None) -> None:
         self.queue = queue
+        self.filters = filters or NotifyFilter()
+
+    def _offer(self, n: Notification) -> None:
+        if self.filters and self.filters.drops(n):
+            self.queue.counters.received += 1
+            self.queue.counters.filtered += 1
+            return
+        self.queue.offer(n)
 
     async def reportNotifyInfo(self, info: ReportInfo) -> None:
-        self.queue.offer(from_report(info, current().peer_host))
+        self._offer(from_report(info, current().peer_host))
 
     async def reportServer(self, sServerName: str, sThreadId: str, sMessage: str) -> None:
-        self.queue.offer(from_report_server(sServerName, sThreadId, sMessage, current().peer_host))
+        self._offer(from_report_server(sServerName, sThreadId, sMessage, current().peer_host))
 
     async def notifyServer(self, sServerName: str, level: NOTIFYLEVEL, sMessage: str) -> None:
-        self.queue.offer(from_notify_server(sServerName, int(level), sMessage, current().peer_host))
+        self._offer(from_notify_server(sServerName, int(level), sMessage, current().peer_host))
 
     async def getNotifyInfo(self, stKey: NotifyKey) -> Notify_getNotifyInfo_result:
         store = self.queue.sink
-        if not isinstance(store, SqlNotifyStore):
-            raise TarsRpcError(f"getNotifyInfo: the {store.kind} store cannot be queried (SQL stores only)")
-        page = await notify_page(store, stKey.name, stKey.ip, stKey.page)
+        if not isinstance(store, NotifyQueryable):
+            raise TarsRpcError(f"getNotifyInfo: the {store.kind} store cannot be queried")
+        page = await store.notify_page(stKey.name, stKey.ip, stKey.page)
         items = [NotifyItem(sTimeStamp=t, sServerId=sid, iLevel=lvl, sMessage=m) for t, sid, lvl, m in page.items]
         return Notify_getNotifyInfo_result(0, NotifyInfo(nextpage=page.nextpage, notifyItems=items))

@@ -22,7 +22,7 @@ SQLITE_FILE = "notify.db"
 POOL_SIZE = 2
 MAX_LIMIT = 10000
 PAGE_SIZE = 10  # getNotifyInfo: records per page
-_LEVELS = {"[warn]": 1, "[error]": 2, "[alarm]": 2}  # command tag -> NOTIFYLEVEL (else NOTIFYNORMAL)
+LEVELS = {"[warn]": 1, "[error]": 2, "[alarm]": 2}  # command tag -> NOTIFYLEVEL (else NOTIFYNORMAL)
 
 NOTIFYS_MYSQL = """CREATE TABLE IF NOT EXISTS t_server_notifys (
   id int(11) NOT NULL AUTO_INCREMENT,
@@ -103,6 +103,10 @@ class SqlNotifyStore(SqlBackedStore):
     pool_size = POOL_SIZE
 
     # -- what the queue writes and the CLI reads ---------------------------------------------------------------
+    async def notify_page(self, name: str, where: str, page: int) -> NotifyPage:
+        """getNotifyInfo's page (k8stars.services.notify.queue.NotifyQueryable)."""
+        return await notify_page(self, name, where, page)
+
     async def write(self, items: Sequence[Notification]) -> int:
         placeholders = ", ".join("?" * len(_COLUMNS))
         await self.db.executemany(f"INSERT INTO t_server_notifys ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
@@ -141,16 +145,17 @@ def split_name(name: str) -> tuple[str, str]:
 
 async def notify_page(store: SqlNotifyStore, name: str, ip: str, page: int,
                       size: int = PAGE_SIZE) -> NotifyPage:  # fmt: skip
-    """Page ``page`` (from 0) of ``name``'s records, newest first, only node ``ip`` when given."""
+    """Page ``page`` (from 0) of ``name``'s records, newest first, only node ``ip`` (or container: TarsGo's
+    ``sContainer``, the pod name) when given."""
     app, server = split_name(name)
     sql = ("SELECT notifytime, server_id, command, result FROM t_server_notifys "
            "WHERE application = ? AND server_name = ?")  # fmt: skip
     params: list[Any] = [app, server]
     if ip:
-        sql, params = sql + " AND node_name = ?", [*params, ip]
+        sql, params = sql + " AND (node_name = ? OR container_name = ?)", [*params, ip, ip]
     offset = max(page, 0) * size
     rows = await store.db.fetch(sql + f" ORDER BY id DESC LIMIT {int(size) + 1} OFFSET {int(offset)}", params)
-    items = [(str(r[0] or ""), str(r[1] or ""), _LEVELS.get(str(r[2] or ""), 0), str(r[3] or "")) for r in rows]
+    items = [(str(r[0] or ""), str(r[1] or ""), LEVELS.get(str(r[2] or ""), 0), str(r[3] or "")) for r in rows]
     return NotifyPage(items[:size], max(page, 0) + 1 if len(items) > size else -1)
 
 

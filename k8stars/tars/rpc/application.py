@@ -24,6 +24,8 @@ from k8stars.tars.errors import TarsRpcError
 from k8stars.tars.protocol.adminf import AdminFServant
 from k8stars.tars.protocol.configf import ConfigInfo, ConfigProxy
 from k8stars.tars.protocol.nodef import ServerFProxy, ServerInfo
+from k8stars.tars.rpc import trace
+from k8stars.tars.rpc.processes import parse_processes
 from k8stars.tars.rpc.proxy import Communicator, CommunicatorConfig
 from k8stars.tars.rpc.remotelog import RemoteLogHandler
 from k8stars.tars.rpc.server import AdapterConfig, Server
@@ -55,6 +57,7 @@ class ServerSettings:
     log_level: str = "DEBUG"
     config: str = ""  # the config service's servant (config=tars.tarsconfig.ConfigObj), for load_config
     log: str = ""  # the log service's servant (log=tars.tarslog.LogObj), for remote_log_handler
+    processes: int = 1  # processes=N (or max: one per core): processes serving the adapters (rpc/processes.py)
     adapters: list[AdapterConfig] = field(default_factory=list)
 
 
@@ -82,6 +85,7 @@ def settings_from_config(conf: TarsConfig) -> ServerSettings:
         log_level=p.get("logLevel", p.get("loglevel", "DEBUG")),
         config=p.get("config", ""),
         log=p.get("log", ""),
+        processes=parse_processes(p.get("processes", "1")),
     )
     for name, d in server.domains.items():
         if "endpoint" not in d.params:
@@ -113,6 +117,24 @@ def _check_filename(filename: str) -> str:
     return name
 
 
+async def fetch_config(comm: Communicator, config_obj: str, info: ConfigInfo, basepath: Path) -> str:
+    """``info.filename`` from the config service ``config_obj``, written into ``basepath`` (TarsCpp's ``addConfig``;
+    the pod agent's node servant ``addFile`` too); returns its content. ConfigLoadError says what failed."""
+    name = _check_filename(info.filename)
+    try:
+        proxy = comm.string_to_proxy(ConfigProxy, config_obj)
+        ret, content = await proxy.loadConfigByInfo(info)
+    except Exception as e:  # TarsRpcError, a bad proxy string, no locator: all reported the same way
+        raise ConfigLoadError(f"config service {config_obj}: {e}") from None
+    if ret != 0:
+        raise ConfigLoadError(f"config service {config_obj} answered {ret}: {content}")
+    try:
+        _write_file(basepath / name, content)
+    except OSError as e:
+        raise ConfigLoadError(f"cannot write {basepath / name}: {e}") from None
+    return str(content)
+
+
 def _write_file(path: Path, content: str) -> None:
     """Atomically, keeping the previous version as ``<name>.bak`` when it differs (TarsCpp keeps backups too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +157,7 @@ class Application:
         self.settings = settings
         self.config_path = config_path
         self.comm = comm or Communicator()
-        self.server = Server()
+        self.server = Server(processes=settings.processes, on_first_gone=self.request_stop)
         self.admin_commands: dict[str, tuple[AdminCommand, str]] = {}
         self.started_at = time.time()
         self.stopping = asyncio.Event()  # set by request_stop, AdminObj.shutdown, SIGTERM/SIGINT in run()
@@ -144,8 +166,16 @@ class Application:
         for cfg in settings.adapters:
             self.server.add_adapter(cfg)
         if settings.local:
-            self.server.add_servant(AdminServant(self), "AdminObj", settings.local)
+            self.server.add_servant(AdminServant(self), "AdminObj", settings.local, shared=False)
         self._builtin_commands()
+        self._trace_log: RemoteLogHandler | None = None
+        if settings.log and self.comm.tracer is None:  # traced calls write their records to the _t_trace_ log
+            self.comm.tracer = trace.Tracer(self.comm.config.module_name or self.name, self._trace_handler)
+
+    def _trace_handler(self) -> RemoteLogHandler:
+        if self._trace_log is None:
+            self._trace_log = self.remote_log_handler(trace.TRACE_FILE)
+        return self._trace_log
 
     @classmethod
     def from_config(cls, path: str | Path) -> Application:
@@ -178,27 +208,15 @@ class Application:
         into basepath, as TarsCpp's ``addConfig`` does; returns its content. ``app_only``: the app-level file.
         The request names this server and its ``localip`` as host, so a pod gets its pod-level version.
         ConfigLoadError says what failed."""
-        name = _check_filename(filename)
         if not self.settings.config:
             raise ConfigLoadError("no config service: the server config has no config= (tars.application.server)")
         s = self.settings
-        info = ConfigInfo(appname=s.app, servername=s.server, filename=name, bAppOnly=app_only, host=s.localip)
-        try:
-            proxy = self.comm.string_to_proxy(ConfigProxy, s.config)
-            ret, content = await proxy.loadConfigByInfo(info)
-        except Exception as e:  # TarsRpcError, a bad proxy string, no locator: all reported the same way
-            raise ConfigLoadError(f"config service {s.config}: {e}") from None
-        if ret != 0:
-            raise ConfigLoadError(f"config service {s.config} answered {ret}: {content}")
-        try:
-            _write_file(self.basepath / name, content)
-        except OSError as e:
-            raise ConfigLoadError(f"cannot write {self.basepath / name}: {e}") from None
-        return str(content)
+        info = ConfigInfo(appname=s.app, servername=s.server, filename=filename, bAppOnly=app_only, host=s.localip)
+        return await fetch_config(self.comm, s.config, info, self.basepath)
 
     def adapter_endpoint(self, servant: str) -> Endpoint:
         for a in self.server.adapters.values():
-            if a.config.servant == servant:
+            if a.config.servant == servant or servant in a.dispatchers:  # a second servant on an adapter too
                 return a.endpoint
         raise KeyError(servant)
 
@@ -210,8 +228,9 @@ class Application:
         for a in self.server.adapters.values():
             if a.config.servant != "AdminObj":  # the server's own side of its calls, with stat= in the config
                 a.stat = self.comm.stat
+                a.tracer = self.comm.tracer
         await self.server.start()
-        if self.settings.node:
+        if self.settings.node and not self.server.is_copy:  # the node knows the first process (its pid)
             self._tasks.append(asyncio.create_task(self._heartbeat()))
 
     async def run(self) -> None:
@@ -279,6 +298,8 @@ class Application:
 
     def _cmd_viewstatus(self, cmd: str, params: str) -> str:
         lines = [f"server: {self.name}", f"pid: {os.getpid()}", f"uptime: {time.time() - self.started_at:.0f}s"]
+        if self.server.copies is not None:
+            lines.append(f"processes: {self.server.processes} (copies: {' '.join(map(str, self.server.copies.pids))})")
         for a in self.server.adapters.values():
             st = a.stats
             lines.append(

@@ -10,7 +10,20 @@ from typing import Any
 from k8stars.tars.idl.compiler import load_runtime
 from k8stars.tars.interface import Interface, Operation
 from k8stars.tars.jsonvalue import from_json, to_json
-from k8stars.tars.protocol import adminf, configf, logf, nodef, notifyf, propertyf, queryf, statf, tarsregistry
+from k8stars.tars.protocol import (
+    adminf,
+    adminreg,
+    configf,
+    logf,
+    node,
+    nodef,
+    notifyf,
+    propertyf,
+    queryf,
+    statf,
+    tarsregistry,
+    topology,
+)
 from k8stars.tars.rpc.proxy import Communicator
 from k8stars.tars.stub import ServantProxy
 
@@ -19,11 +32,14 @@ FRAMEWORK_INTERFACES: dict[str, Interface] = {
     "tars.tarsregistry.QueryObj": queryf.QueryF_interface,
     "tars.tarsregistry.Registry": tarsregistry.tarsregistry_interface,
     "tars.tarsnode.ServerObj": nodef.ServerF_interface,
+    "tars.tarsnode.NodeObj": node.Node_interface,
+    "tars.tarsAdminRegistry.AdminRegObj": adminreg.AdminReg_interface,
     "tars.tarsconfig.ConfigObj": configf.Config_interface,
     "tars.tarsnotify.NotifyObj": notifyf.Notify_interface,
     "tars.tarsstat.StatObj": statf.StatF_interface,
     "tars.tarsproperty.PropertyObj": propertyf.PropertyF_interface,
     "tars.tarslog.LogObj": logf.Log_interface,
+    "tars.tarslog.TopologyObj": topology.Topology_interface,
     "AdminObj": adminf.AdminF_interface,
 }
 SHIPPED = {i.name: i for i in FRAMEWORK_INTERFACES.values()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Context
 
 log = logging.getLogger("k8stars.tars.rpc")
 
@@ -22,21 +23,28 @@ class Periodic:
         self.name = name
         self.task: asyncio.Task[None] | None = None
         self.closing = False
+        self.sending = False
 
     def started(self) -> None:
         """From the event loop's thread: start the loop if it is not running."""
         if self.task is None and not self.closing:
-            self.task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            # a context of its own: the reports must not carry the context of the call that started them (a trace)
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=self.name, context=Context())
 
     async def _run(self) -> None:
         while not self.closing:
             await asyncio.sleep(self.interval_s)
-            await self.send()
+            self.sending = True
+            try:
+                await self.send()
+            finally:
+                self.sending = False
 
     async def close(self) -> None:
         self.closing = True  # the loop's own check: a cancel can be lost in a send finishing at that moment (3.11)
         if self.task is not None:
-            self.task.cancel()
+            if not self.sending:  # a send under way finishes (its values reached the peer: they are counted sent)
+                self.task.cancel()
             await asyncio.wait({self.task}, timeout=SEND_TIMEOUT_MS / 1000 + 1)
             self.task = None
         try:

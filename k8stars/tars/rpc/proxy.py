@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import logging
 import time
+from contextvars import Context
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -23,7 +24,9 @@ from k8stars.tars.errors import (
 )
 from k8stars.tars.interface import Interface
 from k8stars.tars.packet import (
+    STATUS_TRACE_KEY,
     TARSMESSAGETYPEHASH,
+    TARSMESSAGETYPETRACE,
     TARSNORMAL,
     TARSONEWAY,
     TARSVERSION,
@@ -33,9 +36,10 @@ from k8stars.tars.packet import (
 )
 from k8stars.tars.protocol.endpointf import EndpointF
 from k8stars.tars.protocol.queryf import QueryFProxy
+from k8stars.tars.rpc import trace
 from k8stars.tars.rpc.property import Policy, PropertyReport, PropertyReporter
 from k8stars.tars.rpc.stat import EXCEPTION, OK, TIMEOUT, StatReporter
-from k8stars.tars.rpc.transport import Connection
+from k8stars.tars.rpc.transport import CallExpired, Connection
 from k8stars.tars.stub import CallOptions, ServantProxy
 
 log = logging.getLogger("k8stars.tars.rpc")
@@ -103,6 +107,7 @@ class Communicator:
         if self.config.stat:
             cfg = self.config
             self.stat = StatReporter(self, cfg.stat, cfg.module_name, cfg.node_name, cfg.report_interval / 1000)
+        self.tracer: trace.Tracer | None = None  # where trace records go (Application sets it from log=)
         self.properties: PropertyReporter | None = None
         if self.config.property:
             cfg = self.config
@@ -155,6 +160,7 @@ class Communicator:
             await self.properties.close()
         for obj in self._objects.values():
             obj.stop_refresh()
+            obj.forget_connections()
         for conn in self._connections.values():
             conn.close()
         self._connections.clear()
@@ -192,6 +198,8 @@ class ObjectProxy:
         self._next_refresh = 0.0
         self._failures = 0
         self._resolving: asyncio.Task[None] | None = None
+        self._conns: list[Connection] = []
+        self._conns_of: list[Endpoint] | None = None
 
     # -- resolution -----------------------------------------------------------------------------------------------
     async def resolve(self) -> None:
@@ -201,7 +209,7 @@ class ObjectProxy:
         if self.endpoints and now < self._next_refresh:
             return
         if self._resolving is None or self._resolving.done():
-            self._resolving = asyncio.create_task(self._refresh())
+            self._resolving = asyncio.create_task(self._refresh(), context=Context())  # not the caller's trace
         if not self.endpoints:
             await asyncio.shield(self._resolving)
 
@@ -238,46 +246,97 @@ class ObjectProxy:
         if self._resolving is not None:
             self._resolving.cancel()
 
-    def _pick(self, opts: CallOptions, exclude: set[Endpoint]) -> Endpoint | None:
-        eps = [e for e in self.endpoints if e not in exclude]
+    def _connections(self) -> list[Connection]:
+        """The connections of ``endpoints``, in its order (looked up again only when the endpoints change)."""
+        if self._conns_of is not self.endpoints:
+            self._conns = [self.comm.connection(e) for e in self.endpoints]
+            self._conns_of = self.endpoints
+        return self._conns
+
+    def forget_connections(self) -> None:
+        self._conns, self._conns_of = [], None
+
+    def _pick(self, opts: CallOptions, exclude: set[Endpoint] | frozenset[Endpoint]) -> Connection | None:
+        conns = self._connections()
+        if not exclude and len(conns) == 1:
+            return conns[0]
+        eps = [c for c in conns if c.endpoint not in exclude]
         if not eps:
             return None
         if opts.hash_code is not None:
             return eps[opts.hash_code % len(eps)]
         now = time.monotonic()
-        healthy = [e for e in eps if self.comm.connection(e).failed_until <= now] or eps
+        healthy = [c for c in eps if c.failed_until <= now] or eps
         self._rr = (self._rr + 1) % len(healthy)
         return healthy[self._rr]
 
     # -- calls --------------------------------------------------------------------------------------------------
-    async def invoke(self, func: str, body: bytes, opts: CallOptions) -> ResponsePacket | None:
+    async def invoke(self, func: str, body: bytes, opts: CallOptions, trace_key: str = "") -> ResponsePacket | None:
+        if not trace_key and (span := trace.active()) is not None:  # tracing off: this one lookup
+            return await trace.call_traced(self, span, func, body, opts)  # type: ignore[no-any-return]
         start = time.monotonic()
-        await self.resolve()
-        cfg = self.comm.config
-        timeout_ms = opts.timeout_ms if opts.timeout_ms is not None else cfg.sync_invoke_timeout
-        rid = self.comm.next_request_id()
+        if not self.direct and (not self.endpoints or start >= self._next_refresh):
+            await self.resolve()
+        comm = self.comm
+        timeout_ms = opts.timeout_ms if opts.timeout_ms is not None else comm.config.sync_invoke_timeout
+        rid = comm.next_request_id()
         req = RequestPacket(
             iVersion=TARSVERSION,
             cPacketType=TARSONEWAY if opts.oneway else TARSNORMAL,
-            iMessageType=TARSMESSAGETYPEHASH if opts.hash_code is not None else 0,
+            iMessageType=(TARSMESSAGETYPEHASH if opts.hash_code is not None else 0)
+            | (TARSMESSAGETYPETRACE if trace_key else 0),
             iRequestId=rid,
             sServantName=self.name,
             sFuncName=func,
             sBuffer=body,
             iTimeout=timeout_ms,
             context=opts.context,
-            status=opts.status,
+            status={**opts.status, STATUS_TRACE_KEY: trace_key} if trace_key else opts.status,
         )
         frame = encode_request(req)
+        deadline = start + timeout_ms / 1000
+        conn = self._pick(opts, _NONE_TRIED)
+        if conn is not None and conn.ready:  # the common case: no await before the answer's
+            fut = conn.send(rid, frame, opts.oneway)
+        else:
+            conn, fut = await self._connect_and_send(conn, func, opts, rid, frame, deadline)
+        ep = conn.endpoint
+        if fut is None:
+            return None
+        loop = conn.loop
+        assert loop is not None
+        # one timer per call, no wait_for: its extra future, Task and loop step cost a fifth of a call
+        timer = loop.call_later(max(deadline - time.monotonic(), 0.001), conn.expire, rid)
+        stat = comm.stat
+        try:
+            rsp = await fut
+        except CallExpired:
+            if stat is not None:
+                stat.record(self.name, func, ep.host, ep.port, -7, TIMEOUT, _ms_since(start))
+            raise InvokeTimeoutError(f"{self.name}.{func} got no answer from {ep} in {timeout_ms} ms") from None
+        finally:
+            timer.cancel()
+            if not fut.done():  # cancelled by the caller: its answer is not awaited any more
+                conn.forget(rid)
+        if stat is not None:
+            stat.record(self.name, func, ep.host, ep.port, rsp.iRet, EXCEPTION if rsp.iRet else OK, _ms_since(start))
+        if rsp.iRet != 0:
+            raise rpc_error(rsp.iRet, rsp.sResultDesc or f"{self.name}.{func} failed")
+        return rsp
+
+    async def _connect_and_send(
+        self, conn: Connection | None, func: str, opts: CallOptions, rid: int, frame: bytes, deadline: float
+    ) -> tuple[Connection, asyncio.Future[ResponsePacket] | None]:
+        """Send on ``conn`` (the one picked) once it connects, trying the other endpoints when one refuses."""
         tried: set[Endpoint] = set()
-        deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            ep = self._pick(opts, tried)
-            if ep is None:
+            if tried:
+                conn = self._pick(opts, tried)
+            if conn is None:
                 if tried:
                     raise ConnectError(f"{self.name}: no endpoint reachable (tried {len(tried)})")
                 raise AdapterNullError(f"no active endpoint for {self.name}")
-            conn = self.comm.connection(ep)
+            ep = conn.endpoint
             try:
                 await asyncio.wait_for(conn.ensure_connected(), max(deadline - time.monotonic(), 0.001))
             except ConnectError:
@@ -286,23 +345,9 @@ class ObjectProxy:
             except TimeoutError:
                 raise InvokeTimeoutError(f"{self.name}.{func}: connect to {ep} timed out") from None
             try:
-                fut = conn.send(rid, frame, opts.oneway)
+                return conn, conn.send(rid, frame, opts.oneway)
             except SendRequestError:
                 tried.add(ep)  # closed by the peer right after connecting (e.g. over its maxconns)
-                continue
-            break
-        if fut is None:
-            return None
-        stat = self.comm.stat
-        try:
-            rsp = await asyncio.wait_for(fut, max(deadline - time.monotonic(), 0.001))
-        except TimeoutError:
-            conn.forget(rid)
-            if stat is not None:
-                stat.record(self.name, func, ep.host, ep.port, -7, TIMEOUT, _ms_since(start))
-            raise InvokeTimeoutError(f"{self.name}.{func} got no answer from {ep} in {timeout_ms} ms") from None
-        if stat is not None:
-            stat.record(self.name, func, ep.host, ep.port, rsp.iRet, EXCEPTION if rsp.iRet else OK, _ms_since(start))
-        if rsp.iRet != 0:
-            raise rpc_error(rsp.iRet, rsp.sResultDesc or f"{self.name}.{func} failed")
-        return rsp
+
+
+_NONE_TRIED: frozenset[Endpoint] = frozenset()

@@ -64,6 +64,14 @@ class RemoteLogHandler(logging.Handler):
         except RuntimeError:  # no running loop (another thread): the loop's next batch takes the line
             pass
 
+    def queue_line(self, line: str) -> None:
+        """Queue a line already formatted (ending in a newline), as ``emit`` does a record: trace records."""
+        if len(self.pending) >= self.queue_size:
+            self.dropped += 1
+            return
+        self.pending.append(line)
+        self.periodic.started()
+
     def _info(self) -> LogInfo:
         return LogInfo(appname=self.app, servername=self.server, sFilename=self.file, sFormat=self.time_format,
                        setdivision=self.set_division, bHasSufix=True, bHasAppNamePrefix=True,

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from k8stars.tars.packet import (
     MAX_FRAME_SIZE,
     PING_FUNC,
     RECONNECT_DESC,
+    TARSMESSAGETYPETRACE,
     TARSONEWAY,
     TUPVERSION,
     TUPVERSION2,
@@ -34,8 +36,10 @@ from k8stars.tars.packet import (
     encode_request,
     encode_response,
 )
+from k8stars.tars.rpc import trace
 from k8stars.tars.rpc.current import Current, set_current
 from k8stars.tars.rpc.limits import PROCESS_BUDGET, Budget, Held
+from k8stars.tars.rpc.processes import Copies, this_copy, watch_first_process
 from k8stars.tars.rpc.servant import Dispatcher, Reply, start_call, tup_status
 from k8stars.tars.rpc.stat import StatReporter
 from k8stars.tars.stub import Servant
@@ -59,6 +63,7 @@ class AdapterConfig:
     queue_timeout_ms: int = 60000
     max_frame_size: int = MAX_FRAME_SIZE
     budget: Budget | None = None  # the memory its connections may hold (None: the process's, limits.PROCESS_BUDGET)
+    shared: bool = True  # served by every process of the server (False: by the first only, as AdminObj)
 
 
 @dataclass
@@ -85,20 +90,29 @@ class Adapter:
         self._idle_task: asyncio.Task[None] | None = None
         self.accepting = False
         self.stat: StatReporter | None = None  # set by Application when the config names a stat servant
+        self.tracer: trace.Tracer | None = None  # set by Application when the config names a log servant
         self.budget = config.budget or PROCESS_BUDGET
 
     def add_servant(self, name: str, servant: Servant, dispatcher: Dispatcher | None = None) -> None:
         self.dispatchers[name] = dispatcher or Dispatcher(servant)
 
-    async def start(self) -> None:
+    async def start(self, reuse_port: bool = False, port: int | None = None) -> None:
+        """Listen on the endpoint (on ``port`` instead of its own when given); ``reuse_port``: other processes of
+        the server listen on the same port (SO_REUSEPORT)."""
         loop = asyncio.get_running_loop()
         ep = self.config.endpoint
+        bind_port = ep.port if port is None else port
+        reuse = True if reuse_port else None
         if ep.protocol == "udp":
-            transport, _ = await loop.create_datagram_endpoint(lambda: _UdpServerProtocol(self), (ep.host, ep.port))
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpServerProtocol(self), (ep.host, bind_port), reuse_port=reuse
+            )
             self._udp = transport
             port = transport.get_extra_info("sockname")[1]
         elif ep.protocol == "tcp":
-            self._server = await loop.create_server(lambda: _ServerConnection(self), ep.host, ep.port, backlog=1024)
+            self._server = await loop.create_server(
+                lambda: _ServerConnection(self), ep.host, bind_port, backlog=1024, reuse_port=reuse
+            )
             port = self._server.sockets[0].getsockname()[1]
         else:
             raise ValueError(f"adapter {self.config.name}: protocol {ep.protocol} is not supported yet")
@@ -177,7 +191,10 @@ class Adapter:
             else:
                 set_current(cur)
                 try:
-                    reply = await dispatcher.dispatch(req)
+                    if req.iMessageType & TARSMESSAGETYPETRACE:
+                        reply = await trace.serve_traced(self.tracer, dispatcher, req)
+                    else:
+                        reply = await dispatcher.dispatch(req)
                 except Exception as e:  # whatever a request does, it gets an answer and the connection stays
                     name = printable(f"{req.sServantName}.{req.sFuncName}")
                     _warnings.emit("dispatch", "%s from %s failed: %s: %s", name, conn.peer, type(e).__name__,
@@ -395,10 +412,14 @@ class _UdpServerProtocol(asyncio.DatagramProtocol):
 
 @dataclass
 class Server:
-    """A set of adapters started and stopped together."""
+    """A set of adapters started and stopped together, by ``processes`` processes (see :mod:`.processes`: the first
+    starts the others, copies of its own command line, which share its adapters' ports)."""
 
     adapters: dict[str, Adapter] = field(default_factory=dict)
     grace_seconds: float = 10.0
+    processes: int = 1
+    on_first_gone: Callable[[], object] | None = None  # in a copy: the first process stopped (default: stop)
+    copies: Copies | None = None  # in the first process of several: the others
     _stopped: asyncio.Event | None = None
 
     def add_adapter(self, config: AdapterConfig) -> Adapter:
@@ -415,27 +436,50 @@ class Server:
         adapter.add_servant(name, servant)
         return adapter
 
+    @property
+    def is_copy(self) -> bool:
+        """A process the first process of the server started (it has no AdminObj, heartbeats or registrations)."""
+        return this_copy() is not None
+
     async def start(self) -> None:
         self._stopped = asyncio.Event()
+        copy = this_copy()
+        several = self.processes > 1 or copy is not None
         started: list[Adapter] = []
         try:
             for a in self.adapters.values():
-                await a.start()
+                if copy is not None and not a.config.shared:
+                    continue  # the first process's alone
+                port = copy.ports.get(a.config.name) if copy is not None else None
+                await a.start(reuse_port=several and a.config.shared, port=port)
                 started.append(a)
         except BaseException:
             for a in started:
                 a.stop_accepting()
                 await a.drain(0)
             raise
-        for a in self.adapters.values():
+        for a in started:
             log.info("adapter %s serving %s on %s", a.config.name, a.config.servant, a.endpoint)
+        if copy is not None:
+            watch_first_process(copy, self._first_gone)
+        elif self.processes > 1:
+            ports = {a.config.name: a.endpoint.port for a in started if a.config.shared}
+            self.copies = Copies(self.processes, ports)
+            self.copies.start()
+
+    def _first_gone(self) -> None:
+        if self.on_first_gone is not None:
+            self.on_first_gone()
+        else:
+            asyncio.get_running_loop().create_task(self.stop())
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let calls in flight finish (up to ``grace`` seconds), then close."""
         for a in self.adapters.values():
             a.stop_accepting()
         timeout = self.grace_seconds if grace is None else grace
-        await asyncio.gather(*(a.drain(timeout) for a in self.adapters.values()))
+        copies = [self.copies.stop(timeout)] if self.copies is not None else []
+        await asyncio.gather(*(a.drain(timeout) for a in self.adapters.values()), *copies)
         if self._stopped is not None:
             self._stopped.set()
 

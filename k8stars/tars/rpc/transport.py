@@ -63,6 +63,10 @@ class _UdpClientProtocol(asyncio.DatagramProtocol):
         self.conn.on_lost(self.transport, exc)
 
 
+class CallExpired(Exception):
+    """A call's timeout passed before its answer came (:meth:`Connection.expire`)."""
+
+
 class Connection:
     """A lazily opened connection to one endpoint. Broken connections fail their pending calls with -8 and are
     reopened by the next call."""
@@ -77,6 +81,8 @@ class Connection:
         self._connecting: asyncio.Future[None] | None = None
         self.draining = False  # the server asked us to reconnect: no new calls on this connection
         self.failed_until = 0.0  # after a refused connect, avoid this endpoint for a while
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop of the open transport
+        self._out: list[bytes] = []  # frames of this loop iteration, written together by _flush
 
     @property
     def connected(self) -> bool:
@@ -104,6 +110,7 @@ class Connection:
             self.failed_until = time.monotonic() + 5.0
             raise ConnectError(f"cannot connect to {ep}: {e or 'timeout'}") from None
         self._transport = transport
+        self.loop = asyncio.get_running_loop()
         self.draining = False
         self.failed_until = 0.0
 
@@ -117,19 +124,44 @@ class Connection:
         tcp, _ = await loop.create_connection(lambda: _ClientProtocol(self), ep.host, ep.port)
         return tcp
 
+    @property
+    def ready(self) -> bool:
+        """Connected and taking new calls: :meth:`send` needs no :meth:`ensure_connected` first."""
+        t = self._transport
+        return t is not None and not self.draining and not t.is_closing()
+
     def send(self, request_id: int, frame: bytes, oneway: bool) -> asyncio.Future[ResponsePacket] | None:
         t = self._transport
-        if t is None or t.is_closing():
+        if t is None or t.is_closing() or self.loop is None:
             raise SendRequestError(f"connection to {self.endpoint} is closed")
         fut: asyncio.Future[ResponsePacket] | None = None
         if not oneway:
-            fut = asyncio.get_running_loop().create_future()
+            fut = self.loop.create_future()
             self.pending[request_id] = fut
         if self.endpoint.protocol == "udp":
             t.sendto(frame)  # type: ignore[attr-defined]
-        else:
-            t.write(frame)  # type: ignore[attr-defined]
+            return fut
+        # every call of this loop iteration goes out in one write (one system call for many callers); a call alone in
+        # flight has no one to share it with and goes at once
+        if not self._out:
+            if len(self.pending) <= 1:
+                t.write(frame)  # type: ignore[attr-defined]
+                return fut
+            self.loop.call_soon(self._flush)
+        self._out.append(frame)
         return fut
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        t = self._transport
+        if out and t is not None and not t.is_closing():
+            t.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[attr-defined]
+
+    def expire(self, request_id: int) -> None:
+        """The call's time is up: it fails with :class:`CallExpired` unless its answer came first."""
+        fut = self.pending.pop(request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(CallExpired())
 
     def forget(self, request_id: int) -> None:
         self.pending.pop(request_id, None)
@@ -168,11 +200,13 @@ class Connection:
                 self._retired.remove(transport)
             return
         self._transport = None
+        self._out = []
         if self.pending:
             self.fail(ConnectError(f"connection to {self.endpoint} lost{': ' + str(exc) if exc else ''}"))
 
     def _retire(self) -> None:
         """Stop using the current transport for new calls; it closes once its answers are in."""
+        self._flush()  # calls already sent on it go out before it stops taking new ones
         t, self._transport = self._transport, None
         self.draining = False
         if t is not None:
@@ -182,6 +216,7 @@ class Connection:
                 t.close()
 
     def _detach(self) -> None:
+        self._out = []  # their calls have failed
         t, self._transport = self._transport, None
         if t is not None:
             t.close()

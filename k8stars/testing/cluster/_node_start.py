@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _proc, node, registry
+from . import _node_leftovers, _proc, node, registry
 
 if TYPE_CHECKING:
     from .launcher import Cluster
@@ -24,18 +24,25 @@ async def bring_up(
 ) -> None:
     ports = cluster.ports
     host_port = f"127.0.0.1:{ports.registry}"
+    await asyncio.to_thread(_node_leftovers.sweep, say)  # a node whose launcher was killed before its down
     reg = spawn("registry", registry.argv(registry.write_config(cluster.workdir / "registry", ports.registry)))
     cluster.real_node = state = node.plan(
         cluster.workdir, registry=host_port, ports=(ports.kubelet, ports.kubelet_healthz)
     )
     cluster.save()  # before the host changes: `down` (or a failed start) must undo the bridge, cgroups and mounts
+    owners = [_proc.current("launcher")]
+    _node_leftovers.write(state, owners)  # before apply changes the host: a launcher killed meanwhile is swept
     await asyncio.to_thread(node.apply, state, cluster.workdir / "pki")
     cluster.save()
     await wait(reg, lambda: registry.ready(host_port), "registry /v2/")
     await node.push_pause_image(state)
     containerd = spawn("containerd", node.containerd_argv(state))
+    owners.append(containerd)
+    _node_leftovers.write(state, owners)
     await wait(containerd, lambda: node.containerd_ready(state), "containerd")
     kubelet_proc = spawn("kubelet", node.kubelet_argv(state, kubelet, cluster.kubeconfig))
+    owners.append(kubelet_proc)
+    _node_leftovers.write(state, owners)
     await wait(kubelet_proc, lambda: _node_ready(cluster, state.name), f"node {state.name} Ready")
     state.ready_seconds = round(time.monotonic() - t0, 2)
     say(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import network
-from .node import CONTAINER_LOG_LINKS, NodeError, NodeState, cgroup_hierarchies, ctr
+from .node import CNI_RESULTS, CONTAINER_LOG_LINKS, NodeError, NodeState, cgroup_hierarchies, ctr
 
 
 class _Api(Protocol):
@@ -74,6 +74,7 @@ def cleanup(state: NodeState) -> list[str]:
     except network.NetworkError as exc:
         problems.append(str(exc))
     _remove_log_links(state.pod_logs)
+    _remove_cni_results(state)
     if not _mounts_below(Path(state.run_dir)):  # never delete through a mount that would not go
         shutil.rmtree(state.run_dir, ignore_errors=True)
     # kubelet's device-plugin files, in a hard-coded directory (not under its root dir); only when we made it. No
@@ -167,6 +168,31 @@ def _remove_cgroups(name: str) -> list[str]:
                         problems.append(f"cgroup {d}: {exc}")
                     time.sleep(0.05)
     return problems
+
+
+def sandbox_ids(state: NodeState) -> set[str]:
+    """IDs of the pod sandboxes and containers our containerd knows of, from its own directories (it may be dead)."""
+    d = state.path / "containerd"
+    ids: set[str] = set()
+    for sub in ("root/io.containerd.grpc.v1.cri/sandboxes", "state/io.containerd.grpc.v1.cri/sandboxes",
+                "state/io.containerd.runtime.v2.task/k8s.io"):  # fmt: skip
+        with contextlib.suppress(OSError):
+            ids.update(e.name for e in (d / sub).iterdir() if e.is_dir())
+    return ids
+
+
+def _remove_cni_results(state: NodeState) -> None:
+    """containerd's CNI result cache of our sandboxes: a sandbox whose CNI DEL never ran (its tasks killed at down,
+    its launcher killed before down) leaves its files behind. Ours are those of our network (named as the bridge,
+    so the names are ours alone) and the loopback plugin's of our sandboxes (named by sandbox ID only)."""
+    results = Path(CNI_RESULTS)
+    if not results.is_dir():
+        return
+    ours = [*results.glob(f"{state.bridge}-*")]
+    ours += [results / f"cni-loopback-{sandbox}-lo" for sandbox in sandbox_ids(state)]
+    for entry in ours:
+        with contextlib.suppress(OSError):
+            entry.unlink()
 
 
 def _remove_log_links(pod_logs: Path) -> None:

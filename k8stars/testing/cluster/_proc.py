@@ -69,8 +69,17 @@ def spawn(
             close_fds=True,
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
-    ticks = _stat_fields(popen.pid)
-    return Proc(name=name, pid=popen.pid, start_ticks=int(ticks[19]) if ticks else -1, log=str(log))
+    return Proc(name=name, pid=popen.pid, start_ticks=_start_ticks(popen.pid), log=str(log))
+
+
+def current(name: str) -> Proc:
+    """This very process, as a Proc (its log: none)."""
+    return Proc(name=name, pid=os.getpid(), start_ticks=_start_ticks(os.getpid()), log="")
+
+
+def _start_ticks(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else -1
 
 
 def _stat_fields(pid: int) -> list[str] | None:

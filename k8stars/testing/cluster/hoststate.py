@@ -61,6 +61,7 @@ HOST_PATHS = (
 # kubelet's device-plugin socket): only whether they exist is recorded, and not even that while another real node
 # is around.
 SHARED_DIRS = ("/run/containerd/s", "/var/lib/kubelet/device-plugins")
+LOOPBACK_RESULTS = "/var/lib/cni/results/cni-loopback"
 _CGROUP_NAME = re.compile(r"kube|k8stars|pod[0-9a-f-]{8,}")
 # Names a real node's state carries (network.new_bridge_name, node.plan's cgroup root and run dir, its directory).
 REAL_NODE_MARK = re.compile(
@@ -198,9 +199,14 @@ def diff(before: Snapshot, after: Snapshot, *, ours: Collection[str] = ()) -> li
 
     others = any(foreign(line) for snap in (before, after) for lines in snap.values() for line in lines)
     shared = {f"{d}/" for d in SHARED_DIRS} if others else set()
+
+    def skip(line: str) -> bool:
+        # the CNI loopback plugin's results name a container only, not its node: another node's while one runs
+        return foreign(line) or line in shared or (others and line.startswith(f"{LOOPBACK_RESULTS}-"))
+
     out = []
     for part in before.keys() | after.keys():
         old, new = before.get(part, []), after.get(part, [])
-        out += [f"{part}: - {line}" for line in old if line not in new and not foreign(line) and line not in shared]
-        out += [f"{part}: + {line}" for line in new if line not in old and not foreign(line) and line not in shared]
+        out += [f"{part}: - {line}" for line in old if line not in new and not skip(line)]
+        out += [f"{part}: + {line}" for line in new if line not in old and not skip(line)]
     return sorted(out)

@@ -295,6 +295,12 @@ def _prepare(options: ClusterOptions, layout: Layout) -> Cluster:
     api_url = f"https://127.0.0.1:{ports.apiserver}"
     kubeconfig = workdir / "kubeconfig"
     _write_kubeconfig(kubeconfig, api_url, ca.pem, admin_crt, admin_key)
+    if options.kubelet:
+        # With real pods KCM acts as system:kube-controller-manager, as in a real cluster: admission webhooks that let
+        # Kubernetes' own controllers through (the garbage collector deleting a TServer's StatefulSet) see it so.
+        kcm = ca.issue("system:kube-controller-manager", organization="system:masters", client=True)
+        kcm_crt, kcm_key = certs.write_leaf(pki, "kcm", kcm)
+        _write_kubeconfig(workdir / "kcm.kubeconfig", api_url, ca.pem, kcm_crt, kcm_key)
     (workdir / "kwok-stages.yaml").write_text(STAGES)
     return Cluster(
         workdir=workdir,
@@ -539,7 +545,7 @@ def _apiserver_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -
 
 def _kcm_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list[str]:
     pki = cluster.workdir / "pki"
-    kc = cluster.kubeconfig
+    kc = cluster.workdir / "kcm.kubeconfig" if options.kubelet else cluster.kubeconfig
     return [
         str(layout.binary("kube-controller-manager")),
         f"--kubeconfig={kc}",

@@ -7,7 +7,6 @@ IP) and each other, and the host reaches them, but nothing on the bridge reaches
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import secrets
@@ -15,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from k8stars.paths import file_lock
 
 from ._paths import cache_root
 
@@ -93,10 +94,7 @@ def create(name: str) -> PodNetwork:
     """
     if bridge_exists(name):
         raise NetworkError(f"interface {name} exists already")
-    lock_file = cache_root() / "real-node-network.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(cache_root() / "real-node-network.lock"):
         return _create_locked(name)
 
 

@@ -139,11 +139,12 @@ def cgroup_hierarchies() -> list[Path]:
 # Host directories containerd 1.6 or kubelet create whatever they are told: shim sockets (/run/containerd/s), CNI
 # result cache (/var/lib/cni/results), the device-plugin socket directory, kubelet's /var/log/containers links.
 # Each one that did not exist before is removed at down, deepest first, once empty again.
+CNI_RESULTS = "/var/lib/cni/results"  # libcni's cache of each sandbox's ADD result: <network>-<container>-<ifname>
 _MAYBE_CREATED = (
     "/run/containerd",
     "/run/containerd/s",
     "/var/lib/cni",
-    "/var/lib/cni/results",
+    CNI_RESULTS,
     "/var/lib/kubelet",
     "/var/lib/kubelet/device-plugins",
     "/var/log/pods",
@@ -318,7 +319,8 @@ def _write_kubelet_config(state: NodeState, pki: Path) -> None:
 
 def apiserver_args(pki: Path) -> list[str]:
     """kube-apiserver flags for logs/exec/port-forward: a client certificate to call kubelets with, and the node's
-    InternalIP (the bridge address) to call them at. Harmless without a real node (nothing is called then)."""
+    InternalIP (the bridge address) to call them at; Services called by the apiserver (webhooks) at their endpoints.
+    Harmless without a real node (nothing is called then)."""
     client = pki / "kubelet-client.crt"
     if not client.exists():
         ca = certs.CertAuthority.load(pki / "ca.crt", pki / "ca.key")
@@ -330,6 +332,9 @@ def apiserver_args(pki: Path) -> list[str]:
         f"--kubelet-client-key={pki / 'kubelet-client.key'}",
         f"--kubelet-certificate-authority={pki / 'ca.crt'}",
         "--kubelet-preferred-address-types=InternalIP",
+        # Webhooks and aggregated APIs called at a Service go to its endpoints' pod IPs (on the bridge, reachable
+        # from the host), not its ClusterIP: there is no kube-proxy here to route a ClusterIP.
+        "--enable-aggregator-routing=true",
     ]
 
 

@@ -4,11 +4,19 @@ tests and the image builder push to it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import _http
+from . import _http, _proc
+
+if TYPE_CHECKING:
+    from .launcher import Cluster
 
 BINARY = "docker-registry"
 
@@ -46,3 +54,35 @@ async def ready(host_port: str) -> bool:
     """The v2 API answers (200 without authentication)."""
     response = await _http.request("GET", f"http://{host_port}/v2/", timeout=2)
     return response.status == 200
+
+
+@contextlib.asynccontextmanager
+async def outage(cluster: Cluster) -> AsyncIterator[None]:
+    """The cluster's registry stopped (by its recorded PID) for the block, then started again on the same port and
+    storage and waited for (an outage of the registry during a rollout, for fault tests). The cluster's process list
+    and state follow the new PID, so `down` stops it. The new process dies with the calling thread, as the fixture's
+    do."""
+    if cluster.real_node is None:
+        raise ValueError("this cluster has no real node, hence no registry")
+    host_port = cluster.real_node.registry
+    (old,) = [p for p in cluster.procs if p.name == "registry"]
+    await _proc.stop_async(old)
+    try:
+        yield
+    finally:
+        config = cluster.workdir / "registry" / "config.yml"
+        new = _proc.spawn("registry", argv(config), cluster.workdir / "logs", die_with_parent=True)
+        cluster.procs[cluster.procs.index(old)] = new
+        cluster.save()
+        deadline = time.monotonic() + 30
+        while not await _ready_quietly(host_port):
+            if time.monotonic() > deadline or not _proc.is_ours(new):
+                raise RuntimeError(f"registry {host_port} did not come back: {_proc.log_tail(new)}")
+            await asyncio.sleep(0.1)
+
+
+async def _ready_quietly(host_port: str) -> bool:
+    try:
+        return await ready(host_port)
+    except (OSError, TimeoutError, ValueError):  # not listening yet, or half started
+        return False

@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 NODE_SRC = HERE / "node"
 GO_SRC = HERE / "go"
 
-NODE_SCRIPTS = ("codec.js", "echo_common.js", "echo_server.js", "echo_client.js", "fake_registry.js")
+NODE_SCRIPTS = ("codec.js", "echo_common.js", "echo_server.js", "echo_client.js", "fake_registry.js", "bcrypt_check.js")
 _NODE_PROGRAMS = {"codec": "codec.js", "echo-server": "echo_server.js", "echo-client": "echo_client.js"}
 
 NPM_TIMEOUT_S = 600.0

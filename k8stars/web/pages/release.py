@@ -1,5 +1,6 @@
 """Release and rollback: the TImage's releases of a server; publishing one sets the TServer's ``spec.release``
-(``k8stars.image.timage.publish_release``, as ``k8stars image release`` does); a rollback publishes an older one."""
+(``k8stars.image.timage.publish_release``, as ``k8stars image release`` does); a rollback publishes an older one.
+Uploading a package to build a release is ``upload``'s; the page shows its form and the TImage's build state."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from k8stars.kube.resources import TIMAGE
 
 from ..render import page
 from .common import back, form, kube_of, server_of, user_of
+from .upload import form_context
 
 
 async def releases(request: web.Request) -> web.Response:
@@ -18,9 +20,11 @@ async def releases(request: web.Request) -> web.Response:
     name = tserver["metadata"]["name"]
     timage = await kube.get(TIMAGE, ns, name)
     current = ((tserver.get("spec") or {}).get("release") or {}).get("id", "")
+    can_publish = user_of(request).can("publish", app, server)
+    uploads = await form_context(request, tserver, timage) if can_publish else {}
     return page(request, "releases.html", title=f"{app}.{server} releases", app=app, server=server, name=name,
                 releases=(timage or {}).get("releases") or [], has_image=timage is not None, current=current,
-                can_publish=user_of(request).can("publish", app, server))  # fmt: skip
+                can_publish=can_publish, **uploads)  # fmt: skip
 
 
 async def publish(request: web.Request) -> web.StreamResponse:

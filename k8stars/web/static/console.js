@@ -42,3 +42,14 @@ if (live.length > 0) {
     }
   }, PERIOD_MS);
 }
+
+// A form sent back for a value the console could not use carries what was typed (data-typed, name -> value): show it
+// again, so nothing is lost (the page is rendered from the object, with the same field names).
+for (const form of document.querySelectorAll("form[data-typed]")) {
+  const typed = JSON.parse(form.dataset.typed);
+  for (const el of form.elements) {
+    if (!el.name || el.name === "_csrf" || el.type === "submit") continue;
+    if (el.type === "checkbox") el.checked = Object.hasOwn(typed, el.name);
+    else if (Object.hasOwn(typed, el.name)) el.value = typed[el.name];
+  }
+}

@@ -4,6 +4,7 @@ package main
 // for `module Test { interface Echo { int echo(string s, out string r); }; };`.
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/TarsCloud/TarsGo/tars"
+	"github.com/TarsCloud/TarsGo/tars/util/current"
 
 	"k8stars/tarspeer/gen/Test"
 )
@@ -148,6 +150,7 @@ type clientOpts struct {
 	payload     int
 	config      string
 	lingerMs    int
+	trace       bool
 }
 
 func parseClientArgs(args []string) (*clientOpts, error) {
@@ -163,6 +166,7 @@ func parseClientArgs(args []string) (*clientOpts, error) {
 	fs.IntVar(&o.payload, "payload", 10, "bench payload size, bytes")
 	fs.StringVar(&o.config, "config", "", "classic TARS config: its <client> stat= gets this client's call statistics")
 	fs.IntVar(&o.lingerMs, "linger", 0, "ms to stay after the calls, so that the stat report goes out")
+	fs.BoolVar(&o.trace, "trace", false, "--once: open a call-chain trace with parameters (needs --config with log=)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err
@@ -216,12 +220,24 @@ func runEchoClient(args []string) int {
 
 	if o.once != nil {
 		var r string
-		ret, err := proxy.Echo(*o.once, &r)
+		ctx := current.ContextWithTarsCurrent(context.Background())
+		traceID := ""
+		if o.trace { // as a TarsGo business does: the generated stub writes cs/cr, the servers sr/ss
+			current.OpenTarsTrace(ctx, true)
+			if t, ok := current.GetTarsTrace(ctx); ok {
+				traceID = t.SpanContext().TraceID()
+			}
+		}
+		ret, err := proxy.EchoWithContext(ctx, *o.once, &r)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "echo-client: echo failed:", err)
 			return 1
 		}
-		printJSON(map[string]any{"ret": ret, "r": r})
+		out := map[string]any{"ret": ret, "r": r}
+		if o.trace { // only asked for: the other tests compare the whole object
+			out["trace"] = traceID
+		}
+		printJSON(out)
 		return 0
 	}
 
