@@ -1,5 +1,7 @@
 """Where k8stars keeps local state by default: ``$XDG_DATA_HOME/k8stars``, else ``~/.local/share/k8stars`` (the
-embedded stores of the registry and the services, `k8stars up`), and the lock that guards a cached build."""
+embedded stores of the registry and the services, `k8stars up`); where it caches heavy builds (``$K8STARS_CACHE``,
+else ``~/.cache/k8stars``: the agent bundle, base layers, peers, the test cluster's binaries and state); and the
+lock that guards a cached build."""
 
 from __future__ import annotations
 
@@ -13,6 +15,13 @@ from pathlib import Path
 def data_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "k8stars"
+
+
+def cache_home() -> Path:
+    """The root of every cached build (made if need be)."""
+    root = Path(os.environ.get("K8STARS_CACHE") or Path.home() / ".cache" / "k8stars")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 @contextlib.contextmanager

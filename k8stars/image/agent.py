@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import k8stars
-from k8stars.paths import file_lock
+from k8stars.paths import cache_home, file_lock
 
 __all__ = ["AgentBuildError", "agent_bundle", "agent_sources"]
 
@@ -57,12 +57,6 @@ class AgentBuildError(RuntimeError):
     """PyInstaller is missing or failed."""
 
 
-def cache_root() -> Path:
-    root = Path(os.environ.get("K8STARS_CACHE") or Path.home() / ".cache" / "k8stars")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def agent_sources() -> list[Path]:
     files: list[Path] = []
     for name in SOURCES:
@@ -89,13 +83,13 @@ def _hash() -> str:
 
 def agent_bundle() -> Path:
     """The agent's directory (``tarscli`` and ``_internal/``), built on first use (20 s on two cores)."""
-    final = cache_root() / f"agent-{_hash()}"
+    final = cache_home() / f"agent-{_hash()}"
     if (final / "tarscli").is_file():
         return final
-    with file_lock(cache_root() / ".agent.lock"):
+    with file_lock(cache_home() / ".agent.lock"):
         if (final / "tarscli").is_file():
             return final
-        tmp = Path(tempfile.mkdtemp(prefix="tmp-agent-", dir=cache_root()))
+        tmp = Path(tempfile.mkdtemp(prefix="tmp-agent-", dir=cache_home()))
         try:
             (tmp / "entry.py").write_text(ENTRY)
             argv = [sys.executable, "-m", "PyInstaller", "--onedir", "--strip", "--noconfirm", "--clean",
@@ -123,6 +117,6 @@ def agent_bundle() -> Path:
 
 def _prune(keep: Path) -> None:
     """Builds of older sources go, all but the KEEP most recent (14 MB each; several checkouts may share the cache)."""
-    builds = sorted((p for p in cache_root().glob("agent-*") if p != keep), key=lambda p: p.stat().st_mtime)
+    builds = sorted((p for p in cache_home().glob("agent-*") if p != keep), key=lambda p: p.stat().st_mtime)
     for old in builds[: max(0, len(builds) - (KEEP - 1))]:
         shutil.rmtree(old, ignore_errors=True)

@@ -37,8 +37,9 @@ from typing import IO
 
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TIMAGE
+from k8stars.paths import cache_home
 
-from .agent import agent_bundle, cache_root
+from .agent import agent_bundle
 from .layer import Layer, LayerBuilder
 from .oci import DEFAULT_PATH, ConfigChanges, push_image
 from .reference import ImageRef
@@ -84,7 +85,7 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 900) -> None
 
 
 def _deb_cache() -> Path:
-    path = cache_root() / "debs"
+    path = cache_home() / "debs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -117,7 +118,7 @@ def _reader(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], IO[by
 
 
 def _layer_dir() -> Path:
-    return cache_root() / "base-layers"
+    return cache_home() / "base-layers"
 
 
 def _memo(key: str, build: Callable[[], Layer]) -> Layer:
@@ -205,7 +206,7 @@ def debian_rootfs(suite: str, dest: Path, includes: tuple[str, ...] = (), mirror
 def debian_layer(includes: tuple[str, ...]) -> Layer:
     """The host's Debian suite with ``includes`` (mmdebstrap), its tar cached per package list."""
     suite = _suite()
-    tar = cache_root() / "rootfs" / f"{suite}-{'-'.join(sorted(includes))}.tar"
+    tar = cache_home() / "rootfs" / f"{suite}-{'-'.join(sorted(includes))}.tar"
     if not tar.is_file():
         tar.parent.mkdir(parents=True, exist_ok=True)
         tmp = tar.with_suffix(".tmp")
@@ -234,7 +235,7 @@ def python_runtime_layer() -> Layer:
 
 
 def _python_runtime(package: Path, key: str) -> Layer:
-    with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_home()) as tmp:
         # Debian's python3 is the host's minor version (bookworm: 3.11), as the compiled wheels must be
         target = Path(tmp) / f"usr/local/lib/python3.{sys.version_info.minor}/dist-packages"
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",

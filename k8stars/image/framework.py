@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .agent import cache_root
+from k8stars.paths import cache_home
+
 from .bases import _memo, _run, _tree_layer, debian_layer
 from .layer import Layer
 from .oci import DEFAULT_PATH, ConfigChanges, push_image
@@ -55,7 +56,7 @@ def runtime_layer() -> Layer:
 
 
 def _runtime(package: Path, deps: list[str]) -> Layer:
-    with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_home()) as tmp:
         root = Path(tmp)
         # Debian's python3 is the host's minor version (bookworm: 3.11), as the compiled wheels must be
         site = root / f"usr/local/lib/python3.{sys.version_info.minor}/dist-packages"

@@ -15,12 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from ._paths import cache_root
+from k8stars.paths import cache_home
+
 from .launcher import STATE_FILE, Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
 
 
 def _default_workdir() -> Path:
-    return cache_root() / "cluster"
+    return cache_home() / "cluster"
 
 
 def _load_running(workdir: Path) -> Cluster | None:

@@ -13,10 +13,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from k8stars.paths import file_lock
+from k8stars.paths import cache_home, file_lock
 
 from . import _node_teardown, _proc
-from ._paths import cache_root
 from .node import NodeState
 
 RECORD = "node.json"
@@ -43,7 +42,7 @@ def _read(path: Path) -> tuple[NodeState, list[_proc.Proc]] | None:
 def sweep(say: Callable[[str], None]) -> None:
     """Remove what every real node whose processes are all gone left on the host; say what was removed. One sweep at a
     time: two clusters starting at once would both find the same dead node."""
-    with file_lock(cache_root() / "real-node-sweep.lock"):
+    with file_lock(cache_home() / "real-node-sweep.lock"):
         _sweep(say)
 
 

@@ -6,16 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from k8stars.paths import cache_home
+
 # Used when the source tree (tools/k8s/versions.env) is not at hand, e.g. an installed package
 # started against binaries some earlier build left in the cache.
 DEFAULT_K8S_VERSION = "v1.36.3"
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-
-
-def cache_root() -> Path:
-    """Root of everything k8stars caches (binaries, Go caches, the `up` cluster's state)."""
-    return Path(os.environ.get("K8STARS_CACHE") or Path.home() / ".cache" / "k8stars")
 
 
 def tools_dir() -> Path | None:
@@ -68,5 +65,5 @@ def resolve_layout() -> Layout:
     tools = tools_dir()
     version = read_versions(tools).get("K8S_VERSION", DEFAULT_K8S_VERSION)
     env_bin = os.environ.get("K8STARS_K8S_BIN")
-    bin_dir = Path(env_bin) if env_bin else cache_root() / "k8s" / version / "bin"
+    bin_dir = Path(env_bin) if env_bin else cache_home() / "k8s" / version / "bin"
     return Layout(tools=tools, k8s_version=version, bin_dir=bin_dir)

@@ -10,7 +10,7 @@ module's ``__main__``) points every container at with ``KUBERNETES_SERVICE_HOST`
 would set from that Service. The charts' values are their documented ones: the image, the operator and its webhooks
 limited to the namespace, the TFrameworkConfig's registry and node image.
 
-Helm: $K8STARS_HELM, `helm` on PATH, or ~/.cache/k8stars/tools/bin/helm (`helm_binary`).
+Helm: $K8STARS_HELM, `helm` on PATH, or $K8STARS_CACHE/tools/bin/helm (~/.cache/k8stars) (`helm_binary`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from k8stars.kube import crds
 from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.resources import CRD, POD
+from k8stars.paths import cache_home
 
 from .apirelay import api_relay
 from .launcher import Cluster
@@ -47,7 +48,7 @@ class ChartError(RuntimeError):
 
 def helm_binary() -> str | None:
     for candidate in (os.environ.get("K8STARS_HELM"), shutil.which("helm"),
-                      str(Path.home() / ".cache" / "k8stars" / "tools" / "bin" / "helm")):  # fmt: skip
+                      str(cache_home() / "tools" / "bin" / "helm")):  # fmt: skip
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from k8stars.paths import file_lock
-
-from ._paths import cache_root
+from k8stars.paths import cache_home, file_lock
 
 # Candidates for the pod /24, tried in order; the first that overlaps no route and no address of the machine wins.
 # 10.244/16 is what Kubernetes guides use for pods; the rest are fallbacks inside 10/8.
@@ -94,7 +92,7 @@ def create(name: str) -> PodNetwork:
     """
     if bridge_exists(name):
         raise NetworkError(f"interface {name} exists already")
-    with file_lock(cache_root() / "real-node-network.lock"):
+    with file_lock(cache_home() / "real-node-network.lock"):
         return _create_locked(name)
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import pytest
 
-from ._paths import cache_root
+from k8stars.paths import cache_home
+
 from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
 from .node import unable_to_run
 
@@ -42,7 +43,7 @@ REUSE_ENV = "K8STARS_CLUSTER_REUSE"
 def _reusable() -> Cluster | None:
     if os.environ.get(REUSE_ENV) != "1":
         return None
-    workdir = cache_root() / "cluster"
+    workdir = cache_home() / "cluster"
     if not (workdir / "state.json").is_file():
         return None
     try:

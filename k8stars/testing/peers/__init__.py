@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from k8stars.paths import file_lock
+from k8stars.paths import cache_home, file_lock
 
 __all__ = [
     "GO_SRC",
@@ -72,7 +72,7 @@ class PeerError(RuntimeError):
 
 def cache_root() -> Path:
     env = os.environ.get("K8STARS_PEERS_CACHE")
-    root = Path(env) if env else Path.home() / ".cache" / "k8stars" / "peers"
+    root = Path(env) if env else cache_home() / "peers"
     root.mkdir(parents=True, exist_ok=True)
     return root
 
