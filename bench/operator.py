@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def bench_namespace(kubeconfig: str | None) -> AsyncIterator[tuple[Kube, str, str]]:
+    """(kube, a fresh namespace with the CRDs installed, the kubeconfig): on the cluster of ``kubeconfig``, or on a
+    control plane started for the run and stopped after it; the namespace is deleted at the end."""
     cluster = None
-    kubeconfig = args.kubeconfig
     if kubeconfig is None:
         from k8stars.testing.cluster import ClusterOptions, start_cluster
 
@@ -141,40 +144,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await install_crds(kube)
             namespace = f"bench-{uuid.uuid4().hex[:8]}"
             await kube.create(NS, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-            for template in yaml.safe_load_all(TEMPLATES.read_text()):
-                await kube.create(TTEMPLATE, namespace, template)
-            operator = Operator(kube, namespace=namespace, workers=args.workers, resync=3600)
-            task = asyncio.create_task(operator.run())
             try:
-                await asyncio.wait_for(operator.ready.wait(), 30)
-                latency = await _latency(kube, namespace, args.samples)
-                created, converged = await _converge(kube, namespace, args.count, args.timeout)
+                yield kube, namespace, kubeconfig
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
                 await kube.delete(NS, None, namespace)
-            return {
-                "create_to_statefulset_s": {
-                    "samples": len(latency),
-                    "p50": round(statistics.median(latency), 4),
-                    "p95": round(_pct(latency, 0.95), 4),
-                    "max": round(max(latency), 4),
-                },
-                "converge": {
-                    "tservers": args.count,
-                    "create_calls_s": round(created, 2),
-                    "converged_s": round(converged, 2),
-                    "per_second": round(args.count / converged, 1),
-                },
-                "workers": args.workers,
-                "reconciles": operator.stats.reconciles,
-                "writes": operator.stats.writes,
-                "errors": operator.stats.errors,
-            }
     finally:
         if cluster is not None:
             await cluster.stop()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    async with bench_namespace(args.kubeconfig) as (kube, namespace, _):
+        for template in yaml.safe_load_all(TEMPLATES.read_text()):
+            await kube.create(TTEMPLATE, namespace, template)
+        operator = Operator(kube, namespace=namespace, workers=args.workers, resync=3600)
+        task = asyncio.create_task(operator.run())
+        try:
+            await asyncio.wait_for(operator.ready.wait(), 30)
+            latency = await _latency(kube, namespace, args.samples)
+            created, converged = await _converge(kube, namespace, args.count, args.timeout)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return {
+        "create_to_statefulset_s": {
+            "samples": len(latency),
+            "p50": round(statistics.median(latency), 4),
+            "p95": round(_pct(latency, 0.95), 4),
+            "max": round(max(latency), 4),
+        },
+        "converge": {
+            "tservers": args.count,
+            "create_calls_s": round(created, 2),
+            "converged_s": round(converged, 2),
+            "per_second": round(args.count / converged, 1),
+        },
+        "workers": args.workers,
+        "reconciles": operator.stats.reconciles,
+        "writes": operator.stats.writes,
+        "errors": operator.stats.errors,
+    }
 
 
 def main() -> None:

@@ -18,16 +18,13 @@ import re
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.operator import NS, _pct, _tserver
+from bench.operator import _pct, _tserver, bench_namespace
 from k8stars.kube.accounts import hash_password
-from k8stars.kube.client import Kube
-from k8stars.kube.install import install_crds
 from k8stars.kube.resources import TACCOUNT, TSERVER
 from k8stars.web.accounts import object_name
 from k8stars.web.service import WebOptions, WebService
@@ -75,43 +72,26 @@ async def _measure(base: str, samples: int) -> dict[str, dict[str, float]]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    cluster = None
-    kubeconfig = args.kubeconfig
-    if kubeconfig is None:
-        from k8stars.testing.cluster import ClusterOptions, start_cluster
+    async with bench_namespace(args.kubeconfig) as (kube, namespace, kubeconfig):
+        sem = asyncio.Semaphore(16)
 
-        cluster = await start_cluster(ClusterOptions(die_with_parent=True))
-        kubeconfig = str(cluster.kubeconfig)
-    try:
-        async with await Kube.connect(kubeconfig) as kube:
-            await install_crds(kube)
-            namespace = f"bench-{uuid.uuid4().hex[:8]}"
-            await kube.create(NS, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-            try:
-                sem = asyncio.Semaphore(16)
+        async def one(i: int) -> None:
+            async with sem:
+                await kube.create(TSERVER, namespace, _server(i))
 
-                async def one(i: int) -> None:
-                    async with sem:
-                        await kube.create(TSERVER, namespace, _server(i))
-
-                await asyncio.gather(*(one(i) for i in range(args.servers)))
-                account = {"apiVersion": TACCOUNT.api_version, "kind": "TAccount",
-                           "metadata": {"name": object_name("admin")},
-                           "spec": {"username": "admin", "authorization": [{"role": "admin", "flag": "*"}],
-                                    "authentication": {"bcryptPassword": hash_password("admin-pass"),
-                                                       "activated": True}}}  # fmt: skip
-                await kube.create(TACCOUNT, namespace, account)
-                web = WebService(WebOptions(namespace=namespace, kubeconfig=kubeconfig, port=0))
-                await web.start()
-                try:
-                    pages = await _measure(f"http://127.0.0.1:{web.port}", args.samples)
-                finally:
-                    await web.stop()
-            finally:
-                await kube.delete(NS, None, namespace)
-    finally:
-        if cluster is not None:
-            await cluster.stop()
+        await asyncio.gather(*(one(i) for i in range(args.servers)))
+        account = {"apiVersion": TACCOUNT.api_version, "kind": "TAccount",
+                   "metadata": {"name": object_name("admin")},
+                   "spec": {"username": "admin", "authorization": [{"role": "admin", "flag": "*"}],
+                            "authentication": {"bcryptPassword": hash_password("admin-pass"),
+                                               "activated": True}}}  # fmt: skip
+        await kube.create(TACCOUNT, namespace, account)
+        web = WebService(WebOptions(namespace=namespace, kubeconfig=kubeconfig, port=0))
+        await web.start()
+        try:
+            pages = await _measure(f"http://127.0.0.1:{web.port}", args.samples)
+        finally:
+            await web.stop()
     js = sum(p.stat().st_size for p in STATIC.glob("*.js"))
     css = sum(p.stat().st_size for p in STATIC.glob("*.css"))
     return {"servers": args.servers, "samples": args.samples, "pages": pages, "js_kb": round(js / 1024, 1),

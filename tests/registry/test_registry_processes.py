@@ -14,24 +14,10 @@ from pathlib import Path
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
-from k8stars.testing.procs import wait_port
+from k8stars.testing.procs import alive, children, wait_port
 from tests.registry.conftest import StoreSpec, eventually, free_port
 
 SERVANT = "TestApp.HelloServer.HelloObj"
-
-
-def children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out |= {int(c) for c in (task / "children").read_text().split()}
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def test_two_processes_serve_lookups_and_stop_together(store_spec: StoreSpec, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from k8stars.tars.protocol.adminf import AdminFProxy
 from k8stars.tars.rpc import Communicator, ServantProxy
 from k8stars.tars.rpc.processes import parse_processes
 from k8stars.testing.peers import GO_SRC
-from k8stars.testing.procs import free_port, stop_process, wait_port
+from k8stars.testing.procs import alive, children, free_port, stop_process, wait_port
 
 SERVANT = "Test.PidServer.PidObj"
 ECHO = load_runtime([GO_SRC / "echo.tars"]).interfaces()["Test::Echo"]
@@ -76,21 +76,6 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]
         yield proc, port, admin
     finally:
         stop_process(proc)
-
-
-def children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out |= {int(c) for c in (task / "children").read_text().split()}
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 async def wait_gone(pids: set[int], timeout: float = 30.0) -> None:

@@ -18,20 +18,13 @@ from tarscli_helpers import ROOT, wait_active_hosts, wait_for
 from examples.hello.gen.hello import HelloProxy
 from k8stars.tars.protocol.logf import LogProxy
 from k8stars.tars.rpc import Communicator
+from k8stars.testing.procs import alive
 from tests.conftest import free_port
 
 
 def up_command(data_dir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "k8stars", "up", "--data-dir", str(data_dir), "--registry-port", str(port),
             "--first-ip", "127.0.0.31"]  # fmt: skip
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 async def test_up_runs_the_framework_and_stops_cleanly(tmp_path: Path) -> None:

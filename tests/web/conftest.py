@@ -52,14 +52,10 @@ async def browser() -> AsyncIterator[Any]:
 @pytest.fixture
 async def console(k8s_cluster: Cluster, kube: Kube, namespace: str, tmp_path: Path) -> AsyncIterator[str]:
     """``k8stars web`` (the service itself, in the test's loop) for the test's namespace; yields its base URL."""
-    from k8stars.web.service import WebOptions, WebService
+    from helpers import web_console
 
-    service = WebService(WebOptions(namespace=namespace, kubeconfig=str(k8s_cluster.kubeconfig), port=0))
-    await service.start()
-    try:
-        yield f"http://127.0.0.1:{service.port}"
-    finally:
-        await service.stop()
+    async with web_console(k8s_cluster, namespace) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from k8stars.kube.accounts import hash_password
 from k8stars.kube.client import Kube, Obj
 from k8stars.kube.resources import TACCOUNT
+from k8stars.testing.cluster import Cluster
 from k8stars.web.accounts import object_name
+from k8stars.web.service import WebOptions, WebService
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+@contextlib.asynccontextmanager
+async def web_console(cluster: Cluster, namespace: str, **options: Any) -> AsyncIterator[str]:
+    """``k8stars web`` (the service itself, in the test's loop) over ``namespace``, with more ``WebOptions``; yields
+    its base URL."""
+    service = WebService(WebOptions(namespace=namespace, kubeconfig=str(cluster.kubeconfig), port=0, **options))
+    await service.start()
+    try:
+        yield f"http://127.0.0.1:{service.port}"
+    finally:
+        await service.stop()
 
 
 async def add_account(kube: Kube, namespace: str, username: str, password: str, *grants: tuple[str, str],

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Browser, add_account
+from helpers import Browser, add_account, web_console
 from test_servers import tserver
 
 from k8stars.kube.client import Kube
 from k8stars.kube.resources import TSERVER
 from k8stars.testing.cluster import Cluster
-from k8stars.web.service import WebOptions, WebService
 from tests.services.adminreg_helpers import APP, SERVER, Pod, RegistryProc, adminreg, agents, kwok_pods
 from tests.tarscli.tarscli_helpers import pods, registry
 
@@ -26,13 +25,8 @@ NAME = "testapp-helloserver"
 
 @pytest.fixture
 async def console_with_locator(k8s_cluster: Cluster, namespace: str, registry: RegistryProc) -> AsyncIterator[str]:
-    service = WebService(WebOptions(namespace=namespace, kubeconfig=str(k8s_cluster.kubeconfig), port=0,
-                                    locator=registry.locator))  # fmt: skip
-    await service.start()
-    try:
-        yield f"http://127.0.0.1:{service.port}"
-    finally:
-        await service.stop()
+    async with web_console(k8s_cluster, namespace, locator=registry.locator) as url:
+        yield url
 
 
 async def test_commands_reach_every_pod_and_one(

@@ -1,30 +1,30 @@
 """The logs page: remote log files that a real LogF client sent to `k8stars log` are listed and tailed through the
 log service's files view, closed by a bearer token both sides read from a file (`--http-token-file`,
 `--log-token-file`; rotated in the file, taken by both); a console without the token is refused and says so; names
-are untrusted (a traversal, a planted symlink, another server's file: refused, nothing outside shown). Pod logs come
+are untrusted (a traversal, a planted symlink, another server's file: refused, nothing outside shown). A server
+of a set division writes under ``<app>/<set>/<server>/``: its files are listed with their set and tailed. Pod logs come
 from the Kubernetes API (pods/log): kwok's fake nodes serve none, so here the page offers the server's pods and
 refuses a pod of another server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from helpers import Browser, add_account, until
+from helpers import Browser, add_account, until, web_console
 from test_servers import add_tree
 
 from k8stars.kube.client import ApiException, Kube
 from k8stars.kube.resources import POD
 from k8stars.services.log.app import LOG_OBJ, LogService, LogServiceOptions
-from k8stars.tars.protocol.logf import LogProxy
+from k8stars.tars.protocol.logf import LogInfo, LogProxy
 from k8stars.tars.rpc import Communicator
 from k8stars.testing.cluster import Cluster
-from k8stars.web.service import WebOptions, WebService
 
 PAGE = "/servers/test-helloserver/logs"
 SECRET = "secret-outside-the-log-dir"
@@ -51,15 +51,9 @@ async def log_service(tmp_path: Path, token_file: Path) -> AsyncIterator[LogServ
         await svc.stop()
 
 
-@asynccontextmanager
-async def console(k8s_cluster: Cluster, namespace: str, log_service: LogService, **options: Any) -> AsyncIterator[str]:
-    service = WebService(WebOptions(namespace=namespace, kubeconfig=str(k8s_cluster.kubeconfig), port=0,
-                                    log_url=f"http://127.0.0.1:{log_service.http_port}", **options))  # fmt: skip
-    await service.start()
-    try:
-        yield f"http://127.0.0.1:{service.port}"
-    finally:
-        await service.stop()
+def console(k8s_cluster: Cluster, namespace: str, log_service: LogService, **options: Any
+            ) -> contextlib.AbstractAsyncContextManager[str]:  # fmt: skip
+    return web_console(k8s_cluster, namespace, log_url=f"http://127.0.0.1:{log_service.http_port}", **options)
 
 
 @pytest.fixture
@@ -77,17 +71,32 @@ async def test_logs_page(kube: Kube, namespace: str, operator: None, log_service
         logf = comm.string_to_proxy(LogProxy, f"{LOG_OBJ}@{log_service.endpoint}")
         await logf.logger("Test", "HelloServer", "", "%Y%m%d", [f"line {i}\n" for i in range(1, 301)])
         await logf.logger("Test", "CartServer", "", "%Y%m%d", ["cart only\n"])
+        # A server of set gz.a.1 writes under Test/gza1/HelloServer/, as TarsFramework's log service lays it out
+        set_info = LogInfo(appname="Test", servername="HelloServer", sFilename="biz", sFormat="%Y%m%d",
+                           setdivision="gz.a.1", bHasSufix=True, bHasAppNamePrefix=True, sConcatStr="_")  # fmt: skip
+        await logf.loggerbyInfo(set_info, ["from the set\n"])
     server_dir = tmp_path / "logs" / "Test" / "HelloServer"
+    set_dir = tmp_path / "logs" / "Test" / "gza1" / "HelloServer"
     await until(lambda: _written(server_dir), what="the log file")
+    await until(lambda: _written(set_dir), what="the set's log file")
+    os.symlink(server_dir, tmp_path / "logs" / "Test" / "evilset")  # a planted set directory: never followed
     (tmp_path / "secret.txt").write_text(SECRET)
     os.symlink(tmp_path / "secret.txt", server_dir / "evil.log")  # planted: never followed
     (name,) = [p.name for p in server_dir.iterdir() if not p.is_symlink()]
+    (set_name,) = [p.name for p in set_dir.iterdir()]
+    os.utime(set_dir / set_name, (1e9, 1e9))  # older: listed after the server's own file
     b = await Browser.open(browser, log_console)
     try:
         await b.login("dev", "dev-pass")
         await b.goto(PAGE)
-        assert [await r.get_attribute("data-file") for r in await b.page.locator("#files tr.file").all()] == [name]
-        await b.page.click(f"#files tr.file[data-file='{name}'] a")
+        rows = await b.page.locator("#files tr.file").all()
+        assert [(await r.get_attribute("data-file"), await r.get_attribute("data-set")) for r in rows] == [
+            (name, ""), (set_name, "gza1")]  # fmt: skip
+        await b.page.click("#files tr.file[data-set='gza1'] a")
+        await b.page.wait_for_load_state()
+        assert (await b.page.inner_text("#file-tail")).strip() == "from the set"
+        await b.goto(PAGE)
+        await b.page.click(f"#files tr.file[data-file='{name}'][data-set=''] a")
         await b.page.wait_for_load_state()
         tail = await b.page.inner_text("#file-tail")
         assert tail.rstrip().endswith("line 300") and "line 1\n" in tail
@@ -111,6 +120,11 @@ async def test_logs_page(kube: Kube, namespace: str, operator: None, log_service
             text = await b.page.inner_text("main")
             assert SECRET not in text and "cart only" not in text
             assert await b.page.locator("#files-error").count() == 1, bad
+        for bad_set in ("evilset", "..", "../Test", "gza1/HelloServer"):  # a planted set dir, traversals
+            response = await b.goto(f"{PAGE}?file={name}&set={aiohttp.helpers.quote(bad_set, safe='')}")
+            assert response.status == 200
+            assert "line 300" not in await b.page.inner_text("main")
+            assert await b.page.locator("#files-error").count() == 1, bad_set
         base = f"http://127.0.0.1:{log_service.http_port}/api/logs"
         async with aiohttp.ClientSession() as http:  # the log service itself, asked directly: not without the token
             for token in ("", TOKEN):  # none, the old one
@@ -118,6 +132,12 @@ async def test_logs_page(kube: Kube, namespace: str, operator: None, log_service
                                     ) as r:  # fmt: skip
                     assert r.status == 401 and "line 300" not in await r.text()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ROTATED}"}) as http:  # with it
+            async with http.get(f"{base}/Test/HelloServer") as r:
+                assert [(f["name"], f["set"]) for f in (await r.json())["files"]] == [(name, ""), (set_name, "gza1")]
+            async with http.get(f"{base}/Test/HelloServer/{set_name}", params={"set": "gza1"}) as r:
+                assert (await r.text()).strip() == "from the set"
+            async with http.get(f"{base}/Test/HelloServer/{name}", params={"set": "evilset"}) as r:
+                assert r.status == 403 and "line 300" not in await r.text()
             for path in ("Test/HelloServer/evil.log", "Test/HelloServer/..%2F..%2F..%2Fsecret.txt", "../x/y",
                          "Test/..%2F../x"):  # fmt: skip
                 async with http.get(f"{base}/{path}") as r:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Browser, add_account
+from helpers import Browser, add_account, web_console
 from prometheus_client import CollectorRegistry
 from test_servers import tserver
 
@@ -31,7 +31,6 @@ from k8stars.tars.protocol.statf import StatFProxy, StatMicMsgBody, StatMicMsgHe
 from k8stars.tars.rpc import Communicator
 from k8stars.testing.cluster import Cluster
 from k8stars.testing.procs import free_port, stop_process, wait_port
-from k8stars.web.service import WebOptions, WebService
 
 EP = "tcp -h 127.0.0.1 -p 0 -t 60000"
 QUERY_OBJS = ("tars.tarsstat.StatObj", "tars.tarsquerystat.QueryObj", "tars.tarsqueryproperty.QueryObj")
@@ -81,13 +80,8 @@ async def services(registry: str, tmp_path: Path) -> AsyncIterator[StatService]:
 
 @pytest.fixture
 async def monitored_console(k8s_cluster: Cluster, namespace: str, registry: str) -> AsyncIterator[str]:
-    service = WebService(WebOptions(namespace=namespace, kubeconfig=str(k8s_cluster.kubeconfig), port=0,
-                                    locator=registry))  # fmt: skip
-    await service.start()
-    try:
-        yield f"http://127.0.0.1:{service.port}"
-    finally:
-        await service.stop()
+    async with web_console(k8s_cluster, namespace, locator=registry) as url:
+        yield url
 
 
 def head(caller: str, fn: str, ip: str = "10.0.0.1") -> StatMicMsgHead:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import Browser, add_account, until
+from helpers import Browser, add_account, until, web_console
 from test_servers import tserver
 
 from k8stars.kube.client import Kube, Resource
@@ -18,7 +18,6 @@ from k8stars.kube.install import install_crds
 from k8stars.kube.resources import POD, TSERVER
 from k8stars.testing.cluster import Cluster
 from k8stars.testing.cluster.pytest_plugin import k8s_real_cluster
-from k8stars.web.service import WebOptions, WebService
 
 __all__ = ["k8s_real_cluster"]
 
@@ -41,12 +40,10 @@ async def real(k8s_real_cluster: Cluster) -> AsyncIterator[tuple[Kube, str, str]
     await install_crds(kube)
     ns = f"t-{uuid.uuid4().hex[:10]}"
     await kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    web = WebService(WebOptions(namespace=ns, kubeconfig=str(k8s_real_cluster.kubeconfig), port=0))
-    await web.start()
     try:
-        yield kube, ns, f"http://127.0.0.1:{web.port}"
+        async with web_console(k8s_real_cluster, ns) as url:
+            yield kube, ns, url
     finally:
-        await web.stop()
         await kube.delete(NAMESPACES, None, ns)
         await kube.close()
 

@@ -38,8 +38,9 @@ async def pod_log(request: web.Request, pod: Obj, previous: bool) -> tuple[str, 
         return "", f"{e.status} {e.reason}: {api_message(e) or 'no log'}"
 
 
-async def remote(request: web.Request, app: str, server: str, file: str) -> tuple[list[dict[str, object]], str, str]:
-    """(the server's files, the tail of ``file``, why not)."""
+async def remote(request: web.Request, app: str, server: str, file: str, division: str
+                 ) -> tuple[list[dict[str, object]], str, str]:  # fmt: skip
+    """(the server's files, the tail of ``file`` in its own directory or the set directory ``division``, why not)."""
     base = request.app[LOG_URL]
     if not base:
         return [], "", "the console was started without --log-url: remote log files are not shown"
@@ -59,7 +60,8 @@ async def remote(request: web.Request, app: str, server: str, file: str) -> tupl
                     return [], "", str(listing.get("error"))
             text = ""
             if file:
-                async with http.get(f"{url}/{quote(file, safe='')}", params={"bytes": str(FILE_BYTES)}) as r:
+                params = {"bytes": str(FILE_BYTES), "set": division}
+                async with http.get(f"{url}/{quote(file, safe='')}", params=params) as r:
                     if r.status != 200:
                         return listing["files"], "", str((await r.json()).get("error"))
                     text = await r.text(errors="replace")
@@ -80,11 +82,11 @@ async def logs(request: web.Request) -> web.Response:
         log_error = f"{q['pod']} is not a pod of {app}.{server}"
     elif chosen is not None:  # one of the server's pods, by its labels
         log, log_error = await pod_log(request, chosen, q.get("previous") == "1")
-    files, text, files_error = await remote(request, app, server, q.get("file", ""))
+    files, text, files_error = await remote(request, app, server, q.get("file", ""), q.get("set", ""))
     return page(request, "logs.html", title=f"{app}.{server} logs", app=app, server=server,
                 name=tserver["metadata"]["name"], pods=[p["metadata"]["name"] for p in pods],
                 pod=chosen["metadata"]["name"] if chosen else "", previous=q.get("previous") == "1", log=log,
-                log_error=log_error, files=files, file=q.get("file", ""), text=text,
+                log_error=log_error, files=files, file=q.get("file", ""), set=q.get("set", ""), text=text,
                 files_error=files_error)  # fmt: skip
 
 
