@@ -634,3 +634,15 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
 
 main.add_command(image_group)
 main.add_command(web_command)
+
+
+def _show_envvars(command: click.Command) -> None:
+    """Every option's environment variable in its --help (the README points there for the full list)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar:
+            param.show_envvar = True
+    for sub in getattr(command, "commands", {}).values():
+        _show_envvars(sub)
+
+
+_show_envvars(main)
