@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,13 +23,13 @@ from k8stars.service.commands import (
     log_level_option,
     namespace_option,
     node_name_option,
-    options,
     port_option,
     processes_option,
     serve_command,
     store_options,
-    store_service_options,
 )
+from k8stars.services.config.cli import config as config_group
+from k8stars.services.notify.cli import notify as notify_group
 from k8stars.tars.errors import IdlError, TarsError, TarsRpcError
 from k8stars.web.cli import web as web_command
 
@@ -163,157 +162,6 @@ def registry(**options: Any) -> None:
     serve_command(RegistryServer, RegistryConfig, options)
 
 
-def _serves(ctx: click.Context, options: dict[str, Any]) -> bool:
-    """Whether a service group (config, notify) serves itself (no subcommand); its store options become the defaults
-    of its subcommands over the SQL store."""
-    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
-    return ctx.invoked_subcommand is None
-
-
-# --- config service: tars.tarsconfig.ConfigObj over TConfigs or db_tars; the implementation lives in
-# k8stars.services.config. `k8stars config [options]` serves; put/get/list/rm manage the SQL store's files.
-_config_store_options = store_options("config", "config.db", "files are kept")
-
-
-@main.group("config", invoke_without_command=True)
-@store_service_options("config", "tars.tarsconfig.ConfigObj", "tcp -h 127.0.0.1 -p 10001 -t 60000",
-                       "--store kubernetes: the namespace whose TConfigs and pods are served.", "config.db",
-                       "files are kept")  # fmt: skip
-@click.pass_context
-def config(ctx: click.Context, /, **options: Any) -> None:
-    """Run the TARS config service (ConfigF), or manage the files of its SQL store (put, get, list, rm).
-
-    Stores: kubernetes (TConfigs, the pod level overriding the server level), sqlite or mysql (TarsFramework's
-    db_tars tables: app, server and node levels, references, sets).
-    """
-    if _serves(ctx, options):
-        from k8stars.services.config.app import ConfigService, ConfigServiceOptions
-
-        serve_command(ConfigService, ConfigServiceOptions, options)
-
-
-def _on_sql_store(ctx: click.Context, store_type: Callable[..., Any], store: str | None, data_dir: str | None,
-                  dsn: str | None, kubernetes: str) -> Callable[[Callable[[Any], Awaitable[T]]], T]:  # fmt: skip
-    """For a subcommand over a service's SQL store: what runs ``action(store)`` on the store its options (else its
-    group's) name, opened for the action. The kubernetes store exits 2 with ``kubernetes``: where its data is."""
-    parent = ctx.obj or {}
-    kind = store or parent.get("store") or "sqlite"
-    if kind == "kubernetes":
-        fail(kubernetes, 2)
-
-    def run(action: Callable[[Any], Awaitable[T]]) -> T:
-        async def go() -> T:
-            sql = store_type(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
-            await sql.open()
-            try:
-                result: T = await action(sql)
-                return result
-            finally:
-                await sql.close()
-
-        return asyncio.run(go())
-
-    return run
-
-
-def _run_files(ctx: click.Context, action: Any, store: str | None, data_dir: str | None, dsn: str | None,
-               target: str, host: str | None, set_division: str | None, *args: Any, **kw: Any) -> Any:  # fmt: skip
-    """Run ``action(store, target, *args)`` on the config service's SQL store, map errors to exit codes: 2 bad
-    arguments, 1 no such file or the database failed."""
-    from k8stars.services.config import manage
-    from k8stars.services.config.sqlstore import SqlConfigStore
-
-    elsewhere = "the kubernetes store's files are TConfig objects: manage them with kubectl (see docs/config.md)"
-    run = _on_sql_store(ctx, SqlConfigStore, store, data_dir, dsn, elsewhere)
-    try:
-        return run(lambda sql: action(sql, manage.parse_target(target, host, set_division), *args, **kw))
-    except (manage.UsageError, ValueError) as e:
-        fail(str(e), 2)
-    except (manage.NotFound, RuntimeError) as e:
-        fail(str(e), 1)
-    except Exception as e:  # the database refused a statement (driver errors share no useful base)
-        fail(f"config store: {e}", 1)
-
-
-_TARGET_HELP = "--host IP: the node-level file of App.Server on that node."
-_one_file = options(  # TARGET NAME [--host IP] [--set S]: one file of the config store
-    click.argument("target"),
-    click.argument("name"),
-    click.option("--host", default=None, help=_TARGET_HELP),
-    click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set."),
-    _config_store_options,
-    click.pass_context,
-)
-
-
-@config.command("put")
-@click.argument("target")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--name", default=None, help="File name servers ask for (default: FILE's base name).")
-@click.option("--host", default=None, help=_TARGET_HELP)
-@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="The file of a TARS set.")
-@click.option("--ref", "refs", multiple=True, metavar="NAME",
-              help="An app-level file served before this one (repeatable; replaces the references).")  # fmt: skip
-@click.option("--user", envvar="USER", default="", help="Recorded as lastuser (default $USER).")
-@click.option("--reason", default="k8stars config put", show_default=True, help="Recorded in the history.")
-@_config_store_options
-@click.pass_context
-def config_put(ctx: click.Context, target: str, file: str, name: str | None, host: str | None,
-               set_division: str | None, refs: tuple[str, ...], user: str, reason: str, store: str | None,
-               data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
-    """Create or replace file FILE (- for stdin) of TARGET: App (app level) or App.Server (server level)."""
-    from k8stars.services.config import manage
-
-    try:
-        manage.parse_target(target, host, set_division)  # before reading FILE: the first error is the one to fix
-    except manage.UsageError as e:
-        fail(str(e), 2)
-    if file == "-" and not name:
-        fail("reading stdin (-) needs --name", 2)
-    try:
-        content = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        fail(f"{file}: {e}", 2)
-    click.echo(_run_files(ctx, manage.put, store, data_dir, dsn, target, host, set_division,
-                          name or Path(file).name, content, user=user, reason=reason,
-                          references=list(refs) if refs else None))  # fmt: skip
-
-
-@config.command("get")
-@_one_file
-def config_get(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
-               store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
-    """Print the stored content of file NAME of TARGET (that row only; what a server gets also merges levels)."""
-    from k8stars.services.config import manage
-
-    click.echo(_run_files(ctx, manage.get, store, data_dir, dsn, target, host, set_division, name), nl=False)
-
-
-@config.command("list")
-@click.argument("target")
-@click.option("--host", default=None, help="Only that node's node-level files.")
-@click.option("--set", "set_division", default=None, metavar="NAME.AREA.GROUP", help="Only the files of a set.")
-@_config_store_options
-@click.pass_context
-def config_list(ctx: click.Context, target: str, host: str | None, set_division: str | None, store: str | None,
-                data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
-    """List the files of TARGET (App or App.Server): name, level, host, set, last update."""
-    from k8stars.services.config import manage
-
-    for line in _run_files(ctx, manage.listing, store, data_dir, dsn, target, host, set_division):
-        click.echo(line)
-
-
-@config.command("rm")
-@_one_file
-def config_rm(ctx: click.Context, target: str, name: str, host: str | None, set_division: str | None,
-              store: str | None, data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
-    """Delete file NAME of TARGET and its references."""
-    from k8stars.services.config import manage
-
-    click.echo(_run_files(ctx, manage.remove, store, data_dir, dsn, target, host, set_division, name))
-
-
 # --- stat service: tars.tarsstat.StatObj + tars.tarsproperty.PropertyObj as Prometheus metrics; the implementation
 # lives in k8stars.services.stat
 @main.command("stat")
@@ -404,61 +252,6 @@ def kevent(**options: Any) -> None:
     from k8stars.services.kevent.app import KeventService, KeventServiceOptions
 
     serve_command(KeventService, KeventServiceOptions, options)
-
-
-# --- notify service: tars.tarsnotify.NotifyObj into Kubernetes Events or db_tars.t_server_notifys; the
-# implementation lives in k8stars.services.notify. `k8stars notify [options]` serves; `list` reads the SQL store.
-_notify_store_options = store_options("notify", "notify.db", "notifications go")
-
-
-@main.group("notify", invoke_without_command=True)
-@store_service_options("notify", "tars.tarsnotify.NotifyObj", "tcp -h 127.0.0.1 -p 10002 -t 60000",
-                       "--store kubernetes: the namespace whose pods get the Events.", "notify.db",
-                       "notifications go")  # fmt: skip
-@click.option("--queue-size", envvar="K8STARS_NOTIFY_QUEUE_SIZE", type=int, default=10000, show_default=True,
-              help="Notifications waiting for the store at most; more are dropped and counted.")  # fmt: skip
-@click.option("--filter", "filter", multiple=True, metavar="KEY=TEXTS",
-              help="TarsFramework's notify filter: drop reports of KEY (App.Server, or default: all) whose message "
-                   "contains one of TEXTS (separated by ; or |). Repeatable.")  # fmt: skip
-@click.pass_context
-def notify(ctx: click.Context, /, **options: Any) -> None:
-    """Run the TARS notify service (NotifyF), or list what its SQL store holds (list).
-
-    Stores: kubernetes (an Event on the reporting pod, shown by kubectl describe pod), sqlite or mysql
-    (TarsFramework's db_tars.t_server_notifys, read by TarsWeb).
-    """
-    if _serves(ctx, options):
-        from k8stars.services.notify.app import NotifyService, NotifyServiceOptions
-
-        serve_command(NotifyService, NotifyServiceOptions, options)
-
-
-@notify.command("list")
-@click.argument("target")
-@click.option("--limit", type=int, default=20, show_default=True, help="How many, newest first.")
-@click.option("--node", default=None, help="Only those reported from this node (pod IP).")
-@_notify_store_options
-@click.pass_context
-def notify_list(ctx: click.Context, target: str, limit: int, node: str | None, store: str | None,
-                data_dir: str | None, dsn: str | None) -> None:  # fmt: skip
-    """List the newest notifications of TARGET (App or App.Server) in the SQL store."""
-    from k8stars.services.notify import manage
-    from k8stars.services.notify.sqlstore import SqlNotifyStore
-
-    elsewhere = "the kubernetes store's notifications are Events: kubectl describe pod / kubectl get events"
-    run = _on_sql_store(ctx, SqlNotifyStore, store, data_dir, dsn, elsewhere)
-    try:
-        manage.parse_target(target)
-    except manage.UsageError as e:
-        fail(str(e), 2)
-    try:
-        lines = run(lambda sql: manage.listing(sql, target, node, limit))
-    except (manage.UsageError, ValueError) as e:
-        fail(str(e), 2)
-    except Exception as e:  # the store could not be opened or read (driver errors share no useful base)
-        fail(str(e), 1)
-    for line in lines:
-        click.echo(line)
 
 
 # --- log service: tars.tarslog.LogObj into files named as TarsFramework's LogServer names them; the implementation
@@ -632,6 +425,8 @@ def operator(kubeconfig: str | None, namespace: str | None, workers: int, instal
         fail(str(e), 1)
 
 
+main.add_command(config_group)
+main.add_command(notify_group)
 main.add_command(image_group)
 main.add_command(web_command)
 

@@ -4,8 +4,9 @@ serves: :func:`serve_command`. Imports only click at module level: the CLI loads
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import click
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 OptionsT = TypeVar("OptionsT", bound="ServiceOptions")
+T = TypeVar("T")
 
 
 class Decorator(Protocol):
@@ -158,3 +160,34 @@ def store_service_options(service: str, servant: str, endpoint: str, namespace_h
         log_level_option(),
         store_options(service, db_file, what),
     )
+
+
+def serves_itself(ctx: click.Context, options: dict[str, Any]) -> bool:
+    """Whether a service group (config, notify) serves itself (no subcommand); its store options become the defaults
+    of its subcommands over the SQL store."""
+    ctx.obj = {k: options[k] for k in ("store", "data_dir", "dsn")}
+    return ctx.invoked_subcommand is None
+
+
+def on_sql_store(ctx: click.Context, store_type: Callable[..., Any], store: str | None, data_dir: str | None,
+                  dsn: str | None, kubernetes: str) -> Callable[[Callable[[Any], Awaitable[T]]], T]:  # fmt: skip
+    """For a subcommand over a service's SQL store: what runs ``action(store)`` on the store its options (else its
+    group's) name, opened for the action. The kubernetes store exits 2 with ``kubernetes``: where its data is."""
+    parent = ctx.obj or {}
+    kind = store or parent.get("store") or "sqlite"
+    if kind == "kubernetes":
+        fail(kubernetes, 2)
+
+    def run(action: Callable[[Any], Awaitable[T]]) -> T:
+        async def go() -> T:
+            sql = store_type(kind, data_dir=data_dir or parent.get("data_dir"), dsn=dsn or parent.get("dsn"))
+            await sql.open()
+            try:
+                result: T = await action(sql)
+                return result
+            finally:
+                await sql.close()
+
+        return asyncio.run(go())
+
+    return run
