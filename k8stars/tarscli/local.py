@@ -10,8 +10,8 @@ notify service (``k8stars notify`` with its SQLite store, registered as
 under ``<data>/log/files``, registered as ``tars.tarslog`` so ``log=tars.tarslog.LogObj`` resolves) and the example
 services, each under its own ``tarscli supervisor`` with its own loopback address (127.0.0.11, .12, ...) standing in
 for a pod IP and its own ``$TARS_PATH`` under the data directory. Everything is stopped cleanly on Ctrl-C or
-SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the log, notify, stat, query and
-config services (they deregister themselves), then the registry.
+SIGTERM: the supervisors first (each runs prestop and deregisters its service), then the web console, the admin
+registry, the log, notify, query, stat and config services (each deregisters itself), then the registry.
 """
 
 from __future__ import annotations
@@ -42,23 +42,15 @@ from k8stars.tarscli.proc import Child, stop_group
 from k8stars.tarscli.upconsole import ConsoleOptions, start_console
 
 REGISTRY_START_TIMEOUT = 20.0
-SERVICE_START_TIMEOUT = 30.0
-SUPERVISOR_STOP_TIMEOUT = 20.0
 REGISTRY_STOP_TIMEOUT = 5.0
-CONFIG_START_TIMEOUT = 20.0
-CONFIG_STOP_TIMEOUT = 5.0
+SERVICE_START_TIMEOUT = 30.0  # an example service under its supervisor, until it reports active
+SUPERVISOR_STOP_TIMEOUT = 20.0
+REGISTER_TIMEOUT = 20.0  # a framework service, until the registry lists its servants as active
+FRAMEWORK_STOP_TIMEOUT = 5.0
 CONFIG_OBJ = "tars.tarsconfig.ConfigObj"
-STAT_START_TIMEOUT = 20.0
-STAT_STOP_TIMEOUT = 5.0
 STAT_OBJS = ("tars.tarsstat.StatObj", "tars.tarsproperty.PropertyObj")
-NOTIFY_START_TIMEOUT = 20.0
-NOTIFY_STOP_TIMEOUT = 5.0
 NOTIFY_OBJ = "tars.tarsnotify.NotifyObj"
-LOG_START_TIMEOUT = 20.0
-LOG_STOP_TIMEOUT = 5.0
 LOG_OBJ = "tars.tarslog.LogObj"
-MONITOR_START_TIMEOUT = 20.0
-MONITOR_STOP_TIMEOUT = 5.0
 MONITOR_OBJS = ("tars.tarsquerystat.QueryObj", "tars.tarsqueryproperty.QueryObj")
 ADMINREG_OBJ = "tars.tarsAdminRegistry.AdminRegObj"
 
@@ -96,6 +88,15 @@ class LocalService:
 EXAMPLES = (LocalService("TestApp", "HelloServer", ("HelloObj",), "examples.hello.server"),)
 
 
+@dataclass(frozen=True)
+class FrameworkProcess:
+    """A framework service `k8stars up` runs beside the registry: what to call it, its process, its log."""
+
+    what: str
+    child: Child
+    log: Path
+
+
 def source_root() -> Path | None:
     """The checkout k8stars runs from, if the examples are there (an editable install)."""
     root = Path(k8stars.__file__).resolve().parents[1]
@@ -126,39 +127,6 @@ async def _registry_ready(locator: str, child: Child, timeout: float) -> None:
                 await asyncio.sleep(0.2)
 
 
-async def _config_registered(locator: str, child: Child, timeout: float) -> None:
-    """Until the registry lists ConfigObj as active, so the services' first ``tars.loadconfig`` finds it."""
-    deadline = time.monotonic() + timeout
-    async with Communicator() as comm:
-        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
-        while True:
-            if not child.running:
-                raise LocalError(f"the config service exited (code {child.returncode})")
-            with contextlib.suppress(TarsError):
-                if (await query.findObjectById4Any(CONFIG_OBJ)).activeEp:
-                    return
-            if time.monotonic() > deadline:
-                raise LocalError(f"the config service did not register {CONFIG_OBJ} within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
-
-
-async def _stat_registered(locator: str, child: Child, timeout: float) -> None:
-    """Until the registry lists StatObj and PropertyObj as active, so the services' stat= and property= resolve."""
-    deadline = time.monotonic() + timeout
-    async with Communicator() as comm:
-        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
-        for servant in STAT_OBJS:
-            while True:
-                if not child.running:
-                    raise LocalError(f"the stat service exited (code {child.returncode})")
-                with contextlib.suppress(TarsError):
-                    if (await query.findObjectById4Any(servant)).activeEp:
-                        break
-                if time.monotonic() > deadline:
-                    raise LocalError(f"the stat service did not register {servant} within {timeout:.0f} s")
-                await asyncio.sleep(0.2)
-
-
 async def _servants_registered(locator: str, child: Child, servants: tuple[str, ...], what: str,
                                timeout: float) -> None:  # fmt: skip
     """Until the registry lists each of ``servants`` as active (``what`` names the service in errors)."""
@@ -175,38 +143,6 @@ async def _servants_registered(locator: str, child: Child, servants: tuple[str, 
                 if time.monotonic() > deadline:
                     raise LocalError(f"the {what} did not register {servant} within {timeout:.0f} s")
                 await asyncio.sleep(0.2)
-
-
-async def _notify_registered(locator: str, child: Child, timeout: float) -> None:
-    """Until the registry lists NotifyObj as active, so the services' first reports (and tarscli's) find it."""
-    deadline = time.monotonic() + timeout
-    async with Communicator() as comm:
-        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
-        while True:
-            if not child.running:
-                raise LocalError(f"the notify service exited (code {child.returncode})")
-            with contextlib.suppress(TarsError):
-                if (await query.findObjectById4Any(NOTIFY_OBJ)).activeEp:
-                    return
-            if time.monotonic() > deadline:
-                raise LocalError(f"the notify service did not register {NOTIFY_OBJ} within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
-
-
-async def _log_registered(locator: str, child: Child, timeout: float) -> None:
-    """Until the registry lists LogObj as active, so the services' remote loggers resolve log= at once."""
-    deadline = time.monotonic() + timeout
-    async with Communicator() as comm:
-        query = comm.string_to_proxy(QueryFProxy, locator).tars_options(timeout_ms=500)
-        while True:
-            if not child.running:
-                raise LocalError(f"the log service exited (code {child.returncode})")
-            with contextlib.suppress(TarsError):
-                if (await query.findObjectById4Any(LOG_OBJ)).activeEp:
-                    return
-            if time.monotonic() > deadline:
-                raise LocalError(f"the log service did not register {LOG_OBJ} within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -239,24 +175,18 @@ class LocalFramework:
                  console: ConsoleOptions | None = None) -> None:  # fmt: skip
         self.data_dir = data_dir
         self.console_options = console  # None: no Kubernetes API given, no console (upconsole.py says why)
-        self.console: Child | None = None
         self.log_http_port = 0  # the log files' view the console reads: a free one, at start
         self.registry_port = registry_port
         self.config_port = config_port  # 0: a free port, chosen at start
         self.first_ip = ipaddress.IPv4Address(first_ip)
         self.locator = f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {registry_port}"
         self.registry: Child | None = None
-        self.config: Child | None = None
-        self.stat: Child | None = None
+        self.framework: list[FrameworkProcess] = []  # in start order: config, stat, monitor, notify, log, adminreg, web
         self.stat_ports: tuple[int, int, int] = (0, 0, 0)  # StatObj, PropertyObj, /metrics: free ones, at start
-        self.monitor: Child | None = None
         self.monitor_ports: tuple[int, int, int] = (0, 0, 0)  # the two QueryObj, the JSON view: free ones, at start
-        self.notify: Child | None = None
         self.notify_port = 0  # a free one, at start
-        self.log: Child | None = None
         self.log_port = 0  # a free one, at start
-        self.adminreg: Child | None = None  # server commands to the supervisors' node servants (pod IPs here)
-        self.adminreg_port = 0  # a free one, at start
+        self.adminreg_port = 0  # a free one, at start (server commands to the supervisors' node servants)
         self.supervisors: dict[str, tuple[Child, Path, str]] = {}  # name -> (child, TARS_PATH, pod IP)
 
     async def start(self) -> None:
@@ -276,11 +206,12 @@ class LocalFramework:
         await self._start_adminreg()
         if self.console_options is not None:
             try:
-                self.console = await start_console(self.console_options, self.data_dir, self.locator,
-                                                   f"http://127.0.0.1:{self.log_http_port}", _child_env(),
-                                                   self.log_token_file)  # fmt: skip
+                console = await start_console(self.console_options, self.data_dir, self.locator,
+                                              f"http://127.0.0.1:{self.log_http_port}", _child_env(),
+                                              self.log_token_file)  # fmt: skip
             except RuntimeError as e:
                 raise LocalError(str(e)) from None
+            self.framework.append(FrameworkProcess("web console", console, self.data_dir / "web" / "web.log"))
         root = source_root()
         if root is None:
             _say("k8stars up: the examples are not installed (no editable install): registry, config and stat only")
@@ -314,8 +245,7 @@ class LocalFramework:
         self.config_port = self.config_port or _free_port()
         argv = [sys.executable, "-m", "k8stars", "config", "--store", "sqlite", "--data-dir", str(self.config_dir),
                 "--endpoint", self.config_endpoint, "--locator", self.locator, "--node-name", "127.0.0.1"]  # fmt: skip
-        self.config = Child(argv, cwd=self.config_dir, env=_child_env(), output=self.config_dir / "config.log")
-        await _config_registered(self.locator, self.config, CONFIG_START_TIMEOUT)
+        await self._launch("config service", argv, self.config_dir / "config.log", (CONFIG_OBJ,))
 
     @property
     def stat_dir(self) -> Path:
@@ -330,8 +260,7 @@ class LocalFramework:
                 "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop} -t 60000", "--http-port", str(http),
                 "--locator", self.locator, "--node-name", "127.0.0.1", "--history", "sqlite",
                 "--data-dir", str(self.stat_dir)]  # fmt: skip
-        self.stat = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "stat.log")
-        await _stat_registered(self.locator, self.stat, STAT_START_TIMEOUT)
+        await self._launch("stat service", argv, self.stat_dir / "stat.log", STAT_OBJS)
 
     async def _start_monitor(self) -> None:
         """``k8stars monitor`` over the stat service's ``<data>/stat/monitor.db``, registering both QueryObj."""
@@ -341,8 +270,7 @@ class LocalFramework:
                 "--property-endpoint", f"tcp -h 127.0.0.1 -p {prop} -t 60000", "--http-port", str(http),
                 "--locator", self.locator, "--node-name", "127.0.0.1", "--store", "sqlite",
                 "--data-dir", str(self.stat_dir)]  # fmt: skip
-        self.monitor = Child(argv, cwd=self.stat_dir, env=_child_env(), output=self.stat_dir / "monitor.log")
-        await _servants_registered(self.locator, self.monitor, MONITOR_OBJS, "query service", MONITOR_START_TIMEOUT)
+        await self._launch("query service", argv, self.stat_dir / "monitor.log", MONITOR_OBJS)
 
     @property
     def notify_dir(self) -> Path:
@@ -355,8 +283,7 @@ class LocalFramework:
         argv = [sys.executable, "-m", "k8stars", "notify", "--store", "sqlite", "--data-dir", str(self.notify_dir),
                 "--endpoint", f"tcp -h 127.0.0.1 -p {self.notify_port} -t 60000", "--locator", self.locator,
                 "--node-name", "127.0.0.1"]  # fmt: skip
-        self.notify = Child(argv, cwd=self.notify_dir, env=_child_env(), output=self.notify_dir / "notify.log")
-        await _notify_registered(self.locator, self.notify, NOTIFY_START_TIMEOUT)
+        await self._launch("notify service", argv, self.notify_dir / "notify.log", (NOTIFY_OBJ,))
 
     @property
     def log_dir(self) -> Path:
@@ -376,8 +303,7 @@ class LocalFramework:
                 "--http-port", str(self.log_http_port), "--http-token-file", str(self.log_token_file),
                 "--endpoint", f"tcp -h 127.0.0.1 -p {self.log_port} -t 60000", "--locator", self.locator,
                 "--node-name", "127.0.0.1"]  # fmt: skip
-        self.log = Child(argv, cwd=self.log_dir, env=_child_env(), output=self.log_dir / "log.log")
-        await _log_registered(self.locator, self.log, LOG_START_TIMEOUT)
+        await self._launch("log service", argv, self.log_dir / "log.log", (LOG_OBJ,))
 
     async def _start_adminreg(self) -> None:
         """``k8stars adminreg`` without Kubernetes (nodeName is the pod IP), registering itself through the registry."""
@@ -388,8 +314,13 @@ class LocalFramework:
         if self.console_options is not None:  # the console's pods are that namespace's: found as the chart finds them
             o = self.console_options
             argv += ["--namespace", o.namespace, "--kubeconfig", str(o.kubeconfig)]
-        self.adminreg = Child(argv, cwd=self.data_dir, env=_child_env(), output=self.data_dir / "adminreg.log")
-        await _servants_registered(self.locator, self.adminreg, (ADMINREG_OBJ,), "admin registry", 20.0)
+        await self._launch("admin registry", argv, self.data_dir / "adminreg.log", (ADMINREG_OBJ,))
+
+    async def _launch(self, what: str, argv: list[str], log: Path, servants: tuple[str, ...]) -> None:
+        """Start a framework service (in its log's directory) and wait until the registry lists its servants."""
+        child = Child(argv, cwd=log.parent, env=_child_env(), output=log)
+        self.framework.append(FrameworkProcess(what, child, log))
+        await _servants_registered(self.locator, child, servants, what, REGISTER_TIMEOUT)
 
     def _start_service(self, svc: LocalService, ip: str, root: Path) -> None:
         tars_path = self.data_dir / svc.name
@@ -458,28 +389,10 @@ class LocalFramework:
             if not self.registry.running:
                 _say(f"k8stars up: the registry exited (code {self.registry.returncode}); stopping")
                 return 1
-            if self.config is not None and not self.config.running and "config" not in reported:
-                reported.add("config")
-                _say(f"k8stars up: the config service exited ({self.config.returncode}); see "
-                     f"{self.config_dir / 'config.log'}")  # fmt: skip
-            if self.notify is not None and not self.notify.running and "notify" not in reported:
-                reported.add("notify")
-                _say(f"k8stars up: the notify service exited ({self.notify.returncode}); see "
-                     f"{self.notify_dir / 'notify.log'}")  # fmt: skip
-            if self.log is not None and not self.log.running and "log" not in reported:
-                reported.add("log")
-                _say(f"k8stars up: the log service exited ({self.log.returncode}); see {self.log_dir / 'log.log'}")
-            if self.console is not None and not self.console.running and "web" not in reported:
-                reported.add("web")
-                _say(f"k8stars up: the web console exited ({self.console.returncode}); see "
-                     f"{self.data_dir / 'web' / 'web.log'}")  # fmt: skip
-            if self.monitor is not None and not self.monitor.running and "monitor" not in reported:
-                reported.add("monitor")
-                _say(f"k8stars up: the query service exited ({self.monitor.returncode}); see "
-                     f"{self.stat_dir / 'monitor.log'}")  # fmt: skip
-            if self.stat is not None and not self.stat.running and "stat" not in reported:
-                reported.add("stat")
-                _say(f"k8stars up: the stat service exited ({self.stat.returncode}); see {self.stat_dir / 'stat.log'}")
+            for fp in self.framework:
+                if not fp.child.running and fp.what not in reported:
+                    reported.add(fp.what)
+                    _say(f"k8stars up: the {fp.what} exited ({fp.child.returncode}); see {fp.log}")
             for name, (child, path, _) in self.supervisors.items():
                 if not child.running and name not in reported:
                     reported.add(name)
@@ -494,34 +407,12 @@ class LocalFramework:
             if child.running:
                 os.kill(child.pid, signal.SIGTERM)
         await asyncio.gather(*(_stop(c, SUPERVISOR_STOP_TIMEOUT) for c, _, _ in self.supervisors.values()))
-        if self.console is not None:
-            if self.console.running:
-                os.kill(self.console.pid, signal.SIGTERM)
-            await _stop(self.console, 5.0)
-        if self.adminreg is not None:
-            if self.adminreg.running:
-                os.kill(self.adminreg.pid, signal.SIGTERM)
-            await _stop(self.adminreg, 5.0)
-        if self.log is not None:  # after the supervisors (their last records), before the registry
-            if self.log.running:
-                os.kill(self.log.pid, signal.SIGTERM)
-            await _stop(self.log, LOG_STOP_TIMEOUT)
-        if self.notify is not None:  # after the supervisors (their last reports), before the registry
-            if self.notify.running:
-                os.kill(self.notify.pid, signal.SIGTERM)
-            await _stop(self.notify, NOTIFY_STOP_TIMEOUT)
-        if self.monitor is not None:  # before the registry: it deregisters itself there
-            if self.monitor.running:
-                os.kill(self.monitor.pid, signal.SIGTERM)
-            await _stop(self.monitor, MONITOR_STOP_TIMEOUT)
-        if self.stat is not None:  # before the registry: it deregisters itself there
-            if self.stat.running:
-                os.kill(self.stat.pid, signal.SIGTERM)
-            await _stop(self.stat, STAT_STOP_TIMEOUT)
-        if self.config is not None:  # before the registry: it deregisters itself there
-            if self.config.running:
-                os.kill(self.config.pid, signal.SIGTERM)
-            await _stop(self.config, CONFIG_STOP_TIMEOUT)
+        # then the console and the framework services in reverse start order (the log and notify services take the
+        # supervisors' last records; each deregisters itself, so all before the registry)
+        for fp in reversed(self.framework):
+            if fp.child.running:
+                os.kill(fp.child.pid, signal.SIGTERM)
+            await _stop(fp.child, FRAMEWORK_STOP_TIMEOUT)
         if self.registry is not None:
             if self.registry.running:
                 os.kill(self.registry.pid, signal.SIGTERM)

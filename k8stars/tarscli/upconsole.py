@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from k8stars.tarscli.proc import Child
+from k8stars.tarscli.proc import Child, stop_group
 
 START_TIMEOUT = 30.0
 
@@ -55,5 +55,8 @@ async def start_console(opts: ConsoleOptions, data_dir: Path, locator: str, log_
     try:
         await _answering(opts.port, child, START_TIMEOUT)
     except RuntimeError as e:
+        if child.running:  # started but not answering: it is not left behind
+            await stop_group(child.pid, 1.0)
+            await child.wait_for(2.0)
         raise RuntimeError(f"{e}; see {web_dir / 'web.log'}") from None
     return child
