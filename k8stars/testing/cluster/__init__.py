@@ -9,8 +9,9 @@ Tests use the session fixture `k8s_cluster` from `k8stars.testing.cluster.pytest
 """
 
 from . import hoststate, pods
+from ._components import node_manifest
 from .certs import CertAuthority, WebhookTLS, make_webhook_tls
-from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, node_manifest, start_cluster
+from .launcher import Cluster, ClusterError, ClusterOptions, ensure_binaries, start_cluster
 from .waiting import eventually
 
 __all__ = [

@@ -24,30 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _http, _node_start, _node_teardown, _proc, certs, node
+from . import _components, _http, _node_start, _node_teardown, _proc, certs, node
 from ._paths import Layout, resolve_layout
 from ._stages import STAGES
 
 STATE_FILE = "state.json"
-FAKE_NODE_LABEL = "k8stars.io/fake-node"
-# kwok takes charge only of nodes carrying this annotation.
-KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
-# Pod IPs: kwok hands out addresses from each node's podCIDR 127.64.N.0/24 (falling back to this
-# range); node IPs are 127.63.0.N. All loopback, so a test process can stand in for a pod.
-POD_CIDR = "127.64.0.0/16"
-NODE_IP_PREFIX = "127.63.0."
-# Only data (no kube-proxy routes it), but loopback too, so that even a client dialing a
-# ClusterIP by mistake stays on this machine. The apiserver accepts a loopback range.
-SERVICE_CIDR = "127.96.0.0/16"
-
-# The endpoint controllers reject loopback pod IPs and retry forever; k8stars reads pods and
-# TEndpoints instead. node-ipam would hand out podCIDRs from --cluster-cidr; ours are preset.
-KCM_CONTROLLERS = (
-    "*,-node-ipam-controller,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
-)
-# A real node alone (no kwok nodes) has only real pod IPs: Services get their Endpoints/EndpointSlices as anywhere.
-KCM_CONTROLLERS_REAL = "*,-node-ipam-controller"
-
 Log = Callable[[str], None]
 
 
@@ -357,21 +338,21 @@ def _write_kubeconfig(path: Path, server: str, ca_pem: bytes, crt: Path, key: Pa
 async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, say: Log, t0: float) -> None:
     logs = cluster.workdir / "logs"
     pdeath = options.die_with_parent
-    etcd = _start(cluster, "etcd", _etcd_argv(cluster, layout), logs, pdeath)
+    etcd = _start(cluster, "etcd", _components.etcd_argv(cluster, layout), logs, pdeath)
     await _wait_for(cluster, etcd, lambda: _etcd_healthy(cluster), "etcd /health")
-    apiserver = _start(cluster, "kube-apiserver", _apiserver_argv(cluster, layout, options), logs, pdeath)
+    apiserver = _start(cluster, "kube-apiserver", _components.apiserver_argv(cluster, layout, options), logs, pdeath)
     await _wait_for(cluster, apiserver, lambda: _api_ok(cluster, "/readyz"), "kube-apiserver /readyz")
     say(f"cluster: etcd and kube-apiserver ready after {time.monotonic() - t0:.1f} s")
     # The rest only need the apiserver, so they start together and are awaited together.
-    kcm = _start(cluster, "kube-controller-manager", _kcm_argv(cluster, layout, options), logs, pdeath)
-    sched = _start(cluster, "kube-scheduler", _scheduler_argv(cluster, layout), logs, pdeath)
+    kcm = _start(cluster, "kube-controller-manager", _components.kcm_argv(cluster, layout, options), logs, pdeath)
+    sched = _start(cluster, "kube-scheduler", _components.scheduler_argv(cluster, layout), logs, pdeath)
     waits = [
         _wait_for(cluster, kcm, lambda: _component_healthy(cluster.ports.kcm), "kube-controller-manager /healthz"),
         _wait_for(cluster, sched, lambda: _component_healthy(cluster.ports.scheduler), "kube-scheduler /healthz"),
         _wait_for(cluster, kcm, lambda: _default_service_account(cluster), "default ServiceAccount"),
     ]
     if options.nodes:
-        kwok = _start(cluster, "kwok", _kwok_argv(cluster, layout), logs, pdeath)
+        kwok = _start(cluster, "kwok", _components.kwok_argv(cluster, layout), logs, pdeath)
         cluster.node_names = await _create_nodes(cluster, options.nodes)
         waits.append(_wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"))
     if options.kubelet:
@@ -439,7 +420,7 @@ async def _default_service_account(cluster: Cluster) -> bool:
 
 
 async def _nodes_ready(cluster: Cluster) -> bool:
-    nodes = await cluster.api("GET", f"/api/v1/nodes?labelSelector={FAKE_NODE_LABEL}%3Dtrue")
+    nodes = await cluster.api("GET", f"/api/v1/nodes?labelSelector={_components.FAKE_NODE_LABEL}%3Dtrue")
     ready = [n for n in nodes["items"] if _condition(n, "Ready") == "True"]
     return len(ready) >= len(cluster.node_names)
 
@@ -451,145 +432,12 @@ def _condition(obj: dict[str, Any], kind: str) -> str | None:
     return None
 
 
-def node_manifest(index: int) -> dict[str, Any]:
-    """Fake node N: podCIDR 127.64.N.0/24 and InternalIP 127.63.0.N (1 <= N <= 254)."""
-    name = f"k8stars-node-{index}"
-    resources = {"cpu": "32", "memory": "64Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {KWOK_ANNOTATION[0]: KWOK_ANNOTATION[1]},
-            "labels": {
-                FAKE_NODE_LABEL: "true",
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            },
-        },
-        "spec": {"podCIDR": f"127.64.{index}.0/24", "podCIDRs": [f"127.64.{index}.0/24"]},
-        # Kept on create (as a kubelet's registration is); kwok's stage only adds conditions.
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": f"{NODE_IP_PREFIX}{index}"},
-                {"type": "Hostname", "address": name},
-            ],
-            "allocatable": resources,
-            "capacity": resources,
-        },
-    }
-
-
 async def _create_nodes(cluster: Cluster, count: int) -> list[str]:
     if not 0 <= count <= 254:
         raise ClusterError(f"nodes must be 0..254, not {count}")
     names = []
     for index in range(1, count + 1):
-        manifest = node_manifest(index)
+        manifest = _components.node_manifest(index)
         await cluster.api("POST", "/api/v1/nodes", manifest, ok=(409,))
         names.append(manifest["metadata"]["name"])
     return names
-
-
-# ---- command lines ---------------------------------------------------------------------------
-
-
-def _etcd_argv(cluster: Cluster, layout: Layout) -> list[str]:
-    client = f"http://127.0.0.1:{cluster.ports.etcd_client}"
-    peer = f"http://127.0.0.1:{cluster.ports.etcd_peer}"
-    return [
-        str(layout.binary("etcd")),
-        "--name=k8stars",
-        f"--data-dir={cluster.workdir / 'etcd'}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=k8stars={peer}",
-        # Test data is throwaway: skipping fsync makes every write much cheaper.
-        "--unsafe-no-fsync=true",
-        "--quota-backend-bytes=2147483648",
-        "--log-level=warn",
-    ]
-
-
-def _apiserver_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list[str]:
-    pki = cluster.workdir / "pki"
-    return [
-        str(layout.binary("kube-apiserver")),
-        f"--etcd-servers=http://127.0.0.1:{cluster.ports.etcd_client}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={cluster.ports.apiserver}",
-        # Loopback is accepted as advertise address only with no endpoint reconciler; otherwise the
-        # apiserver would advertise (and publish) the machine's default-route address.
-        "--advertise-address=127.0.0.1",
-        "--endpoint-reconciler-type=none",
-        f"--tls-cert-file={pki / 'apiserver.crt'}",
-        f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=RBAC",
-        "--allow-privileged=true",
-        "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-        "--profiling=false",
-        f"--cert-dir={pki}",
-        *(node.apiserver_args(pki) if options.kubelet else []),
-        *options.extra_apiserver_args,
-    ]
-
-
-def _kcm_argv(cluster: Cluster, layout: Layout, options: ClusterOptions) -> list[str]:
-    pki = cluster.workdir / "pki"
-    kc = cluster.workdir / "kcm.kubeconfig" if options.kubelet else cluster.kubeconfig
-    return [
-        str(layout.binary("kube-controller-manager")),
-        f"--kubeconfig={kc}",
-        f"--authentication-kubeconfig={kc}",
-        f"--authorization-kubeconfig={kc}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={cluster.ports.kcm}",
-        f"--controllers={KCM_CONTROLLERS_REAL if options.kubelet and not options.nodes else KCM_CONTROLLERS}",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        f"--root-ca-file={pki / 'ca.crt'}",
-        # Lets CSR-based tests get certificates signed by the cluster CA.
-        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
-        f"--cluster-signing-key-file={pki / 'ca.key'}",
-        "--use-service-account-credentials=false",
-        # Tests create and delete in bursts; the default 20 QPS makes controllers lag behind.
-        "--kube-api-qps=100",
-        "--kube-api-burst=200",
-        *options.extra_kcm_args,
-    ]
-
-
-def _scheduler_argv(cluster: Cluster, layout: Layout) -> list[str]:
-    kc = cluster.kubeconfig
-    return [
-        str(layout.binary("kube-scheduler")),
-        f"--kubeconfig={kc}",
-        f"--authentication-kubeconfig={kc}",
-        f"--authorization-kubeconfig={kc}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={cluster.ports.scheduler}",
-    ]
-
-
-def _kwok_argv(cluster: Cluster, layout: Layout) -> list[str]:
-    # No --server-address: kwok then opens no listener at all.
-    return [
-        str(layout.binary("kwok")),
-        f"--kubeconfig={cluster.kubeconfig}",
-        f"--config={cluster.workdir / 'kwok-stages.yaml'}",
-        "--manage-all-nodes=false",
-        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
-        f"--cidr={POD_CIDR}",
-        f"--node-ip={NODE_IP_PREFIX}1",
-        "--node-lease-duration-seconds=40",
-    ]
