@@ -51,6 +51,7 @@ CLEAN_USAGE = "usage: clean [dryRun] [datetime]"
 CLEAN_DEFAULT_AGE = 24 * 3600.0
 CHANGE_LOG_KEEP = 600.0  # seconds of change log kept for replicas that fall behind
 FLUSH_INTERVAL = 1.0  # seconds between heartbeat batches (at most this much of timestamps is lost in a crash)
+STOP_TIMEOUT = 10.0  # seconds a stopping replica waits for its loops
 SD_LABELS = ("application", "server", "set")
 
 
@@ -113,7 +114,9 @@ class RegistryService:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, running = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        for t in running:  # bounded: a stop must not hang on a store that never answers
+            log.warning("%s did not stop in %.0f s", t.get_name(), STOP_TIMEOUT)
         self._tasks.clear()
         try:
             await self.heartbeats.flush()  # a clean stop loses no heartbeat
@@ -226,6 +229,8 @@ class RegistryService:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a store outage must not end the loop: log once, keep trying
+                if _cancelling():  # a stop's cancel that a driver turned into an error: stop all the same
+                    raise
                 self.metrics.store_errors.inc()
                 if hold_expiry_on_error:
                     self._hold_expiry()
@@ -376,3 +381,8 @@ def _parse_datetime(text: str) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

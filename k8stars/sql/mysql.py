@@ -7,6 +7,7 @@ makes UPDATE report the rows it matched, not only those it changed, as SQLite do
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,8 +22,16 @@ from k8stars.sql.dsn import MysqlDsn, parse_dsn
 from k8stars.sql.migrate import Schema
 
 CONNECT_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 5.0  # seconds a closing pool waits for its connections to come back
 SCHEMA_LOCK_TIMEOUT = 60  # seconds a replica waits while another one migrates
 _RETRYABLE = {1213, 1205}  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+
+
+def _interrupted(e: BaseException) -> bool:
+    """Whether ``e`` may have stopped a statement half way (a cancelled task, a socket error). aiomysql is then in
+    the middle of a reply on that connection: the next read would take the rest of it for a new reply and could wait
+    forever, so such a connection is closed, never reused."""
+    return not isinstance(e, Exception) or isinstance(e, OSError)
 
 
 class MysqlDialect(Dialect):
@@ -119,32 +128,47 @@ class MysqlDatabase(Database):
 
     async def close(self) -> None:
         if self._pool is not None:
-            self._pool.close()
-            await self._pool.wait_closed()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.close()
+            try:
+                await asyncio.wait_for(pool.wait_closed(), CLOSE_TIMEOUT)
+            except TimeoutError:  # a connection is still out (a statement that will never answer): cut it
+                pool.terminate()
 
     def _require_pool(self) -> Any:
         if self._pool is None:
             raise RuntimeError(f"the {self.schema.store} store {self.where} is not open")
         return self._pool
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection, closed instead of pooled again when a statement on it may have stopped half way."""
+        async with self._require_pool().acquire() as conn:
+            try:
+                yield conn
+            except BaseException as e:
+                if _interrupted(e):
+                    conn.close()  # the server ends what it was doing, its transaction included
+                raise
+
+    # Cursors are aiomysql's buffered ones: execute reads the whole reply, so there is nothing to close after it.
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._require_pool().acquire() as conn, conn.cursor() as cur:
-            return await _MysqlTx(cur).fetch(sql, params)
+        async with self._connection() as conn:
+            return await _MysqlTx(await conn.cursor()).fetch(sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._require_pool().acquire() as conn, conn.cursor() as cur:
-            return await _MysqlTx(cur).execute(sql, params)
+        async with self._connection() as conn:
+            return await _MysqlTx(await conn.cursor()).execute(sql, params)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Tx]:
-        async with self._require_pool().acquire() as conn:
+        async with self._connection() as conn:
             await conn.begin()
             try:
-                async with conn.cursor() as cur:
-                    yield _MysqlTx(cur)
-            except BaseException:
-                await conn.rollback()
+                yield _MysqlTx(await conn.cursor())
+            except Exception as e:
+                if not _interrupted(e):  # else the connection is closed: the server rolls back
+                    await conn.rollback()
                 raise
             await conn.commit()
 

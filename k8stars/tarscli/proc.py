@@ -60,9 +60,10 @@ async def stop_group(pgid: int, grace: float) -> None:
 
 
 @functools.cache
-def _die_with_parent() -> Callable[[], None] | None:
-    """A function for the child to run before exec: ask for SIGTERM when tarscli dies, so that a killed supervisor
-    leaves no service behind. ctypes is loaded here, in the parent, and only by the commands that start processes."""
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A function for the child to run before exec: ask for ``sig`` when the thread that started it dies, so that a
+    killed parent (a supervisor, a test run) leaves no process behind. ctypes is loaded here, in the parent (a forked
+    child should not have to dlopen anything), and only by the commands that start processes."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -71,7 +72,7 @@ def _die_with_parent() -> Callable[[], None] | None:
     prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
 
     def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(_PR_SET_PDEATHSIG, sig)
 
     return preexec
 
@@ -92,7 +93,7 @@ class Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         finally:
             if not isinstance(out, int):

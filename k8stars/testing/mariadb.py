@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from k8stars.tarscli.proc import die_with_parent
+
 START_TIMEOUT = 60.0
 
 
@@ -96,7 +98,9 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
         "--innodb-flush-log-at-trx-commit=2", "--max-connections=500", *sizes, *as_root,
     ]  # fmt: skip
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent()
+        )  # a killed test run leaves no server behind
     try:
         _wait_ready(port, proc, log)
         yield MariaDB("127.0.0.1", port, proc.pid)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from k8stars.tarscli import proc as tarscli_proc
 
 
 @dataclass(frozen=True)
@@ -25,20 +25,6 @@ class Proc:
     # very process, so a stop never hits an unrelated process that got the PID later.
     start_ticks: int
     log: str
-
-
-# Resolved in the parent: a forked child should not have to dlopen anything.
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the spawning thread dies (e.g. pytest killed).
-
-    SIGKILL, not SIGTERM: without its etcd, a terminating kube-apiserver lingers for long.
-    """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def spawn(
@@ -67,7 +53,8 @@ def spawn(
             start_new_session=True,
             env=env,
             close_fds=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            # SIGKILL, not SIGTERM: without its etcd, a terminating kube-apiserver lingers for long
+            preexec_fn=tarscli_proc.die_with_parent(signal.SIGKILL) if die_with_parent else None,
         )
     return Proc(name=name, pid=popen.pid, start_ticks=_start_ticks(popen.pid), log=str(log))
 
