@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from framework import Host, build_release, framework_on_host, images, load, tgz, until
+from podkit import why
 
 from k8stars.kube.client import Kube, Obj, Resource
 from k8stars.kube.install import install_crds
@@ -135,21 +136,6 @@ async def ready_pods(kube: Kube, namespace: str, count: int) -> list[Obj]:
     return sorted(ready, key=lambda p: str(p["metadata"]["name"])) if len(ready) == count == len(live) else []
 
 
-async def _why(kube: Kube, namespace: str) -> str:
-    """Each pod's status and the logs of its containers."""
-    lines = []
-    for p in (await kube.list(POD, namespace, selector=SELECTOR))["items"]:
-        name = p["metadata"]["name"]
-        lines.append(f"{name}: {p.get('status')}")
-        for c in ("tarsnode", p["spec"]["containers"][0]["name"]):
-            try:
-                text = await kube.request("GET", POD.path(namespace, name, "log"), query={"container": c})
-            except Exception as e:  # not started: say so
-                text = f"(no log: {e})"
-            lines.append(f"---- {name}/{c}\n{str(text)[-3000:]}")
-    return "\n".join(lines)
-
-
 @contextlib.asynccontextmanager
 async def deployed(real: tuple[Kube, str], cluster: Cluster, tmp_path: Path, base: str, server_type: str,
                    files: dict[str, bytes | Path]) -> AsyncIterator[tuple[Host, Obj]]:  # fmt: skip
@@ -250,14 +236,5 @@ async def _ready(kube: Kube, namespace: str, count: int, tmp_path: Path) -> list
         pods: list[Obj] = await until(lambda: ready_pods(kube, namespace, count), timeout=120,
                                       what=f"{count} pods Ready")  # fmt: skip
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{await _why(kube, namespace)}\n{_logs(tmp_path)}") from None
+        raise AssertionError(f"{e}\n{await why(kube, namespace, tmp_path / 'logs')}") from None
     return pods
-
-
-def _logs(tmp_path: Path) -> str:
-    parts = []
-    for name in ("operator.log", "registry.log"):
-        path = tmp_path / "logs" / name
-        if path.exists():
-            parts.append(f"---- {name}\n{path.read_text()[-3000:]}")
-    return "\n".join(parts)
