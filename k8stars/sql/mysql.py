@@ -167,7 +167,7 @@ class MysqlDatabase(Database):
             try:
                 yield _MysqlTx(await conn.cursor())
             except Exception as e:
-                if not _interrupted(e):  # else the connection is closed: the server rolls back
+                if not _interrupted(e) and not conn.closed:  # else it is (or will be) closed: the server rolls back
                     await conn.rollback()
                 raise
             await conn.commit()
