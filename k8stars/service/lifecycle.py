@@ -19,11 +19,19 @@ log = logging.getLogger("k8stars.services")
 OptionsT = TypeVar("OptionsT", bound=ServiceOptions)
 
 
-async def cancel(task: asyncio.Task[Any]) -> None:
-    """Cancel a part's background task and wait until it has ended."""
+CANCEL_TIMEOUT = 10.0  # seconds a stop waits for a cancelled background task
+
+
+async def cancel(task: asyncio.Task[Any], timeout: float = CANCEL_TIMEOUT) -> None:
+    """Cancel a part's background task and wait until it has ended (an error it ended with is raised), at most
+    ``timeout`` seconds: a task that does not end on its cancel (a library that turned it into an error it then
+    retries) is left behind with a warning, never holding the service's stop forever."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        log.warning("%s did not end %.0f s after its cancel; left behind", task.get_name(), timeout)
+    elif not task.cancelled() and (error := task.exception()) is not None:
+        raise error
 
 
 def setup_logging(level: str) -> None:
