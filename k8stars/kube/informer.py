@@ -1,7 +1,8 @@
 """A list+watch cache of one resource (the operator's informers and the registry's Kubernetes store).
 
 Objects are kept as plain dicts by (namespace, name); every change calls ``on_change(obj, event_type)`` after the
-cache is updated (``SYNC`` for objects of a (re)list, ``DELETED`` for objects a relist no longer returns).
+cache is updated (``SYNC`` for objects of a (re)list, ``DELETED`` for objects a relist no longer returns, or returns
+as a new object under the same name: a pod a StatefulSet recreated while the watch was down went away all the same).
 Network errors and expired watches (410) end in a relist after a short, growing pause.
 """
 
@@ -21,6 +22,10 @@ Key = tuple[str, str]  # (namespace, name)
 def key_of(obj: Obj) -> Key:
     md = obj.get("metadata") or {}
     return (str(md.get("namespace", "")), str(md.get("name", "")))
+
+
+def _uid(obj: Obj | None) -> str | None:
+    return None if obj is None else str((obj.get("metadata") or {}).get("uid", ""))
 
 
 class WatchCache:
@@ -64,7 +69,7 @@ class WatchCache:
     async def _list(self) -> str:
         listing = await self.kube.list(self.res, self.namespace, selector=self.selector)
         fresh = {key_of(o): o for o in listing.get("items") or []}
-        gone = [o for k, o in self.store.items() if k not in fresh]
+        gone = [o for k, o in self.store.items() if _uid(fresh.get(k)) != _uid(o)]
         self.store = fresh
         for obj in gone:
             self.on_change(obj, "DELETED")

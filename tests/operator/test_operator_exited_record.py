@@ -83,3 +83,33 @@ async def test_exited_pods_newest_first(kube: Kube, namespace: str, operator: Op
     first = record["pods"][recorded_uids.index(uids[0])]
     assert first["name"] == f"{NAME}-0" and first["id"] == "v20260101-1" and first["podIP"].startswith("127.64.")
     assert first["createTime"] and first["deleteTime"]
+
+
+async def test_a_relist_sees_an_object_replaced_under_the_same_name(kube: Kube, namespace: str) -> None:
+    """A pod deleted and recreated (a StatefulSet's pod) while the watch was down comes back from the relist under its
+    old name: the informer reports the old one DELETED (the operator records it exited), then the new one."""
+    import asyncio
+
+    from k8stars.kube.informer import WatchCache
+    from k8stars.kube.resources import CONFIGMAP
+
+    seen: list[tuple[str, str]] = []
+    cache = WatchCache(kube, CONFIGMAP, namespace, on_change=lambda o, kind: seen.append((kind, o["metadata"]["uid"])))
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "replaced"}, "data": {"a": "1"}}
+    old = await kube.create(CONFIGMAP, namespace, body)
+
+    async def one_listing() -> None:
+        task = asyncio.create_task(cache.run())
+        await asyncio.wait_for(cache.synced.wait(), 20)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        cache.synced.clear()
+
+    await one_listing()
+    await kube.delete(CONFIGMAP, namespace, "replaced")
+    new = await kube.create(CONFIGMAP, namespace, body)
+    seen.clear()
+    await one_listing()
+    old_uid, new_uid = old["metadata"]["uid"], new["metadata"]["uid"]
+    assert [s for s in seen if old_uid in s or new_uid in s] == [("DELETED", old_uid), ("SYNC", new_uid)]
+    assert cache.get((namespace, "replaced"))["metadata"]["uid"] == new_uid  # type: ignore[index]
