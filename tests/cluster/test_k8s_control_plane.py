@@ -231,7 +231,8 @@ async def test_startup_time_and_memory_budget(k8s_cluster: Cluster) -> None:
     # Reused clusters (K8STARS_CLUSTER_REUSE) report the start-up of the `up` that made them.
     assert 0 < k8s_cluster.startup_seconds < 30, k8s_cluster.startup_seconds
     rss = k8s_cluster.rss_bytes()
-    assert set(rss) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}, rss
+    parts = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pod-reaper"}
+    assert set(rss) == parts, rss
     assert sum(rss.values()) < 2 * 2**30, rss
 
 

@@ -103,11 +103,9 @@ async def deletion_refusal(ctx: Context, request: Obj) -> str | None:
         }.items()
     )
     now = datetime.now(UTC)
-    others = await ctx.lookups.list(TCONFIG, namespace(request), selector)
+    # Read live, as the TTemplate guard: the cache may not have seen a pod-level config come or go a moment ago.
+    others = await ctx.lookups.list(TCONFIG, namespace(request), selector, live=True)
     reasons = lifecycle.delete_refusals(old, others, now, ctx.tconfig_guard)
-    if reasons:  # the cache may not have seen a pod-level config go a moment ago: a refusal is confirmed
-        others = await ctx.lookups.list(TCONFIG, namespace(request), selector, live=True)
-        reasons = lifecycle.delete_refusals(old, others, now, ctx.tconfig_guard)
     if not reasons:
         return None
     message = f"TConfig {name} cannot be deleted: {'; '.join(reasons)}"

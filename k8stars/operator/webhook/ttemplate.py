@@ -54,22 +54,22 @@ async def deletion_refusal(ctx: Context, request: Obj) -> str | None:
     if ctx.lookups is None or is_system_user(username(request)):
         return None
     name = str(request.get("name") or (request.get("oldObject") or {}).get("metadata", {}).get("name", ""))
-    users = await _users(ctx, namespace(request), name, live=False)
-    if users:  # the cache may not have seen a user go a moment ago: a refusal is confirmed
-        users = await _users(ctx, namespace(request), name, live=True)
+    # Read live, never from the caches: they may lag both ways (a user created or gone a moment ago), and a
+    # deletion let through wrongly cannot be undone; deletions are rare, two list calls cheap.
+    users = await _users(ctx, namespace(request), name)
     return f"TTemplate {name} cannot be deleted: it is used by {', '.join(users)}" if users else None
 
 
-async def _users(ctx: Context, ns: str, name: str, *, live: bool) -> list[str]:
+async def _users(ctx: Context, ns: str, name: str) -> list[str]:
     assert ctx.lookups is not None
     children = [
         t["metadata"]["name"]
-        for t in await ctx.lookups.list(TTEMPLATE, ns, live=live)
+        for t in await ctx.lookups.list(TTEMPLATE, ns, live=True)
         if (t.get("spec") or {}).get("parent") == name and t["metadata"]["name"] != name
     ]
     servers = [
         t["metadata"]["name"]
-        for t in await ctx.lookups.list(TSERVER, ns, live=live)
+        for t in await ctx.lookups.list(TSERVER, ns, live=True)
         if ((t.get("spec") or {}).get("tars") or {}).get("template") == name
     ]
     return [f"TTemplate {c}" for c in children] + [f"TServer {t}" for t in servers]

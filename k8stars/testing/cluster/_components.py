@@ -1,8 +1,9 @@
 """How each part of the control plane runs: the command lines of etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok, and the kwok nodes (fake nodes whose pods get 127.64.N.x IPs)."""
+kube-scheduler, kwok and the pod reaper, and the kwok nodes (fake nodes whose pods get 127.64.N.x IPs)."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from . import node
@@ -159,3 +160,8 @@ def kwok_argv(cluster: Cluster, layout: Layout) -> list[str]:
         f"--node-ip={NODE_IP_PREFIX}1",
         "--node-lease-duration-seconds=40",
     ]
+
+
+def pod_reaper_argv(cluster: Cluster) -> list[str]:
+    # Ends the graceful deletions on kwok's nodes, by uid (podreaper.py says why not kwok itself).
+    return [sys.executable, "-m", "k8stars.testing.cluster.podreaper", str(cluster.kubeconfig)]

@@ -251,23 +251,5 @@ spec:
       {{ end }}
 """
 
-# No kubelet confirms a graceful deletion, so a terminating pod would stay forever; delete it
-# for good. Finalizers still hold it until their owners remove them, as on a real cluster.
-_POD_GONE = """\
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: k8stars-pod-gone
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: Exists
-  next:
-    delete: true
-"""
-
-STAGES = "---\n".join(
-    [_NODE_READY, _NODE_HEARTBEAT, _POD_RUNNING, _POD_GATES_MET, _POD_GATES_UNMET, _POD_JOB_DONE, _POD_GONE]
-)
+# No stage ends a graceful deletion: kwok would delete by name alone (podreaper.py deletes by uid).
+STAGES = "---\n".join([_NODE_READY, _NODE_HEARTBEAT, _POD_RUNNING, _POD_GATES_MET, _POD_GATES_UNMET, _POD_JOB_DONE])

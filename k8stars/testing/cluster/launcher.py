@@ -1,6 +1,6 @@
 """Start and stop a real control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (fake nodes whose pods get 127.64.N.x IPs); with `kubelet=True` also a real node
-(node.py: containerd, kubelet, a pod bridge) and a local OCI registry (registry.py).
+kube-scheduler, kwok (fake nodes whose pods get 127.64.N.x IPs) and the pod reaper (podreaper.py); with
+`kubelet=True` also a real node (node.py: containerd, kubelet, a pod bridge) and a local OCI registry (registry.py).
 
 Every listener binds 127.0.0.1 and every address the cluster hands out is inside 127.0.0.0/8,
 because tests may send traffic to loopback only.
@@ -353,6 +353,7 @@ async def _bring_up(cluster: Cluster, layout: Layout, options: ClusterOptions, s
     ]
     if options.nodes:
         kwok = _start(cluster, "kwok", _components.kwok_argv(cluster, layout), logs, pdeath)
+        _start(cluster, "pod-reaper", _components.pod_reaper_argv(cluster), logs, pdeath)
         cluster.node_names = await _create_nodes(cluster, options.nodes)
         waits.append(_wait_for(cluster, kwok, lambda: _nodes_ready(cluster), f"{options.nodes} fake nodes Ready"))
     if options.kubelet:
