@@ -10,7 +10,7 @@
  *              __tars_ctable__), of a parameter list (cached by identity of the tuple) or of a single value type.
  *
  * Every rule of the Python writer and reader is mirrored, including its error messages, so that both backends give
- * the same bytes, the same values and the same errors. codec.py calls configure() once with what this module needs
+ * the same bytes, the same values and the same errors. k8stars.tars.codec calls configure() once with what this module needs
  * from Python (error classes, Struct, Field, MAX_DEPTH, ...).
  */
 #define PY_SSIZE_T_CLEAN
