@@ -1,4 +1,4 @@
-"""`k8stars registry --store kubernetes` on the real control plane: lookups follow pod readiness within 1 s, and
+"""`k8stars registry --store kubernetes` on the real control plane: lookups follow pod readiness, and
 the agents' reports (onStartup/keepAlive/onPrestop) set the pods' `tars.io/active` condition."""
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ async def _set_active(kube: Kube, namespace: str, name: str, status: str) -> Non
     )  # fmt: skip
 
 
-async def _within(check: Callable[[], Awaitable[bool]], limit: float, what: str) -> float:
+SETTLE = 15.0  # a bound against a hang, far above what a change takes (tens of ms): no timed test on a loaded CI
+
+
+async def _within(check: Callable[[], Awaitable[bool]], what: str, limit: float = SETTLE) -> float:
     """Seconds until check() holds; fails unless within `limit`."""
     start = time.monotonic()
     while not await check():
@@ -145,20 +148,20 @@ async def test_lookups_follow_pod_readiness(
 
     await until(listed_inactive, timeout=10, what="both pods listed as inactive")
 
-    # The pod becomes Ready -> an active endpoint within 1 s.
+    # The pod becomes Ready -> an active endpoint.
     first, second = sorted(ips)
     await _set_active(kube, namespace, first, "True")
 
     async def first_active() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
 
-    await _within(first_active, 1.0, "a Ready pod in the lookups")
+    await _within(first_active, "a Ready pod in the lookups")
     await _set_active(kube, namespace, second, "True")
 
     async def both_active() -> bool:
         return (await registry.endpoints())[0] == set(ips.values())
 
-    await _within(both_active, 1.0, "the second Ready pod in the lookups")
+    await _within(both_active, "the second Ready pod in the lookups")
 
     # The real CLI, through the locator: the endpoints with the servant's port.
     out = await asyncio.to_thread(
@@ -171,21 +174,21 @@ async def test_lookups_follow_pod_readiness(
     answer = json.loads(out.stdout)["ret"]
     assert {(e["host"], e["port"], e["istcp"]) for e in answer} == {(ip, 10000, 1) for ip in ips.values()}
 
-    # Not Ready any more -> out of the active list within 1 s.
+    # Not Ready any more -> out of the active list.
     await _set_active(kube, namespace, second, "False")
 
     async def second_inactive() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
 
-    await _within(second_inactive, 1.0, "a pod that lost readiness leaving the active list")
+    await _within(second_inactive, "a pod that lost readiness leaving the active list")
 
-    # A deleted pod is gone from the active list within 1 s.
+    # A deleted pod is gone from the active list.
     await kube.delete(POD, namespace, first)
 
     async def first_gone() -> bool:
         return ips[first] not in (await registry.endpoints())[0]
 
-    await _within(first_gone, 1.0, "a deleted pod leaving the lookups")
+    await _within(first_gone, "a deleted pod leaving the lookups")
 
 
 async def test_registrations_of_non_pods_are_shared_by_replicas(
@@ -205,7 +208,7 @@ async def test_registrations_of_non_pods_are_shared_by_replicas(
         async def b_active() -> bool:
             return (await b.endpoints(servant))[0] == {node}
 
-        await _within(b_active, 2.0, "replica b answering with what replica a registered")
+        await _within(b_active, "replica b answering with what replica a registered")
         leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
         assert sorted(lease["spec"]["holderIdentity"] for lease in leases) == [
             f"Ext.Gateway@{node}", "tars.tarsregistry@127.0.0.31", "tars.tarsregistry@127.0.0.32"]  # fmt: skip
@@ -218,14 +221,14 @@ async def test_registrations_of_non_pods_are_shared_by_replicas(
         async def b_inactive() -> bool:
             return (await b.endpoints(servant)) == (set(), {node})
 
-        await _within(b_inactive, 2.0, "replica b seeing the state replica a was told")
+        await _within(b_inactive, "replica b seeing the state replica a was told")
 
         await b.registry.onPrestop(onPrestopReq(node, "Ext", "Gateway"))  # the other way round
 
         async def a_gone() -> bool:
             return (await a.endpoints(servant)) == (set(), set())
 
-        await _within(a_gone, 2.0, "replica a forgetting what replica b deregistered")
+        await _within(a_gone, "replica a forgetting what replica b deregistered")
         leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
         assert not [lease for lease in leases if lease["spec"]["holderIdentity"].startswith("Ext.")]
 
@@ -252,7 +255,7 @@ async def test_agent_reports_set_the_active_condition(
     async def active() -> bool:
         return (await registry.endpoints())[0] == {ip}
 
-    await _within(active, 1.0, "the pod in the lookups once Ready")
+    await _within(active, "the pod in the lookups once Ready")
 
     # A repeated report writes nothing (the condition is unchanged).
     (before,) = await _pods(kube, namespace)
@@ -268,7 +271,7 @@ async def test_agent_reports_set_the_active_condition(
     async def inactive() -> bool:
         return (await registry.endpoints())[0] == set()
 
-    await _within(inactive, 1.0, "the pod leaving the lookups after onPrestop")
+    await _within(inactive, "the pod leaving the lookups after onPrestop")
 
 
 def test_unusable_kubeconfig_exits_1(tmp_path: Path) -> None:
@@ -397,7 +400,7 @@ async def test_tarscli_in_an_operator_pod_makes_it_ready(
             res = await registry.query.findObjectById4Any(SERVANT)
             return [(e.host, e.port) for e in res.activeEp] == [(ip, 10000)]
 
-        await _within(listed, 1.0, "the Ready pod in the lookups")
+        await _within(listed, "the Ready pod in the lookups")
         async with Communicator(locator=registry.locator) as comm:
             hello = comm.string_to_proxy(HelloProxy, SERVANT).tars_options(timeout_ms=3000)
             assert await hello.sayHello("k8s") == "hello k8s"
@@ -412,7 +415,7 @@ async def test_tarscli_in_an_operator_pod_makes_it_ready(
         async def gone() -> bool:
             return (await registry.endpoints())[0] == set()
 
-        await _within(gone, 1.0, "the pod out of the lookups after prestop")
+        await _within(gone, "the pod out of the lookups after prestop")
     finally:
         agent.terminate()
         try:

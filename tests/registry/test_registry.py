@@ -27,6 +27,8 @@ from k8stars.tars.protocol.tarsregistry import (
 from k8stars.tars.rpc import Communicator
 from tests.registry.conftest import Client, Launch, StoreSpec, eventually, free_port
 
+SETTLE = 10.0  # a bound against a hang, not a speed goal (those are bench.registry's)
+
 HELLO = "App.Hello.MainObj"
 
 
@@ -227,26 +229,25 @@ async def test_restart_loses_nothing(launch: Launch, comm: Communicator) -> None
     assert [e.setId for e in (await c2.query.findObjectById4Any(HELLO)).activeEp] == ["app.sz.1"]
 
 
-async def test_replicas_agree_within_a_second(launch: Launch, comm: Communicator) -> None:
+async def test_replicas_agree(launch: Launch, comm: Communicator) -> None:
     a = Client(comm, await launch(host="127.0.0.2"))
     b = Client(comm, await launch(host="127.0.0.3"))
     # each replica lists both (they registered themselves through the shared store)
     both = {("127.0.0.2", a.server.query_endpoint.port), ("127.0.0.3", b.server.query_endpoint.port)}
-    await eventually(lambda: _is(a.active("tars.tarsregistry.QueryObj"), both), timeout=1.0)
-    await eventually(lambda: _is(b.active("tars.tarsregistry.QueryObj"), both), timeout=1.0)
-    delays = []
+    await eventually(lambda: _is(a.active("tars.tarsregistry.QueryObj"), both), timeout=SETTLE)
+    await eventually(lambda: _is(b.active("tars.tarsregistry.QueryObj"), both), timeout=SETTLE)
+    # How fast they agree is bench.registry's (keepAlive -> changed lookup across replicas); here only that they do.
     await a.start("10.0.0.1", "App", "Hello", ("MainObj", 1))
-    delays.append(await eventually(lambda: _is(b.active(HELLO), {("10.0.0.1", 1)}), timeout=1.0))
+    await eventually(lambda: _is(b.active(HELLO), {("10.0.0.1", 1)}), timeout=SETTLE)
     await b.registry.keepAlive(keepAliveReq("10.0.0.1", "deactivating", "App", "Hello"))
-    delays.append(await eventually(lambda: _is(a.active(HELLO), set()), timeout=1.0))
+    await eventually(lambda: _is(a.active(HELLO), set()), timeout=SETTLE)
     await b.registry.keepAlive(keepAliveReq("10.0.0.1", "active", "App", "Hello"))
-    delays.append(await eventually(lambda: _is(a.active(HELLO), {("10.0.0.1", 1)}), timeout=1.0))
+    await eventually(lambda: _is(a.active(HELLO), {("10.0.0.1", 1)}), timeout=SETTLE)
     await a.registry.registerMetrics(RegisterMetricsReq("10.0.0.1", "App", "Hello", 0))
-    await eventually(lambda: _has_sd(b), timeout=1.0)
+    await eventually(lambda: _has_sd(b), timeout=SETTLE)
     await a.registry.onPrestop(onPrestopReq("10.0.0.1", "App", "Hello"))
-    delays.append(await eventually(lambda: _is(b.active(HELLO), set()), timeout=1.0))
+    await eventually(lambda: _is(b.active(HELLO), set()), timeout=SETTLE)
     assert tuple(await b.query.findObjectById4Any(HELLO)) == (0, [], [])
-    assert max(delays) < 1.0, delays
     # a replica that stops deregisters itself; the other stops listing it
     await b.server.stop()
     await eventually(

@@ -143,7 +143,7 @@ async def test_a_long_running_client_drops_a_prestopped_endpoint_at_its_next_ref
         loop = asyncio.get_running_loop()
         start = loop.time()
         while {e.port for e in await echo.tars_endpoints()} != {go_port}:
-            assert loop.time() - start < 2.0, "the endpoint was not dropped at the next refresh"
+            assert loop.time() - start < 10.0, "the endpoint was not dropped (the periodic refresh is 300 s away)"
             assert tuple(await echo.tars_invoke("echo", ("b",))) == (0, "b")
             await asyncio.sleep(0.05)
         for i in range(10):  # every call now goes to the remaining server
