@@ -102,7 +102,7 @@ def make_genconf_options(o: dict[str, Any]) -> Any:
 def _log_to_file(env: Any) -> None:
     import logging
 
-    from k8stars.tarscli.supervisor import setup_logging
+    from k8stars.tarscli.logs import setup_logging
 
     setup_logging(env, "tarscli.log", to_stderr=False)
     handler = logging.StreamHandler(sys.stderr)

@@ -42,6 +42,16 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def script_argv(command: str) -> list[str]:
+    """A start/stop/check script is executed directly (no extra shell between the supervisor and the service, so
+    that signals reach it), or by sh when it lacks its execute bit; anything else is a command line for ``sh -c``,
+    as in K8STARS."""
+    path = Path(command.strip())
+    if " " not in command.strip() and path.is_file():
+        return [str(path)] if os.access(path, os.X_OK) else ["/bin/sh", str(path)]
+    return ["/bin/sh", "-c", command]
+
+
 def _tool(name: str, environ: Mapping[str, str]) -> str:
     found = shutil.which(name, path=environ.get("PATH") or os.defpath)
     if found is None:

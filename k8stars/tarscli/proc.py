@@ -150,6 +150,18 @@ class Child:
         return True
 
 
+async def run_bounded(
+    argv: list[str], *, cwd: Path, env: dict[str, str], output: Path, timeout: float, kill_grace: float
+) -> int | None:
+    """Run a command (a script beside the service) to completion: its exit code, or None when it was still running
+    at ``timeout`` and its whole group was stopped."""
+    child = Child(argv, cwd=cwd, env=env, output=output)
+    if await child.wait_for(timeout):
+        return child.returncode
+    await stop_group(child.pid, kill_grace)
+    return None
+
+
 def reap_orphans() -> None:
     """As PID 1 of a container, the orphans of the service become ours: collect their exit status so they do not
     stay zombies. The children a :class:`Child` awaits (the service, its scripts) are left to it, so that their

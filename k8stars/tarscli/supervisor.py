@@ -40,13 +40,14 @@ from k8stars.tarscli.env import (
 )
 from k8stars.tarscli.framework import Framework, FrameworkError
 from k8stars.tarscli.genconf import GenconfOptions, genconf, previous_info
-from k8stars.tarscli.launch import FOREGROUND, SERVER_TYPE_ENV, Launch, LaunchError, command
+from k8stars.tarscli.launch import FOREGROUND, SERVER_TYPE_ENV, Launch, LaunchError, command, script_argv
+from k8stars.tarscli.logs import print_tail, setup_logging
 from k8stars.tarscli.meta import ServerInfo
 from k8stars.tarscli.node import NODE_OBJ, Heartbeats, NodeServant
 from k8stars.tarscli.nodeservant import NODE_SERVANT_OBJ, NODE_SERVANT_PORT, CallerGate, NodeImp, trusted_networks
 from k8stars.tarscli.pidfile import live_pid, write_pid_file
 from k8stars.tarscli.ports import PortAllocator, accepts
-from k8stars.tarscli.proc import Child, reap_orphans, stop_group
+from k8stars.tarscli.proc import Child, reap_orphans, run_bounded, stop_group
 from k8stars.tarscli.reporter import Reporter
 
 log = logging.getLogger("tarscli")
@@ -55,7 +56,6 @@ ACTIVATING, ACTIVE, INACTIVE, DEACTIVATING = "activating", "active", "inactive",
 FAST_TICK = 1.0  # check period while (re)starting, so that readiness follows the service within a second
 DIAL_TIMEOUT = 0.3
 STABLE_AFTER = 60.0  # a service that ran this long without crashing restarts with the initial backoff again
-TAIL_BYTES = 64 * 1024
 
 
 @dataclass
@@ -82,24 +82,6 @@ class SupervisorOptions:
 
 class SupervisorError(RuntimeError):
     """The supervisor cannot start."""
-
-
-def setup_logging(env: TarsEnv, name: str, to_stderr: bool) -> None:
-    root = logging.getLogger("tarscli")
-    root.setLevel(logging.DEBUG)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    try:
-        env.log_dir.mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(env.log_dir / name, maxBytes=10 << 20, backupCount=5)
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
-    except OSError as e:
-        print(f"tarscli: cannot log to {env.log_dir}: {e}", file=sys.stderr)
-    if to_stderr:
-        sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(fmt)
-        sh.setLevel(logging.INFO)
-        root.addHandler(sh)
 
 
 class Supervisor:
@@ -267,18 +249,10 @@ class Supervisor:
             env["SERVER_VERSION"] = self.opts.server_version
         return env
 
-    def _argv(self, command: str) -> list[str]:
-        """A script is executed directly (no extra shell between us and the service, so that signals reach it), or
-        by sh when it lacks its execute bit; anything else is a command line for ``sh -c``, as in K8STARS."""
-        path = Path(command.strip())
-        if " " not in command.strip() and path.is_file():
-            return [str(path)] if os.access(path, os.X_OK) else ["/bin/sh", str(path)]
-        return ["/bin/sh", "-c", command]
-
     async def _start_service(self) -> None:
         self.beats.reset()
         self.local_seen = False
-        argv = self.launch.argv if self.launch else self._argv(self.opts.start_path)
+        argv = self.launch.argv if self.launch else script_argv(self.opts.start_path)
         env = {**self._service_env(), **(self.launch.env if self.launch else {})}
         output = sys.stdout.fileno() if self.foreground else self.env.log_dir / "start.log"
         self.child = Child(argv, cwd=self.env.tars_path, env=env, output=output)
@@ -363,7 +337,7 @@ class Supervisor:
                 self.stopping.set()
                 return
             uptime = time.monotonic() - child.started
-            self._print_tail()
+            print_tail(self.env.log_dir / "start.log")
             if self.state != DEACTIVATING:
                 self._set_state(INACTIVE)
             if uptime >= STABLE_AFTER:
@@ -389,23 +363,9 @@ class Supervisor:
 
     async def _run_stop_command(self, old: Child) -> None:
         if self.opts.stop_path:
-            stopper = Child(self._argv(self.opts.stop_path), cwd=self.env.tars_path, env=self._service_env(),
-                            output=self.env.log_dir / "stop.log")  # fmt: skip
-            if not await stopper.wait_for(10.0):
-                await stop_group(stopper.pid, 1.0)
+            await run_bounded(script_argv(self.opts.stop_path), cwd=self.env.tars_path, env=self._service_env(),
+                              output=self.env.log_dir / "stop.log", timeout=10.0, kill_grace=1.0)  # fmt: skip
         await stop_group(old.pid, prestop.KILL_GRACE)  # what is left of its process group
-
-    def _print_tail(self) -> None:
-        """The end of start.log on our stdout, so that `kubectl logs` shows why the service died."""
-        path = self.env.log_dir / "start.log"
-        try:
-            with open(path, "rb") as f:
-                f.seek(max(0, path.stat().st_size - TAIL_BYTES))
-                tail = f.read()
-        except OSError:
-            return
-        sys.stdout.buffer.write(b"---- last lines of start.log ----\n" + tail + b"\n---- end ----\n")
-        sys.stdout.flush()
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -423,15 +383,14 @@ class Supervisor:
         script = self.opts.before_check_script
         if not script:
             return True
-        proc = Child(self._argv(script), cwd=self.env.tars_path, env=self._service_env(),
-                     output=self.env.log_dir / "before_check.log")  # fmt: skip
-        if await proc.wait_for(self.opts.check_script_timeout):
-            if proc.returncode:
-                log.debug("%s exited %s", what, proc.returncode)
-            return proc.returncode == 0
-        log.warning("%s still running after %.1f s: killed", what, self.opts.check_script_timeout)
-        await stop_group(proc.pid, 0.5)
-        return False
+        code = await run_bounded(script_argv(script), cwd=self.env.tars_path, env=self._service_env(),
+                                 output=self.env.log_dir / "before_check.log", timeout=self.opts.check_script_timeout,
+                                 kill_grace=0.5)  # fmt: skip
+        if code is None:
+            log.warning("%s still running after %.1f s: killed", what, self.opts.check_script_timeout)
+        elif code:
+            log.debug("%s exited %s", what, code)
+        return code == 0
 
     # -- health -----------------------------------------------------------------------------------------------------
     def _deactivating(self) -> bool:
