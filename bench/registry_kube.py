@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from k8stars.kube.resources import NODE, POD, TSERVER, TTEMPLATE
 from k8stars.operator import Operator
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.rpc import Communicator
-from k8stars.testing.procs import free_port
+from k8stars.testing.kuberegistry import kube_registry, set_tars_active
 
 SERVANT = "Test.HelloServer.HelloObj"
 POLL = 0.005
@@ -55,40 +54,24 @@ async def _until(probe: Any, timeout: float, what: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def _registry(kubeconfig: str, namespace: str, data_dir: Path) -> AsyncIterator[QueryFProxy]:
-    port = free_port()
-    argv = [sys.executable, "-m", "k8stars", "registry", "--store", "kubernetes", "--kubeconfig", kubeconfig,
-            "--namespace", namespace, "--port", str(port), "--http-port", "0", "--data-dir", str(data_dir)]  # fmt: skip
-    with open(data_dir / "registry.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        async with Communicator() as comm:
-            query = comm.string_to_proxy(QueryFProxy, f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}")
-            await _until(lambda: query.findObjectById("tars.tarsregistry.QueryObj"), 30, "registry answering")
-            yield query
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-async def _set_active(kube: Kube, namespace: str, pod: str, status: str) -> None:
-    condition = {"type": "tars.io/active", "status": status, "reason": "Bench"}
-    await kube.request(
-        "PATCH", POD.path(namespace, pod, "status"), body={"status": {"conditions": [condition]}},
-        content_type="application/strategic-merge-patch+json",
-    )  # fmt: skip
+    async with kube_registry(kubeconfig, namespace, data_dir) as (_, port), Communicator() as comm:
+        query = comm.string_to_proxy(QueryFProxy, f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}")
+        await _until(lambda: query.findObjectById("tars.tarsregistry.QueryObj"), 30, "registry answering")
+        yield query
 
 
 async def _follow(
     kube: Kube, namespace: str, query: QueryFProxy, pod: str, ip: str, samples: int
 ) -> dict[str, list[float]]:
+    async def listed() -> bool:  # the registry has seen the pod: no sample includes its first sync
+        res = await query.findObjectById4Any(SERVANT)
+        return ip in {e.host for e in [*res.activeEp, *res.inactiveEp]}
+
+    await _until(listed, 30, "pod in the lookups")
     took: dict[str, list[float]] = {"ready": [], "not_ready": []}
     for _ in range(samples):
         for status, key in (("True", "ready"), ("False", "not_ready")):
-            await _set_active(kube, namespace, pod, status)
+            await set_tars_active(kube, namespace, pod, status, "Bench")
             t0 = time.monotonic()
             while True:
                 res = await query.findObjectById4Any(SERVANT)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from operator_helpers import OperatorRunner, free_port, load_examples, until
+from operator_helpers import OperatorRunner, load_examples, until
 
 from examples.hello.gen.hello import HelloProxy
 from k8stars.kube.client import Kube, Obj, Resource
@@ -27,6 +27,7 @@ from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.protocol.tarsregistry import AdapterConf, keepAliveReq, onPrestopReq, onStartupReq, tarsregistryProxy
 from k8stars.tars.rpc import Communicator
 from k8stars.testing.cluster import Cluster
+from k8stars.testing.kuberegistry import kube_registry, set_tars_active
 
 SERVANT = "Test.HelloServer.HelloObj"
 SELECTOR = "tars.io/ServerName=HelloServer"
@@ -42,14 +43,6 @@ def _condition(pod: Obj, kind: str) -> str | None:
         if c.get("type") == kind:
             return str(c.get("status"))
     return None
-
-
-async def _set_active(kube: Kube, namespace: str, name: str, status: str) -> None:
-    condition = {"type": "tars.io/active", "status": status, "reason": "Test"}
-    await kube.request(
-        "PATCH", POD.path(namespace, name, "status"), body={"status": {"conditions": [condition]}},
-        content_type="application/strategic-merge-patch+json",
-    )  # fmt: skip
 
 
 SETTLE = 15.0  # a bound against a hang, far above what a change takes (tens of ms): no timed test on a loaded CI
@@ -81,34 +74,18 @@ class Registry:
 async def running_registry(cluster: Cluster, namespace: str, data_dir: Path, host: str = "127.0.0.1"
                            ) -> AsyncIterator[Registry]:  # fmt: skip
     """A real `k8stars registry --store kubernetes` process; its output in data_dir/registry.log."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / "registry.log", "wb")
-    argv = [sys.executable, "-m", "k8stars", "registry", "--store", "kubernetes", "--kubeconfig",
-            str(cluster.kubeconfig), "--namespace", namespace, "--port", str(port), "--http-port", "0",
-            "--data-dir", str(data_dir), "--host", host]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        async with Communicator() as comm:
-            reg = Registry(proc, port, comm, host)
+    async with kube_registry(cluster.kubeconfig, namespace, data_dir, host) as (proc, port), Communicator() as comm:
+        reg = Registry(proc, port, comm, host)
 
-            async def up() -> bool:
-                assert proc.poll() is None, (data_dir / "registry.log").read_text()
-                try:
-                    return bool(await reg.query.findObjectById("tars.tarsregistry.QueryObj"))
-                except Exception:
-                    return False
+        async def up() -> bool:
+            assert proc.poll() is None, (data_dir / "registry.log").read_text()
+            try:
+                return bool(await reg.query.findObjectById("tars.tarsregistry.QueryObj"))
+            except Exception:
+                return False
 
-            await until(up, timeout=30, what="the registry to answer")
-            yield reg
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        await until(up, timeout=30, what="the registry to answer")
+        yield reg
 
 
 @pytest.fixture
@@ -150,13 +127,13 @@ async def test_lookups_follow_pod_readiness(
 
     # The pod becomes Ready -> an active endpoint.
     first, second = sorted(ips)
-    await _set_active(kube, namespace, first, "True")
+    await set_tars_active(kube, namespace, first, "True")
 
     async def first_active() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
 
     await _within(first_active, "a Ready pod in the lookups")
-    await _set_active(kube, namespace, second, "True")
+    await set_tars_active(kube, namespace, second, "True")
 
     async def both_active() -> bool:
         return (await registry.endpoints())[0] == set(ips.values())
@@ -175,7 +152,7 @@ async def test_lookups_follow_pod_readiness(
     assert {(e["host"], e["port"], e["istcp"]) for e in answer} == {(ip, 10000, 1) for ip in ips.values()}
 
     # Not Ready any more -> out of the active list.
-    await _set_active(kube, namespace, second, "False")
+    await set_tars_active(kube, namespace, second, "False")
 
     async def second_inactive() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
