@@ -35,28 +35,22 @@ from k8stars.kube.resources import NODE, POD, TSERVER, TTEMPLATE
 from k8stars.operator import Operator
 from k8stars.tars.protocol.queryf import QueryFProxy
 from k8stars.tars.rpc import Communicator
+from k8stars.testing.cluster import eventually
 from k8stars.testing.kuberegistry import kube_registry, set_tars_active
 
 SERVANT = "Test.HelloServer.HelloObj"
 POLL = 0.005
 
 
-async def _until(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            found = await probe()
-            if found:
-                return found
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"no {what} within {timeout:.0f} s")
-
-
 @contextlib.asynccontextmanager
 async def _registry(kubeconfig: str, namespace: str, data_dir: Path) -> AsyncIterator[QueryFProxy]:
     async with kube_registry(kubeconfig, namespace, data_dir) as (_, port), Communicator() as comm:
         query = comm.string_to_proxy(QueryFProxy, f"tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p {port}")
-        await _until(lambda: query.findObjectById("tars.tarsregistry.QueryObj"), 30, "registry answering")
+
+        async def answering() -> bool:
+            return bool(await query.findObjectById("tars.tarsregistry.QueryObj"))
+
+        await eventually(answering, timeout=30, what="the registry answering")
         yield query
 
 
@@ -67,7 +61,7 @@ async def _follow(
         res = await query.findObjectById4Any(SERVANT)
         return ip in {e.host for e in [*res.activeEp, *res.inactiveEp]}
 
-    await _until(listed, 30, "pod in the lookups")
+    await eventually(listed, timeout=30, what="the pod in the lookups")
     took: dict[str, list[float]] = {"ready": [], "not_ready": []}
     for _ in range(samples):
         for status, key in (("True", "ready"), ("False", "not_ready")):
@@ -103,7 +97,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 ok = [p for p in pods if p["status"].get("phase") == "Running" and p["status"].get("podIP")]
                 return (ok[0]["metadata"]["name"], ok[0]["status"]["podIP"]) if ok else None
 
-            pod, ip = await _until(running_pod, 60, "running pod")
+            pod, ip = await eventually(running_pod, timeout=60, what="a running pod")
             with tempfile.TemporaryDirectory(prefix="bench-registry-kube-") as tmp:
                 async with _registry(kubeconfig, namespace, Path(tmp)) as query:
                     took = await _follow(kube, namespace, query, pod, ip, args.samples)

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,16 +46,6 @@ def _condition(pod: Obj, kind: str) -> str | None:
 
 
 SETTLE = 15.0  # a bound against a hang, far above what a change takes (tens of ms): no timed test on a loaded CI
-
-
-async def _within(check: Callable[[], Awaitable[bool]], what: str, limit: float = SETTLE) -> float:
-    """Seconds until check() holds; fails unless within `limit`."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > limit:
-            raise AssertionError(f"{what}: not within {limit} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 class Registry:
@@ -132,13 +122,13 @@ async def test_lookups_follow_pod_readiness(
     async def first_active() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
 
-    await _within(first_active, "a Ready pod in the lookups")
+    await until(first_active, timeout=SETTLE, what="a Ready pod in the lookups")
     await set_tars_active(kube, namespace, second, "True")
 
     async def both_active() -> bool:
         return (await registry.endpoints())[0] == set(ips.values())
 
-    await _within(both_active, "the second Ready pod in the lookups")
+    await until(both_active, timeout=SETTLE, what="the second Ready pod in the lookups")
 
     # The real CLI, through the locator: the endpoints with the servant's port.
     out = await asyncio.to_thread(
@@ -157,7 +147,7 @@ async def test_lookups_follow_pod_readiness(
     async def second_inactive() -> bool:
         return (await registry.endpoints())[0] == {ips[first]}
 
-    await _within(second_inactive, "a pod that lost readiness leaving the active list")
+    await until(second_inactive, timeout=SETTLE, what="a pod that lost readiness leaving the active list")
 
     # A deleted pod is gone from the active list.
     await kube.delete(POD, namespace, first)
@@ -165,7 +155,7 @@ async def test_lookups_follow_pod_readiness(
     async def first_gone() -> bool:
         return ips[first] not in (await registry.endpoints())[0]
 
-    await _within(first_gone, "a deleted pod leaving the lookups")
+    await until(first_gone, timeout=SETTLE, what="a deleted pod leaving the lookups")
 
 
 async def test_registrations_of_non_pods_are_shared_by_replicas(
@@ -185,7 +175,7 @@ async def test_registrations_of_non_pods_are_shared_by_replicas(
         async def b_active() -> bool:
             return (await b.endpoints(servant))[0] == {node}
 
-        await _within(b_active, "replica b answering with what replica a registered")
+        await until(b_active, timeout=SETTLE, what="replica b answering with what replica a registered")
         leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
         assert sorted(lease["spec"]["holderIdentity"] for lease in leases) == [
             f"Ext.Gateway@{node}", "tars.tarsregistry@127.0.0.31", "tars.tarsregistry@127.0.0.32"]  # fmt: skip
@@ -198,14 +188,14 @@ async def test_registrations_of_non_pods_are_shared_by_replicas(
         async def b_inactive() -> bool:
             return (await b.endpoints(servant)) == (set(), {node})
 
-        await _within(b_inactive, "replica b seeing the state replica a was told")
+        await until(b_inactive, timeout=SETTLE, what="replica b seeing the state replica a was told")
 
         await b.registry.onPrestop(onPrestopReq(node, "Ext", "Gateway"))  # the other way round
 
         async def a_gone() -> bool:
             return (await a.endpoints(servant)) == (set(), set())
 
-        await _within(a_gone, "replica a forgetting what replica b deregistered")
+        await until(a_gone, timeout=SETTLE, what="replica a forgetting what replica b deregistered")
         leases = (await kube.list(LEASE, namespace, selector="k8stars.io/registration"))["items"]
         assert not [lease for lease in leases if lease["spec"]["holderIdentity"].startswith("Ext.")]
 
@@ -232,7 +222,7 @@ async def test_agent_reports_set_the_active_condition(
     async def active() -> bool:
         return (await registry.endpoints())[0] == {ip}
 
-    await _within(active, "the pod in the lookups once Ready")
+    await until(active, timeout=SETTLE, what="the pod in the lookups once Ready")
 
     # A repeated report writes nothing (the condition is unchanged).
     (before,) = await _pods(kube, namespace)
@@ -248,7 +238,7 @@ async def test_agent_reports_set_the_active_condition(
     async def inactive() -> bool:
         return (await registry.endpoints())[0] == set()
 
-    await _within(inactive, "the pod leaving the lookups after onPrestop")
+    await until(inactive, timeout=SETTLE, what="the pod leaving the lookups after onPrestop")
 
 
 def test_unusable_kubeconfig_exits_1(tmp_path: Path) -> None:
@@ -377,7 +367,7 @@ async def test_tarscli_in_an_operator_pod_makes_it_ready(
             res = await registry.query.findObjectById4Any(SERVANT)
             return [(e.host, e.port) for e in res.activeEp] == [(ip, 10000)]
 
-        await _within(listed, "the Ready pod in the lookups")
+        await until(listed, timeout=SETTLE, what="the Ready pod in the lookups")
         async with Communicator(locator=registry.locator) as comm:
             hello = comm.string_to_proxy(HelloProxy, SERVANT).tars_options(timeout_ms=3000)
             assert await hello.sayHello("k8s") == "hello k8s"
@@ -392,7 +382,7 @@ async def test_tarscli_in_an_operator_pod_makes_it_ready(
         async def gone() -> bool:
             return (await registry.endpoints())[0] == set()
 
-        await _within(gone, "the pod out of the lookups after prestop")
+        await until(gone, timeout=SETTLE, what="the pod out of the lookups after prestop")
     finally:
         agent.terminate()
         try:
